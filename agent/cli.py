@@ -1,0 +1,211 @@
+"""The ``crm-sync`` command line.
+
+Exit codes: 0 success, 1 a failure at run time, 2 a usage or config error.
+Every listing takes ``--json``.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from agent.app import App, SchemaOutOfDate
+from agent.output import console, errors, print_json, print_rows
+from agent.status import connector_status
+from config import ConfigError
+from config.loader import DEFAULT_FILE, ENV_CONFIG
+from storage import contacts as contact_queries
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+pass_app = click.make_pass_decorator(App)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help=f"Config file. Default: ${ENV_CONFIG}, then ./{DEFAULT_FILE}.",
+)
+@click.version_option(package_name="crm-sync")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None) -> None:
+    """crm-sync logs your team's email and meetings into a shared customer database.
+
+    Start with `crm-sync init` to write a config file, `crm-sync db upgrade`
+    to create the database, then `crm-sync status`.
+    """
+    ctx.obj = App(config_path=config_path)
+
+
+@cli.command()
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.pass_context
+def init(ctx: click.Context, force: bool) -> None:
+    """Write a commented config file (to --config, or ./crm-sync.toml)."""
+    app = ctx.find_object(App)
+    target = (app.config_path if app else None) or DEFAULT_FILE
+    if target.exists() and not force:
+        errors.print(f"error: {target} exists; use --force to overwrite it")
+        sys.exit(EXIT_USAGE)
+    template = resources.files("config").joinpath("example.toml").read_text("utf-8")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(template, "utf-8")
+    console.print(f"wrote {target}")
+    console.print("next: edit it, then run `crm-sync db upgrade` and `crm-sync status`")
+
+
+@cli.group()
+def db() -> None:
+    """The database schema."""
+
+
+@db.command("upgrade")
+@pass_app
+def db_upgrade(app: App) -> None:
+    """Create the tables, or migrate them to this version's schema."""
+    revision = app.upgrade()
+    console.print(f"database at revision {revision}: {_safe_url(app)}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def status(app: App, as_json: bool) -> None:
+    """Per connector: state, last success, lag, items, errors, lease.
+
+    Exits with status 1 when a connector is failing or needs authorisation,
+    so monitoring can call it.
+    """
+    app.require_schema()
+    with app.sessions() as session:
+        rows = connector_status(app.settings, session, now=datetime.now(timezone.utc))
+    print_rows(
+        rows,
+        ["connector", "kind", "state", "last_success", "lag", "items", "last_error"],
+        as_json=as_json,
+        title=f"crm-sync — {_safe_url(app)}",
+        empty="no connectors configured (see `crm-sync init` and the [[connectors]] tables)",
+    )
+    if any(row["state"] in ("failing", "needs_auth") for row in rows):
+        sys.exit(EXIT_FAILURE)
+
+
+@cli.group()
+def contacts() -> None:
+    """Contacts and their history."""
+
+
+@contacts.command("list")
+@click.option("--company", metavar="DOMAIN", help="Only contacts of this company.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def contacts_list(app: App, company: str | None, limit: int | None, as_json: bool) -> None:
+    """Contacts, most recently contacted first."""
+    app.require_schema()
+    with app.sessions() as session:
+        rows = contact_queries.list_contacts(session, company=company, limit=limit)
+    print_rows(
+        [row.__dict__ for row in rows],
+        ["name", "emails", "company", "title", "interactions", "last_contacted_at"],
+        as_json=as_json,
+        empty="no contacts yet",
+    )
+
+
+@contacts.command("show")
+@click.argument("email")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def contacts_show(app: App, email: str, limit: int, as_json: bool) -> None:
+    """A contact with its timeline of interactions."""
+    app.require_schema()
+    with app.sessions() as session:
+        contact = contact_queries.find_contact(session, email)
+        if contact is None:
+            errors.print(f"error: no contact with the address {email}")
+            sys.exit(EXIT_FAILURE)
+        history = contact_queries.timeline(session, contact.id, limit=limit)
+        record: dict[str, Any] = {
+            "id": contact.id,
+            "name": contact.display_name,
+            "first_name": contact.first_name,
+            "last_name": contact.last_name,
+            "title": contact.title,
+            "phone": contact.phone,
+            "company": contact.company.name if contact.company else None,
+            "company_domain": contact.company.domain if contact.company else None,
+            "emails": [e.email for e in contact.emails],
+            "last_contacted_at": contact.last_contacted_at,
+            "version": contact.version,
+            "timeline": [
+                {
+                    "occurred_at": i.occurred_at,
+                    "kind": i.kind,
+                    "direction": i.direction,
+                    "subject": i.subject,
+                    "summary": i.summary,
+                    "status": i.status,
+                }
+                for i in history
+            ],
+        }
+    if as_json:
+        print_json(record)
+        return
+    console.print(f"[bold]{record['name'] or email}[/bold]  {', '.join(record['emails'])}")
+    for key in ("title", "company", "phone", "last_contacted_at"):
+        if record[key]:
+            console.print(f"  {key.replace('_', ' ')}: {record[key]}")
+    print_rows(
+        record["timeline"],
+        ["occurred_at", "kind", "direction", "subject", "summary"],
+        as_json=False,
+        title="timeline",
+        empty="no interactions yet",
+    )
+
+
+def _safe_url(app: App) -> str:
+    """The database URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(app.settings.database.url).render_as_string(hide_password=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: turns the errors an admin can fix into messages and exit codes."""
+    try:
+        cli.main(args=argv, prog_name="crm-sync", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        errors.print("aborted")
+        sys.exit(EXIT_FAILURE)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ConfigError as exc:
+        errors.print(f"config error: {exc.path or 'configuration'}", highlight=False)
+        for problem in exc.problems:
+            errors.print(f"  {problem}", highlight=False, markup=False)
+        sys.exit(EXIT_USAGE)
+    except SchemaOutOfDate as exc:
+        errors.print(f"error: {exc}")
+        sys.exit(EXIT_FAILURE)
+    except OperationalError as exc:
+        errors.print(f"database error: {exc.orig}", highlight=False, markup=False)
+        sys.exit(EXIT_FAILURE)
+    except SQLAlchemyError as exc:
+        errors.print(f"database error: {exc}", highlight=False, markup=False)
+        sys.exit(EXIT_FAILURE)

@@ -1,0 +1,92 @@
+"""Reading contacts and their history for the CLI and reports."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from storage.models import (
+    Company,
+    Contact,
+    ContactEmail,
+    Interaction,
+    InteractionParticipant,
+)
+
+
+@dataclass(frozen=True)
+class ContactRow:
+    id: int
+    name: str
+    emails: tuple[str, ...]
+    company: str | None
+    title: str | None
+    interactions: int
+    last_contacted_at: datetime | None
+
+
+def list_contacts(
+    session: Session, *, company: str | None = None, limit: int | None = None
+) -> list[ContactRow]:
+    """Contacts, most recently contacted first, with their interaction counts."""
+    counts = (
+        select(
+            InteractionParticipant.contact_id,
+            func.count(func.distinct(InteractionParticipant.interaction_id)).label("n"),
+        )
+        .group_by(InteractionParticipant.contact_id)
+        .subquery()
+    )
+    query = (
+        select(Contact, func.coalesce(counts.c.n, 0))
+        .outerjoin(counts, counts.c.contact_id == Contact.id)
+        .options(selectinload(Contact.emails), selectinload(Contact.company))
+        .order_by(Contact.last_contacted_at.desc().nulls_last(), Contact.id)
+    )
+    if company:
+        query = query.join(Company, Company.id == Contact.company_id).where(
+            Company.domain == company.lower()
+        )
+    if limit:
+        query = query.limit(limit)
+    return [
+        ContactRow(
+            id=contact.id,
+            name=contact.display_name or "",
+            emails=tuple(e.email for e in contact.emails),
+            company=contact.company.name if contact.company else None,
+            title=contact.title,
+            interactions=count,
+            last_contacted_at=contact.last_contacted_at,
+        )
+        for contact, count in session.execute(query).all()
+    ]
+
+
+def find_contact(session: Session, email: str) -> Contact | None:
+    return session.scalar(
+        select(Contact)
+        .join(ContactEmail, ContactEmail.contact_id == Contact.id)
+        .where(ContactEmail.email == email.strip().lower())
+        .options(selectinload(Contact.emails), selectinload(Contact.company))
+    )
+
+
+def timeline(session: Session, contact_id: int, limit: int = 50) -> Sequence[Interaction]:
+    """The contact's interactions, newest first."""
+    return session.scalars(
+        select(Interaction)
+        .where(
+            Interaction.id.in_(
+                select(InteractionParticipant.interaction_id).where(
+                    InteractionParticipant.contact_id == contact_id
+                )
+            )
+        )
+        .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
+        .limit(limit)
+    ).all()
