@@ -17,9 +17,16 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from agent.app import App, SchemaOutOfDate
 from agent.output import console, errors, print_json, print_rows
+from agent.pipeline import Policy
+from agent.registry import NotAvailable, build_connector, mailbox_of
+from agent.report import print_summary, sync_progress
 from agent.status import connector_status
+from agent.sync import SyncResult, sync_connector
 from config import ConfigError
 from config.loader import DEFAULT_FILE, ENV_CONFIG
+from config.schema import parse_since
+from connectors.mbox import MboxConnector
+from connectors.records import Connector
 from storage import contacts as contact_queries
 
 EXIT_FAILURE = 1
@@ -78,8 +85,9 @@ def db_upgrade(app: App) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--skipped", is_flag=True, help="List skipped mail per connector, by reason.")
 @pass_app
-def status(app: App, as_json: bool) -> None:
+def status(app: App, as_json: bool, skipped: bool) -> None:
     """Per connector: state, last success, lag, items, errors, lease.
 
     Exits with status 1 when a connector is failing or needs authorisation,
@@ -88,6 +96,19 @@ def status(app: App, as_json: bool) -> None:
     app.require_schema()
     with app.sessions() as session:
         rows = connector_status(app.settings, session, now=datetime.now(timezone.utc))
+    if skipped:
+        print_rows(
+            [
+                {"connector": row["connector"], "reason": reason, "count": count}
+                for row in rows
+                for reason, count in sorted(row["skipped"].items())
+            ],
+            ["connector", "reason", "count"],
+            as_json=as_json,
+            title="skipped mail",
+            empty="nothing skipped",
+        )
+        return
     print_rows(
         rows,
         ["connector", "kind", "state", "last_success", "lag", "items", "last_error"],
@@ -97,6 +118,102 @@ def status(app: App, as_json: bool) -> None:
     )
     if any(row["state"] in ("failing", "needs_auth") for row in rows):
         sys.exit(EXIT_FAILURE)
+
+
+@cli.command()
+@click.option("--connector", "names", multiple=True, metavar="NAME", help="Only this connector.")
+@click.option("--full", is_flag=True, help="Resync from scratch (duplicates nothing).")
+@click.option(
+    "--dry-run", is_flag=True, help="Run the pipeline without writing; show what would change."
+)
+@pass_app
+def sync(app: App, names: tuple[str, ...], full: bool, dry_run: bool) -> None:
+    """One sync pass now, with a progress bar."""
+    settings = app.settings
+    chosen = [c for c in settings.connectors if not names or c.name in names]
+    unknown = set(names) - {c.name for c in settings.connectors}
+    if unknown:
+        raise click.UsageError(f"no connector named {', '.join(sorted(unknown))} in the config")
+    if not chosen:
+        raise click.UsageError("no connectors configured (add [[connectors]] tables)")
+    app.upgrade()
+    failed = False
+    for config in chosen:
+        if not config.enabled and not names:
+            continue
+        try:
+            connector = build_connector(config, settings)
+        except NotAvailable as exc:
+            errors.print(f"{config.name}: {exc}")
+            failed = True
+            continue
+        result = _run_sync(app, connector, config.kind, mailbox_of(config), full, dry_run)
+        failed |= result.status != "ok"
+    if failed:
+        sys.exit(EXIT_FAILURE)
+
+
+@cli.group("import")
+def import_() -> None:
+    """One-off backfills from files."""
+
+
+@import_.command("mbox")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--mailbox", required=True, metavar="ADDRESS", help="Whose mail this is.")
+@click.option("--since", metavar="DATE|AGE", help="Only mail from then on: 2024-01-01 or 90d.")
+@click.option("--dry-run", is_flag=True, help="Run the pipeline without writing.")
+@pass_app
+def import_mbox(app: App, path: Path, mailbox: str, since: str | None, dry_run: bool) -> None:
+    """Backfill from an mbox file or Maildir folder (e.g. a Google Takeout export).
+
+    Running it again over the same file adds nothing: it resumes where it
+    stopped, and every write is idempotent.
+    """
+    try:
+        start = parse_since(since) if since else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+    name = import_connector_name(path, mailbox)
+    connector = MboxConnector(name, path, mailbox, since=start)
+    app.upgrade()
+    result = _run_sync(app, connector, "mbox", mailbox, False, dry_run)
+    if result.status != "ok":
+        sys.exit(EXIT_FAILURE)
+
+
+def import_connector_name(path: Path, mailbox: str) -> str:
+    """A stable name per file and owner, so a second import resumes the first."""
+    import hashlib
+
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:8]
+    return f"import-{mailbox.strip().lower()}-{digest}"
+
+
+def _run_sync(
+    app: App, connector: Connector, kind: str, mailbox: str, full: bool, dry_run: bool
+) -> SyncResult:
+    policy = Policy.from_settings(app.settings, connector.name, mailbox)
+    total, position = _progress_scale(connector)
+    with sync_progress(connector.name, total, position) as progress:
+        result = sync_connector(
+            app.sessions,
+            connector,
+            policy,
+            kind=kind,
+            full=full,
+            dry_run=dry_run,
+            propagate_deletes=app.settings.agent.propagate_deletes,
+            progress=progress,
+        )
+    print_summary(result, dry_run=dry_run)
+    return result
+
+
+def _progress_scale(connector: Connector) -> tuple[int | None, Any]:
+    if isinstance(connector, MboxConnector) and connector.path.is_file():
+        return connector.size_hint(), lambda batch: batch.cursor.get("offset")
+    return None, None
 
 
 @cli.group()

@@ -12,15 +12,6 @@ from storage.models import SyncState
 from storage.sync_state import list_states
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    # SQLite hands timestamps back naive; they were written in UTC.
-    if value is None or value.tzinfo is not None:
-        return value
-    from datetime import timezone
-
-    return value.replace(tzinfo=timezone.utc)
-
-
 def _state(row: SyncState | None, configured: bool, enabled: bool) -> str:
     if not configured:
         return "removed"
@@ -41,7 +32,7 @@ def connector_status(settings: Settings, session: Session, now: datetime) -> lis
     for name in names:
         row = rows.get(name)
         config = configured.get(name)
-        last_success = _aware(row.last_success_at) if row else None
+        last_success = row.last_success_at if row else None
         counters = dict(row.counters or {}) if row else {}
         result.append(
             {
@@ -55,7 +46,7 @@ def connector_status(settings: Settings, session: Session, now: datetime) -> lis
                 "quarantined": counters.get("quarantined", 0),
                 "last_error": row.last_error if row else None,
                 "lease_owner": row.lease_owner if row else None,
-                "lease_expires_at": _aware(row.lease_expires_at) if row else None,
+                "lease_expires_at": row.lease_expires_at if row else None,
                 "needs_auth": bool(row and row.status == "needs_auth"),
                 "counters": counters,
             }

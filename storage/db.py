@@ -47,9 +47,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Any) -> None:
-    # IMMEDIATE takes the write lock up front, so two writers queue on the
-    # busy timeout instead of one failing later with "database is locked".
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # A writing transaction takes the write lock up front (IMMEDIATE), so two
+    # writers queue on the busy timeout instead of one failing later with
+    # "database is locked"; readers begin DEFERRED and never wait.
+    mode = "IMMEDIATE" if connection.get_execution_options().get("writes") else "DEFERRED"
+    connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -58,8 +60,9 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any exception."""
+    """One writing unit of work: commit on success, roll back on any exception."""
     with factory() as session, session.begin():
+        session.connection(execution_options={"writes": True})
         yield session
 
 

@@ -23,7 +23,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -38,10 +40,36 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on every database.
+
+    SQLite has no time zones: SQLAlchemy would store an aware value's wall
+    clock and drop its offset. Converting to UTC first keeps the stored text
+    comparable and ordered, which the merge and the cursors rely on.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime refused (give it a time zone): {value!r}")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {
-        datetime: DateTime(timezone=True),
+        datetime: UTCDateTime(),
         dict[str, Any]: JSON,
     }
 
@@ -188,7 +216,9 @@ class Observation(Base):
     """One fact about a contact with its provenance; the merge derives fields from these."""
 
     __tablename__ = "observations"
-    __table_args__ = (UniqueConstraint("contact_id", "field", "value", "source", "observed_at"),)
+    # One row per fact and source: a repeated fact only moves ``observed_at``
+    # forward, which is all the merge ranks on.
+    __table_args__ = (UniqueConstraint("contact_id", "field", "value", "source", "manual"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     contact_id: Mapped[int] = mapped_column(

@@ -263,8 +263,8 @@ def upgrade() -> None:
             "field",
             "value",
             "source",
-            "observed_at",
-            name=op.f("uq_observations_contact_id_field_value_source_observed_at"),
+            "manual",
+            name=op.f("uq_observations_contact_id_field_value_source_manual"),
         ),
     )
     with op.batch_alter_table("observations", schema=None) as batch_op:

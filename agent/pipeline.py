@@ -1,0 +1,295 @@
+"""The pipeline: records in, a planned database write out -- filter, match, log.
+
+Everything here is pure: it decides what a batch means (which interactions,
+which participants, who may become a contact, which facts were observed,
+what was skipped and why) and hands ``storage.ingest`` a ``BatchWrite``.
+The sync loop then writes it, with the connector's cursor, in one
+transaction.
+
+Mail: parse (``agent.text``) -> envelope (``agent.envelope``) -> filters
+(``agent.filters``) -> participants and contact policy (``agent.matching``).
+Meetings: the same filters' rules and the same matching, on the attendees.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from agent import text
+from agent.envelope import Envelope, build_envelope
+from agent.filters import FilterPolicy, NeverLog, Skip, apply_filters
+from agent.matching import (
+    FreeMail,
+    company_domain,
+    is_automated_address,
+    is_internal,
+    load_free_mail,
+    normalize_email,
+    split_name,
+)
+from config import Settings
+from connectors.errors import BadItem
+from connectors.records import (
+    Address,
+    CalendarEvent,
+    Item,
+    MailMessage,
+    SourceRemoved,
+)
+from storage.ingest import BatchWrite, Fact, InteractionRecord, NewContact, ParticipantRecord
+
+AutoCreate = Literal["none", "sent", "sent_and_received"]
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Everything the pipeline decides by, for one connector."""
+
+    connector: str
+    mailbox: str
+    internal_domains: frozenset[str]
+    filters: FilterPolicy
+    free_mail: FreeMail
+    auto_create: AutoCreate = "sent"
+    visibility: str = "shared"
+    store_bodies: bool = False
+    log_internal: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings, connector: str, mailbox: str) -> Policy:
+        free_mail = load_free_mail(
+            settings.agent.free_mail_domains, settings.agent.not_free_mail_domains
+        )
+        internal = frozenset(settings.agent.internal_domains)
+        owner = normalize_email(mailbox) or mailbox.lower()
+        if not internal and company_domain(owner, free_mail):
+            # Without configured domains, the owner's own company is internal.
+            internal = frozenset({owner.rpartition("@")[2]})
+        return cls(
+            connector=connector,
+            mailbox=owner,
+            internal_domains=internal,
+            filters=FilterPolicy(
+                never_log=NeverLog.from_patterns(settings.privacy.never_log),
+                internal_domains=internal,
+                log_internal=settings.agent.log_internal,
+                private_label=settings.privacy.private_label,
+                share_label=settings.privacy.share_label,
+            ),
+            free_mail=free_mail,
+            auto_create=settings.agent.auto_create_contacts,
+            visibility=settings.agent.visibility,
+            store_bodies=settings.privacy.store_bodies,
+            log_internal=settings.agent.log_internal,
+        )
+
+
+@dataclass
+class BatchPlan:
+    write: BatchWrite = field(default_factory=BatchWrite)
+    skipped: Counter[str] = field(default_factory=Counter)
+    logged: int = 0
+
+
+def plan_batch(items: Sequence[Item], policy: Policy) -> BatchPlan:
+    """What ``items`` mean for the database. Never raises for a bad item: it is quarantined."""
+    plan = BatchPlan()
+    for item in items:
+        if isinstance(item, SourceRemoved):
+            plan.write.removed.append((policy.connector, item.source_id))
+            continue
+        try:
+            outcome = (
+                plan_mail(item, policy)
+                if isinstance(item, MailMessage)
+                else plan_meeting(item, policy)
+            )
+        except BadItem as exc:
+            plan.write.quarantined.append((policy.connector, item.source_id, exc.reason))
+            continue
+        except Exception as exc:  # a parser bug must cost one item, not the sync
+            reason = f"unexpected {type(exc).__name__}: {exc}"
+            plan.write.quarantined.append((policy.connector, item.source_id, reason))
+            continue
+        if isinstance(outcome, Skip):
+            plan.skipped[outcome.reason] += 1
+            continue
+        record, new_contacts, facts = outcome
+        plan.write.interactions.append(record)
+        plan.write.new_contacts.extend(new_contacts)
+        plan.write.facts.extend(facts)
+        plan.logged += 1
+    return plan
+
+
+Planned = tuple[InteractionRecord, list[NewContact], list[Fact]]
+
+
+def plan_mail(message: MailMessage, policy: Policy) -> Planned | Skip:
+    parsed = text.parse_mime(message.raw)
+    envelope = build_envelope(message, parsed, policy.internal_domains)
+    skip = apply_filters(envelope, policy.filters)
+    if skip is not None:
+        return skip
+    participants = [
+        (address, role)
+        for address, role in envelope.participants
+        if not policy.filters.never_log.matches(address.email)
+    ]
+    summary: str | None = None
+    body: str | None = None
+    if policy.visibility != "metadata":
+        sender = envelope.sender.email if envelope.sender else ""
+        new_text = text.reply_body(parsed, sender=sender) or text.body_text(parsed)
+        summary = text.snippet(new_text) or None
+        body = new_text if policy.store_bodies and new_text else None
+    record = InteractionRecord(
+        kind="email",
+        dedupe_key=envelope.dedupe_key,
+        occurred_at=envelope.occurred_at,
+        direction=envelope.direction,
+        connector=policy.connector,
+        source_id=message.source_id,
+        participants=tuple(
+            ParticipantRecord(email=a.email, name=a.name, role=role) for a, role in participants
+        ),
+        subject=envelope.subject or None,
+        summary=summary,
+        body=body,
+        thread=envelope.thread_key,
+        visibility=policy.visibility,
+        owner=policy.mailbox,
+    )
+    creatable = _mail_creatable(envelope, participants, policy)
+    return (
+        record,
+        _new_contacts(creatable, policy),
+        _name_facts(participants, envelope.occurred_at, policy),
+    )
+
+
+def _mail_creatable(
+    envelope: Envelope, participants: Sequence[tuple[Address, str]], policy: Policy
+) -> list[str]:
+    if policy.auto_create == "none":
+        return []
+    if policy.auto_create == "sent" and envelope.direction != "outbound":
+        return []
+    roles = {"to", "cc", "bcc"} if policy.auto_create == "sent" else {"from", "to", "cc", "bcc"}
+    return [a.email for a, role in participants if role in roles]
+
+
+def plan_meeting(event: CalendarEvent, policy: Policy) -> Planned | Skip:
+    """One occurrence of a meeting as an interaction, keyed by UID and original start."""
+    organizer = event.organizer
+    people: list[tuple[Address, str, str | None]] = []
+    if organizer is not None:
+        people.append((organizer, "organizer", None))
+    for attendee in event.attendees:
+        if attendee.is_resource:
+            continue
+        address = attendee.address
+        if attendee.response_status == "declined" and not self_or_internal(address, policy):
+            continue
+        people.append((address, "attendee", attendee.response_status))
+    normalized = [
+        (Address(email, a.name), role, status)
+        for a, role, status in people
+        if (email := normalize_email(a.email)) is not None
+    ]
+    kept = [p for p in normalized if not policy.filters.never_log.matches(p[0].email)]
+    external = [p for p in kept if not self_or_internal(p[0], policy)]
+    if normalized and not any(not self_or_internal(p[0], policy) for p in normalized):
+        if not policy.log_internal:
+            return Skip("internal_only", "every attendee is internal")
+    elif not external:
+        return Skip("never_log", "every external attendee is on the never-log list")
+    owner_in = (
+        organizer is not None and normalize_email(organizer.email) == policy.mailbox
+    ) or any(
+        normalize_email(a.address.email) == policy.mailbox and a.response_status == "accepted"
+        for a in event.attendees
+    )
+    organizer_internal = organizer is not None and self_or_internal(organizer, policy)
+    direction = "internal" if not external else ("outbound" if organizer_internal else "inbound")
+    start_key = event.original_start.isoformat()
+    record = InteractionRecord(
+        kind="meeting",
+        dedupe_key=f"{event.uid}/{start_key}",
+        occurred_at=event.start,
+        ends_at=event.end,
+        direction=direction,
+        connector=policy.connector,
+        source_id=event.source_id,
+        participants=tuple(
+            ParticipantRecord(email=a.email, name=a.name, role=role, response_status=status)
+            for a, role, status in kept
+        ),
+        subject=event.summary or None,
+        summary=None
+        if policy.visibility == "metadata"
+        else (text.snippet(event.description) or None),
+        thread=event.uid,
+        visibility=policy.visibility,
+        owner=policy.mailbox,
+        status="cancelled" if event.status == "cancelled" else "active",
+    )
+    creatable = (
+        [a.email for a, _, _ in external]
+        if policy.auto_create != "none" and (owner_in or policy.auto_create == "sent_and_received")
+        else []
+    )
+    occurred = event.updated or event.start
+    return (
+        record,
+        _new_contacts(creatable, policy),
+        _name_facts([(a, role) for a, role, _ in kept], occurred, policy),
+    )
+
+
+def self_or_internal(address: Address, policy: Policy) -> bool:
+    email = normalize_email(address.email) or address.email
+    return email == policy.mailbox or is_internal(email, policy.internal_domains)
+
+
+def _new_contacts(emails: Iterable[str], policy: Policy) -> list[NewContact]:
+    result = []
+    for email in dict.fromkeys(emails):
+        if (
+            email == policy.mailbox
+            or is_internal(email, policy.internal_domains)
+            or is_automated_address(email)
+            or policy.filters.never_log.matches(email)
+        ):
+            continue
+        domain = company_domain(email, policy.free_mail)
+        result.append(NewContact(email, domain, company_name(domain) if domain else None))
+    return result
+
+
+def _name_facts(
+    participants: Iterable[tuple[Address, str]], observed_at: datetime, policy: Policy
+) -> list[Fact]:
+    """Display names people use are observations about them, never overwrites."""
+    facts = []
+    for address, _role in participants:
+        name = address.name.strip()
+        if not name or "@" in name or self_or_internal(address, policy):
+            continue
+        facts.append(Fact(address.email, "display_name", name, policy.connector, observed_at))
+        first, last = split_name(name)
+        if first:
+            facts.append(Fact(address.email, "first_name", first, policy.connector, observed_at))
+        if last:
+            facts.append(Fact(address.email, "last_name", last, policy.connector, observed_at))
+    return facts
+
+
+def company_name(domain: str) -> str:
+    """A readable first guess from the domain (``acme-corp.co.uk`` -> ``Acme Corp``)."""
+    label = domain.split(".", 1)[0]
+    return " ".join(part.capitalize() for part in label.replace("_", "-").split("-") if part)
