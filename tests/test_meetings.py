@@ -1,0 +1,117 @@
+"""Meetings from an .ics file through the pipeline: one interaction per occurrence."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import Engine, select
+
+from agent.pipeline import Policy
+from agent.sync import sync_connector
+from config import parse_settings
+from connectors.ics import IcsConnector
+from storage.db import session_factory
+from storage.models import (
+    Contact,
+    ContactEmail,
+    Interaction,
+    InteractionParticipant,
+    InteractionSource,
+)
+
+NOW = datetime(2026, 3, 20, tzinfo=timezone.utc)
+
+CALENDAR = """BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//crm-sync tests//EN
+BEGIN:VEVENT
+UID:weekly-acme@northwind.example
+DTSTART;TZID=Europe/London:20260302T100000
+DTEND;TZID=Europe/London:20260302T103000
+RRULE:FREQ=WEEKLY;COUNT=4
+SUMMARY:Acme weekly
+ORGANIZER;CN=Alice:mailto:alice@northwind.example
+ATTENDEE;CN=Ann Lee;PARTSTAT=ACCEPTED:mailto:ann@acme.example
+ATTENDEE;CN=Boardroom;CUTYPE=ROOM;PARTSTAT=ACCEPTED:mailto:room1@northwind.example
+ATTENDEE;CN=Zed;PARTSTAT=DECLINED:mailto:zed@acme.example
+END:VEVENT
+BEGIN:VEVENT
+UID:weekly-acme@northwind.example
+RECURRENCE-ID;TZID=Europe/London:20260309T100000
+DTSTART;TZID=Europe/London:20260309T100000
+DTEND;TZID=Europe/London:20260309T103000
+STATUS:CANCELLED
+SUMMARY:Acme weekly
+ORGANIZER;CN=Alice:mailto:alice@northwind.example
+ATTENDEE;CN=Ann Lee;PARTSTAT=ACCEPTED:mailto:ann@acme.example
+END:VEVENT
+BEGIN:VEVENT
+UID:standup@northwind.example
+DTSTART:20260305T090000Z
+DTEND:20260305T091500Z
+SUMMARY:Standup
+ORGANIZER:mailto:alice@northwind.example
+ATTENDEE;PARTSTAT=ACCEPTED:mailto:dan@northwind.example
+END:VEVENT
+END:VCALENDAR
+"""
+
+
+def _sync(engine: Engine, path: Path, name: str, owner: str) -> None:
+    settings = parse_settings({"agent": {"internal_domains": ["northwind.example"]}}, None)
+    connector = IcsConnector(
+        name, path, owner, since=datetime(2026, 1, 1, tzinfo=timezone.utc), now=lambda: NOW
+    )
+    result = sync_connector(
+        session_factory(engine), connector, Policy.from_settings(settings, name, owner), kind="ics"
+    )
+    assert result.status == "ok", result.error
+
+
+def test_meetings_are_logged_per_occurrence_once_across_calendars(
+    engine: Engine, tmp_path: Path
+) -> None:
+    path = tmp_path / "alice.ics"
+    path.write_text(CALENDAR)
+    _sync(engine, path, "alice-cal", "alice@northwind.example")
+    copy = tmp_path / "ann-copy.ics"
+    copy.write_text(CALENDAR)
+    _sync(engine, copy, "dan-cal", "dan@northwind.example")
+
+    sessions = session_factory(engine)
+    with sessions() as session:
+        meetings = session.scalars(
+            select(Interaction)
+            .where(Interaction.kind == "meeting")
+            .order_by(Interaction.occurred_at)
+        ).all()
+        # 4 weekly occurrences; the internal standup is not logged
+        assert [m.occurred_at.date().isoformat() for m in meetings] == [
+            "2026-03-02",
+            "2026-03-09",
+            "2026-03-16",
+            "2026-03-23",
+        ]
+        assert [m.status for m in meetings] == ["active", "cancelled", "active", "active"]
+        # London is UTC+0 until the clocks change on 29 March
+        assert meetings[0].occurred_at.hour == 10
+        sources = session.scalars(select(InteractionSource.connector)).all()
+        assert sorted(set(sources)) == ["alice-cal", "dan-cal"] and len(sources) == 8
+        emails = {
+            (p.email, p.role, p.response_status)
+            for p in session.scalars(
+                select(InteractionParticipant).where(
+                    InteractionParticipant.interaction_id == meetings[0].id
+                )
+            )
+        }
+        assert emails == {
+            ("alice@northwind.example", "organizer", None),
+            ("ann@acme.example", "attendee", "accepted"),
+        }
+        assert set(session.scalars(select(ContactEmail.email))) == {"ann@acme.example"}
+        ann = session.scalar(select(Contact).join(ContactEmail))
+        assert ann is not None
+        # the cancelled occurrence does not count as contact
+        assert ann.last_contacted_at == datetime(2026, 3, 23, 10, 0, tzinfo=timezone.utc)
