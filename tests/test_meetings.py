@@ -113,5 +113,4 @@ def test_meetings_are_logged_per_occurrence_once_across_calendars(
         assert set(session.scalars(select(ContactEmail.email))) == {"ann@acme.example"}
         ann = session.scalar(select(Contact).join(ContactEmail))
         assert ann is not None
-        # the cancelled occurrence does not count as contact
         assert ann.last_contacted_at == datetime(2026, 3, 23, 10, 0, tzinfo=timezone.utc)
