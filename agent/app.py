@@ -28,6 +28,11 @@ class App:
     config_path: Path | None = None
     _settings: tuple[Settings, Path | None] | None = field(default=None, repr=False)
 
+    @classmethod
+    def for_settings(cls, settings: Settings) -> App:
+        """An app on settings built in code (the demo) rather than read from a file."""
+        return cls(_settings=(settings, None))
+
     def _load(self) -> tuple[Settings, Path | None]:
         if self._settings is None:
             self._settings = load_settings(self.config_path)

@@ -70,6 +70,25 @@ def init(ctx: click.Context, force: bool) -> None:
     console.print("next: edit it, then run `crm-sync db upgrade` and `crm-sync status`")
 
 
+@cli.command()
+@click.option(
+    "--db",
+    "database",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("demo.db"),
+    show_default=True,
+    help="The SQLite file to create (replaced if it exists).",
+)
+def demo(database: Path) -> None:
+    """Sync the bundled sample company's mailboxes and calendar, and show what was logged.
+
+    Runs offline in seconds; needs no config file.
+    """
+    from agent.demo import run_demo
+
+    run_demo(database)
+
+
 @cli.group()
 def db() -> None:
     """The database schema."""

@@ -27,6 +27,7 @@ class ContactRow:
     title: str | None
     interactions: int
     last_contacted_at: datetime | None
+    last_subject: str | None = None
 
 
 def list_contacts(
@@ -44,7 +45,11 @@ def list_contacts(
     query = (
         select(Contact, func.coalesce(counts.c.n, 0))
         .outerjoin(counts, counts.c.contact_id == Contact.id)
-        .options(selectinload(Contact.emails), selectinload(Contact.company))
+        .options(
+            selectinload(Contact.emails),
+            selectinload(Contact.company),
+            selectinload(Contact.last_interaction),
+        )
         .order_by(Contact.last_contacted_at.desc().nulls_last(), Contact.id)
     )
     if company:
@@ -62,9 +67,28 @@ def list_contacts(
             title=contact.title,
             interactions=count,
             last_contacted_at=contact.last_contacted_at,
+            last_subject=contact.last_interaction.subject if contact.last_interaction else None,
         )
         for contact, count in session.execute(query).all()
     ]
+
+
+@dataclass(frozen=True)
+class CompanyRow:
+    name: str
+    domain: str
+    contacts: int
+
+
+def list_companies(session: Session) -> list[CompanyRow]:
+    """Companies with how many contacts each, largest first."""
+    rows = session.execute(
+        select(Company.name, Company.domain, func.count(Contact.id))
+        .outerjoin(Contact, Contact.company_id == Company.id)
+        .group_by(Company.id, Company.name, Company.domain)
+        .order_by(func.count(Contact.id).desc(), Company.domain)
+    )
+    return [CompanyRow(name, domain, count) for name, domain, count in rows]
 
 
 def find_contact(session: Session, email: str) -> Contact | None:

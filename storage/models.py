@@ -112,6 +112,7 @@ class Contact(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     company: Mapped[Company | None] = relationship()
+    last_interaction: Mapped[Interaction | None] = relationship()
     emails: Mapped[list[ContactEmail]] = relationship(
         back_populates="contact", cascade="all, delete-orphan", order_by="ContactEmail.id"
     )
