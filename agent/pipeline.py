@@ -39,6 +39,7 @@ from connectors.records import (
     Item,
     MailMessage,
     SourceRemoved,
+    Unreadable,
 )
 from storage.ingest import BatchWrite, Fact, InteractionRecord, NewContact, ParticipantRecord
 
@@ -101,6 +102,9 @@ def plan_batch(items: Sequence[Item], policy: Policy) -> BatchPlan:
     for item in items:
         if isinstance(item, SourceRemoved):
             plan.write.removed.append((policy.connector, item.source_id))
+            continue
+        if isinstance(item, Unreadable):
+            plan.write.quarantined.append((policy.connector, item.source_id, item.reason))
             continue
         try:
             outcome = (

@@ -93,7 +93,19 @@ class SourceRemoved:
     source_id: str
 
 
-Item = MailMessage | CalendarEvent | SourceRemoved
+@dataclass(frozen=True)
+class Unreadable:
+    """An item the connector could not turn into a record; the agent quarantines it.
+
+    Yielded in the batch whose cursor moves past it, so the quarantine entry
+    and the cursor commit together and the sync goes on.
+    """
+
+    source_id: str
+    reason: str
+
+
+Item = MailMessage | CalendarEvent | SourceRemoved | Unreadable
 
 
 @dataclass(frozen=True)

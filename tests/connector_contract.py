@@ -16,7 +16,14 @@ from collections.abc import Iterable
 import pytest
 
 from connectors.errors import CursorInvalid
-from connectors.records import Batch, CalendarEvent, Connector, MailMessage, SourceRemoved
+from connectors.records import (
+    Batch,
+    CalendarEvent,
+    Connector,
+    MailMessage,
+    SourceRemoved,
+    Unreadable,
+)
 
 Source = tuple[Connector, set[str]]
 
@@ -26,7 +33,7 @@ def source_ids(batches: Iterable[Batch]) -> list[str]:
         item.source_id
         for batch in batches
         for item in batch.items
-        if isinstance(item, MailMessage | CalendarEvent | SourceRemoved)
+        if isinstance(item, MailMessage | CalendarEvent | SourceRemoved | Unreadable)
     ]
 
 

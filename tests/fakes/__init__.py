@@ -1,0 +1,1 @@
+"""Fakes that speak the real protocols of crm-sync's remote services, over loopback sockets."""
