@@ -46,6 +46,11 @@ class App:
     def config_file(self) -> Path | None:
         return self._load()[1]
 
+    @property
+    def base_dir(self) -> Path:
+        """Relative paths in the config are relative to the config file's folder."""
+        return self.config_file.parent if self.config_file else Path.cwd()
+
     @cached_property
     def engine(self) -> Engine:
         return make_engine(self.settings.database.url)

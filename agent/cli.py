@@ -21,10 +21,11 @@ from agent.pipeline import Policy
 from agent.registry import NotAvailable, build_connector, mailbox_of
 from agent.report import print_summary, sync_progress
 from agent.status import connector_status
-from agent.sync import SyncResult, sync_connector
+from agent.sync import SyncResult, mark_failed, sync_connector
 from config import ConfigError
 from config.loader import DEFAULT_FILE, ENV_CONFIG
 from config.schema import parse_since
+from connectors.errors import AuthError
 from connectors.mbox import MboxConnector
 from connectors.records import Connector
 from storage import contacts as contact_queries
@@ -161,9 +162,10 @@ def sync(app: App, names: tuple[str, ...], full: bool, dry_run: bool) -> None:
         if not config.enabled and not names:
             continue
         try:
-            connector = build_connector(config, settings)
-        except NotAvailable as exc:
-            errors.print(f"{config.name}: {exc}")
+            connector = build_connector(config, settings, app.base_dir)
+        except (NotAvailable, AuthError, ValueError) as exc:
+            result = mark_failed(app.sessions, config.name, config.kind, exc)
+            print_summary(result)
             failed = True
             continue
         result = _run_sync(app, connector, config.kind, mailbox_of(config), full, dry_run)

@@ -89,11 +89,12 @@ def _report(app: App, results: list[SyncResult], database: Path, elapsed: float)
     with app.sessions() as session:
         contacts = contact_queries.list_contacts(session)
         companies = contact_queries.list_companies(session)
-        kinds = dict(
-            session.execute(
+        kinds: dict[str, int] = {
+            kind: count
+            for kind, count in session.execute(
                 select(Interaction.kind, func.count()).group_by(Interaction.kind)
-            ).tuples()
-        )
+            )
+        }
         quarantined = session.execute(select(Quarantine.source_id, Quarantine.reason)).all()
     console.rule("[bold]what was logged")
     console.print(

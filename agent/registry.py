@@ -1,12 +1,32 @@
-"""From a connector's config to a running connector."""
+"""From a connector's config to a running connector.
+
+Credentials are resolved here, at the edge: a service-account key file for
+domain-wide delegation, or a user's OAuth grant from the encrypted token
+store. Connectors themselves only ever see a credentials object.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import google.auth.credentials
+
 from config import Settings
 from config.schema import ConnectorConfig
+from config.schema import GmailConnector as GmailConfig
 from config.schema import IcsConnector as IcsConfig
+from config.schema import ImapConnector as ImapConfig
 from config.schema import MboxConnector as MboxConfig
+from config.secrets import SecretStoreError, TokenStore
+from connectors.errors import AuthError
+from connectors.gmail import GmailConnector
+from connectors.google_auth import (
+    gmail_scopes,
+    service_account_credentials,
+    user_credentials,
+)
 from connectors.ics import IcsConnector
+from connectors.imap import ImapConnector
 from connectors.mbox import MboxConnector
 from connectors.records import Connector
 
@@ -15,18 +35,74 @@ class NotAvailable(Exception):
     """This kind of connector cannot run in this installation yet."""
 
 
-def build_connector(config: ConnectorConfig, settings: Settings) -> Connector:
+def build_connector(
+    config: ConnectorConfig, settings: Settings, base: Path | None = None
+) -> Connector:
+    """The connector for ``config``; ``base`` anchors relative paths (the config's folder)."""
+    root = base or Path.cwd()
     if isinstance(config, MboxConfig):
-        return MboxConnector(config.name, config.path, config.account, since=config.since)
+        return MboxConnector(config.name, root / config.path, config.account, since=config.since)
     if isinstance(config, IcsConfig):
         return IcsConnector(
             config.name,
-            config.path,
+            root / config.path,
             config.account,
             since=config.since,
             horizon_days=max(1, config.horizon.days),
         )
+    if isinstance(config, ImapConfig):
+        return ImapConnector(
+            config.name,
+            host=config.host,
+            port=config.port,
+            security=config.security,
+            username=config.username or config.account,
+            password=config.password,
+            address=config.account,
+            folders=config.folders,
+            default_folders=config.default_folders,
+            since=config.since.date() if config.since else None,
+            idle=config.idle,
+        )
+    if isinstance(config, GmailConfig):
+        scopes = gmail_scopes(config.scope)
+        credentials: google.auth.credentials.Credentials
+        if config.auth == "service_account":
+            if config.key_file is None:
+                raise AuthError(
+                    f"connector {config.name!r} uses a service account but sets no key_file",
+                    hint="set key_file to the service account's JSON key",
+                )
+            credentials = service_account_credentials(
+                root / config.key_file, scopes, subject=config.account
+            )
+        else:
+            info = token_store(settings, root).load(config.name)
+            if info is None:
+                raise AuthError(
+                    f"connector {config.name!r} has no OAuth grant yet",
+                    hint=f"run `crm-sync connectors auth {config.name}`",
+                )
+            credentials = user_credentials(info, scopes)
+        return GmailConnector(
+            config.name,
+            config.account,
+            credentials,
+            mode=config.scope,
+            labels=config.labels,
+            since=config.since,
+            api_endpoint=config.api_endpoint,
+        )
     raise NotAvailable(f"connector kind {config.kind!r} is not available in this version")
+
+
+def token_store(settings: Settings, base: Path) -> TokenStore:
+    try:
+        return TokenStore.open(
+            base / settings.secrets.token_dir, key_file=base / settings.secrets.key_file
+        )
+    except SecretStoreError as exc:
+        raise AuthError(str(exc), hint="see [secrets] in the config") from exc
 
 
 def mailbox_of(config: ConnectorConfig) -> str:

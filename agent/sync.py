@@ -152,6 +152,19 @@ def _count(state: SyncState, batch: Batch, plan: BatchPlan, stats: WriteStats) -
     state.counters = counters
 
 
+def mark_failed(
+    sessions: sessionmaker[Session], name: str, kind: str, error: Exception
+) -> SyncResult:
+    """Record a connector that could not even start (no grant, bad settings)."""
+    result = SyncResult(connector=name)
+    status = "needs_auth" if isinstance(error, AuthError) else "failing"
+    hint = error.hint if isinstance(error, AuthError) else ""
+    with transaction(sessions) as session:
+        get_state(session, name, kind)
+    _finish(sessions, name, result, status, f"{error} {hint}".strip(), dry_run=False)
+    return result
+
+
 def _finish(
     sessions: sessionmaker[Session],
     name: str,

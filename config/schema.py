@@ -89,6 +89,17 @@ class PrivacyConfig(_Strict):
     share_label: str | None = None
 
 
+class SecretsConfig(_Strict):
+    """Where OAuth tokens live (encrypted) and the key that encrypts them.
+
+    Relative paths are relative to the config file. ``$CRM_SYNC_SECRET_KEY``,
+    when set, is used instead of the key file.
+    """
+
+    key_file: Path = Path("crm-sync.key")
+    token_dir: Path = Path("crm-sync-tokens")
+
+
 class _ConnectorBase(_Strict):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
     interval: Duration | None = None
@@ -127,6 +138,7 @@ class ImapConnector(_ConnectorBase):
     username: str | None = None
     password: str | None = None
     folders: list[str] = Field(default_factory=list)
+    default_folders: bool = True
     idle: bool = False
 
 
@@ -158,6 +170,7 @@ class Settings(_Strict):
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    secrets: SecretsConfig = Field(default_factory=SecretsConfig)
     connectors: list[ConnectorConfig] = Field(default_factory=list)
 
     @field_validator("connectors")
