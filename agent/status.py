@@ -12,6 +12,11 @@ from storage.models import SyncState
 from storage.sync_state import list_states
 
 
+def _quota_units(counters: dict[str, Any]) -> int | None:
+    spent = (counters.get("last_run") or {}).get("quota_units")
+    return sum(int(v) for v in spent.values()) if isinstance(spent, dict) else None
+
+
 def _state(row: SyncState | None, configured: bool, enabled: bool) -> str:
     if not configured:
         return "removed"
@@ -48,6 +53,7 @@ def connector_status(settings: Settings, session: Session, now: datetime) -> lis
                 "lease_owner": row.lease_owner if row else None,
                 "lease_expires_at": row.lease_expires_at if row else None,
                 "needs_auth": bool(row and row.status == "needs_auth"),
+                "quota_units_last_run": _quota_units(counters),
                 "counters": counters,
             }
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -92,7 +92,24 @@ def sync_connector(
     else:
         _finish(sessions, connector.name, result, "ok", None, dry_run)
     result.seconds = time.monotonic() - started
+    if not dry_run:
+        _record_run(sessions, connector, result)
     return result
+
+
+def _record_run(sessions: sessionmaker[Session], connector: Connector, result: SyncResult) -> None:
+    """The last run's figures, and the API quota it spent where the connector counts it."""
+    spent = getattr(connector, "units_spent", None)
+    with transaction(sessions) as session:
+        state = get_state(session, connector.name)
+        counters = dict(state.counters or {})
+        counters["last_run"] = {
+            "items": result.items,
+            "logged": result.logged,
+            "seconds": round(result.seconds, 3),
+            "quota_units": dict(spent) if isinstance(spent, Mapping) else None,
+        }
+        state.counters = counters
 
 
 def _run(
