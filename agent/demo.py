@@ -104,7 +104,7 @@ def _report(app: App, results: list[SyncResult], database: Path, elapsed: float)
     )
     print_rows(
         [c.__dict__ for c in companies],
-        ["name", "domain", "contacts"],
+        ["name", "domains", "contacts"],
         as_json=False,
         title="companies",
     )

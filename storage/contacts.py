@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from storage.models import (
     Company,
+    CompanyDomain,
     Contact,
     ContactEmail,
     Interaction,
@@ -47,14 +48,14 @@ def list_contacts(
         .outerjoin(counts, counts.c.contact_id == Contact.id)
         .options(
             selectinload(Contact.emails),
-            selectinload(Contact.company),
+            selectinload(Contact.company).selectinload(Company.domains),
             selectinload(Contact.last_interaction),
         )
         .order_by(Contact.last_contacted_at.desc().nulls_last(), Contact.id)
     )
     if company:
-        query = query.join(Company, Company.id == Contact.company_id).where(
-            Company.domain == company.lower()
+        query = query.join(CompanyDomain, CompanyDomain.company_id == Contact.company_id).where(
+            CompanyDomain.domain == company.strip().lower()
         )
     if limit:
         query = query.limit(limit)
@@ -75,20 +76,31 @@ def list_contacts(
 
 @dataclass(frozen=True)
 class CompanyRow:
+    id: int
     name: str
-    domain: str
+    domains: tuple[str, ...]
     contacts: int
+
+    @property
+    def domain(self) -> str:
+        return self.domains[0] if self.domains else ""
 
 
 def list_companies(session: Session) -> list[CompanyRow]:
-    """Companies with how many contacts each, largest first."""
-    rows = session.execute(
-        select(Company.name, Company.domain, func.count(Contact.id))
-        .outerjoin(Contact, Contact.company_id == Company.id)
-        .group_by(Company.id, Company.name, Company.domain)
-        .order_by(func.count(Contact.id).desc(), Company.domain)
+    """Companies with their domains and how many contacts each, largest first."""
+    counts = (
+        select(Contact.company_id, func.count().label("n")).group_by(Contact.company_id).subquery()
     )
-    return [CompanyRow(name, domain, count) for name, domain, count in rows]
+    rows = session.execute(
+        select(Company, func.coalesce(counts.c.n, 0))
+        .outerjoin(counts, counts.c.company_id == Company.id)
+        .options(selectinload(Company.domains))
+        .order_by(func.coalesce(counts.c.n, 0).desc(), Company.name, Company.id)
+    )
+    return [
+        CompanyRow(company.id, company.name, tuple(d.domain for d in company.domains), count)
+        for company, count in rows
+    ]
 
 
 def find_contact(session: Session, email: str) -> Contact | None:
@@ -96,7 +108,10 @@ def find_contact(session: Session, email: str) -> Contact | None:
         select(Contact)
         .join(ContactEmail, ContactEmail.contact_id == Contact.id)
         .where(ContactEmail.email == email.strip().lower())
-        .options(selectinload(Contact.emails), selectinload(Contact.company))
+        .options(
+            selectinload(Contact.emails),
+            selectinload(Contact.company).selectinload(Company.domains),
+        )
     )
 
 

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TypeVar
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import Table, and_, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from storage import merge
+from storage import audit, merge
 from storage.models import (
     Company,
+    CompanyDomain,
     Contact,
     ContactEmail,
     Interaction,
@@ -104,21 +105,24 @@ class WriteStats:
     interactions_deleted: int = 0
 
 
-def write_batch(session: Session, batch: BatchWrite, *, propagate_deletes: bool) -> WriteStats:
-    """Apply ``batch`` in the caller's transaction."""
+def write_batch(
+    session: Session, batch: BatchWrite, *, propagate_deletes: bool, actor: str = "agent"
+) -> WriteStats:
+    """Apply ``batch`` in the caller's transaction; ``actor`` signs the audit entries."""
     stats = WriteStats()
-    created = _ensure_contacts(session, batch.new_contacts, stats)
+    changes: list[audit.Change] = []
+    created = _ensure_contacts(session, batch.new_contacts, stats, changes, actor)
     addresses = {p.email for r in batch.interactions for p in r.participants}
     addresses |= {f.email for f in batch.facts}
     contact_of = contact_ids(session, addresses)
-    interaction_of = _upsert_interactions(session, batch.interactions, stats)
+    interaction_of = _upsert_interactions(session, batch.interactions, stats, changes, actor)
     _add_sources(session, batch.interactions, interaction_of, stats)
     _add_participants(session, batch.interactions, interaction_of, contact_of)
     if created:
         _link_earlier_participation(session, created)
     touched = {contact_of[f.email] for f in batch.facts if f.email in contact_of}
     _record_facts(session, batch.facts, contact_of)
-    apply_merge(session, touched)
+    changes += apply_merge(session, touched, actor=actor)
     linked = {
         contact_of[p.email]
         for r in batch.interactions
@@ -126,8 +130,9 @@ def write_batch(session: Session, batch: BatchWrite, *, propagate_deletes: bool)
         if p.email in contact_of
     }
     refresh_last_contacted(session, linked | set(created.values()))
-    _remove_sources(session, batch.removed, propagate_deletes, stats)
+    _remove_sources(session, batch.removed, propagate_deletes, stats, changes, actor)
     _quarantine(session, batch.quarantined)
+    audit.record(session, changes)
     return stats
 
 
@@ -142,37 +147,98 @@ def contact_ids(session: Session, emails: Iterable[str]) -> dict[str, int]:
     return found
 
 
-def _ensure_companies(
-    session: Session, wanted: dict[str, str], stats: WriteStats
+def company_ids(session: Session, domains: Iterable[str]) -> dict[str, int]:
+    """Domain -> company id for the domains some company owns."""
+    found: dict[str, int] = {}
+    for chunk in _chunks(sorted(set(domains))):
+        rows = session.execute(
+            select(CompanyDomain.domain, CompanyDomain.company_id).where(
+                CompanyDomain.domain.in_(chunk)
+            )
+        )
+        found.update({domain: company_id for domain, company_id in rows})
+    return found
+
+
+def _create_claimed(
+    session: Session,
+    owners: Table,
+    owner_rows: Sequence[dict[str, object]],
+    claims: Table,
+    owner_column: str,
+    key_column: str,
+    keys: Sequence[str],
 ) -> dict[str, int]:
-    if not wanted:
-        return {}
-    table = table_of(Company)
-    for chunk in _chunks(sorted(wanted)):
-        statement = insert_for(session, table).on_conflict_do_nothing(index_elements=["domain"])
-        result = session.execute(
-            statement.returning(table.c.id), [{"domain": d, "name": wanted[d]} for d in chunk]
-        )
-        stats.companies_created += len(result.all())
-    ids: dict[str, int] = {}
-    for chunk in _chunks(sorted(wanted)):
-        ids.update(
+    """Insert an owner row per key, then claim each key for its row.
+
+    The claim is ``INSERT ... ON CONFLICT DO NOTHING`` on the key's unique
+    index, so two writers racing for one key (an address, a domain) cannot
+    both win: the loser's new row is deleted again and it uses the winner's.
+    Returns key -> new owner id for the keys this call won.
+    """
+    won: dict[str, int] = {}
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start : start + _CHUNK]
+        ids = (
             session.execute(
-                select(Company.domain, Company.id).where(Company.domain.in_(chunk))
-            ).all()
+                owners.insert().returning(owners.c.id, sort_by_parameter_order=True),
+                list(owner_rows[start : start + _CHUNK]),
+            )
+            .scalars()
+            .all()
         )
-    return ids
+        claimed = set(
+            session.execute(
+                insert_for(session, claims)
+                .on_conflict_do_nothing(index_elements=[key_column])
+                .returning(claims.c[key_column]),
+                [{owner_column: i, key_column: k} for i, k in zip(ids, chunk, strict=True)],
+            ).scalars()
+        )
+        lost = [i for i, k in zip(ids, chunk, strict=True) if k not in claimed]
+        if lost:
+            session.execute(delete(owners).where(owners.c.id.in_(lost)))
+        won.update({k: i for i, k in zip(ids, chunk, strict=True) if k in claimed})
+    return won
+
+
+def _ensure_companies(
+    session: Session,
+    wanted: dict[str, str],
+    stats: WriteStats,
+    changes: list[audit.Change],
+    actor: str,
+) -> dict[str, int]:
+    """Domain -> company id, creating a company for each domain nobody owns yet."""
+    existing = company_ids(session, wanted)
+    missing = sorted(set(wanted) - set(existing))
+    if not missing:
+        return existing
+    won = _create_claimed(
+        session,
+        table_of(Company),
+        [{"name": wanted[d]} for d in missing],
+        table_of(CompanyDomain),
+        "company_id",
+        "domain",
+        missing,
+    )
+    stats.companies_created += len(won)
+    changes += [
+        audit.Change(actor, "create", "company", i, None, {"name": wanted[d], "domain": d})
+        for d, i in won.items()
+    ]
+    return existing | company_ids(session, missing)
 
 
 def _ensure_contacts(
-    session: Session, wanted: Sequence[NewContact], stats: WriteStats
+    session: Session,
+    wanted: Sequence[NewContact],
+    stats: WriteStats,
+    changes: list[audit.Change],
+    actor: str,
 ) -> dict[str, int]:
-    """Create the contacts that do not exist yet; returns address -> new contact id.
-
-    The contact row is inserted first and its address claimed with ``ON
-    CONFLICT DO NOTHING``: when another writer claimed the address in the
-    meantime, our contact is removed again and theirs is used.
-    """
+    """Create the contacts that do not exist yet; returns address -> new contact id."""
     by_email = {c.email: c for c in wanted}
     missing = sorted(set(by_email) - set(contact_ids(session, by_email)))
     if not missing:
@@ -185,45 +251,42 @@ def _ensure_contacts(
             if c.company_domain
         },
         stats,
+        changes,
+        actor,
     )
-    created: dict[str, int] = {}
-    contacts = table_of(Contact)
-    emails = table_of(ContactEmail)
-    for chunk in _chunks(missing):
-        rows: list[dict[str, object]] = [
-            {
-                "company_id": companies.get(by_email[e].company_domain or ""),
-                "version": 1,
-                "extra": {},
-                "do_not_contact": False,
-            }
-            for e in chunk
-        ]
-        new_ids = (
-            session.execute(
-                contacts.insert().returning(contacts.c.id, sort_by_parameter_order=True), rows
-            )
-            .scalars()
-            .all()
-        )
-        claimed = set(
-            session.execute(
-                insert_for(session, emails)
-                .on_conflict_do_nothing(index_elements=["email"])
-                .returning(emails.c.email),
-                [{"contact_id": i, "email": e} for i, e in zip(new_ids, chunk, strict=True)],
-            ).scalars()
-        )
-        lost = [i for i, e in zip(new_ids, chunk, strict=True) if e not in claimed]
-        if lost:
-            session.execute(delete(contacts).where(contacts.c.id.in_(lost)))
-        created.update({e: i for i, e in zip(new_ids, chunk, strict=True) if e in claimed})
+    rows: list[dict[str, object]] = [
+        {
+            "company_id": companies.get(by_email[e].company_domain or ""),
+            "version": 1,
+            "extra": {},
+            "do_not_contact": False,
+        }
+        for e in missing
+    ]
+    created = _create_claimed(
+        session, table_of(Contact), rows, table_of(ContactEmail), "contact_id", "email", missing
+    )
     stats.contacts_created += len(created)
+    changes += [
+        audit.Change(
+            actor,
+            "create",
+            "contact",
+            i,
+            None,
+            {"company_id": companies.get(by_email[e].company_domain or "")},
+        )
+        for e, i in created.items()
+    ]
     return created
 
 
 def _upsert_interactions(
-    session: Session, records: Sequence[InteractionRecord], stats: WriteStats
+    session: Session,
+    records: Sequence[InteractionRecord],
+    stats: WriteStats,
+    changes: list[audit.Change],
+    actor: str,
 ) -> dict[str, int]:
     if not records:
         return {}
@@ -231,11 +294,15 @@ def _upsert_interactions(
     unique = {r.dedupe_key: r for r in records}
     for chunk in _chunks(sorted(unique)):
         statement = insert_for(session, table).on_conflict_do_nothing(index_elements=["dedupe_key"])
-        result = session.execute(
-            statement.returning(table.c.id),
+        inserted = session.execute(
+            statement.returning(table.c.id, table.c.kind, table.c.occurred_at),
             [_interaction_row(unique[key]) for key in chunk],
-        )
-        stats.interactions_created += len(result.all())
+        ).all()
+        stats.interactions_created += len(inserted)
+        changes += [
+            audit.Change(actor, "create", "interaction", i, None, {"kind": k, "occurred_at": at})
+            for i, k, at in inserted
+        ]
     ids: dict[str, int] = {}
     for chunk in _chunks(sorted(unique)):
         ids.update(
@@ -371,8 +438,14 @@ def _record_facts(session: Session, facts: Sequence[Fact], contact_of: dict[str,
         session.execute(statement, chunk)
 
 
-def apply_merge(session: Session, contact_ids: Iterable[int]) -> None:
-    """Re-derive the merged fields of ``contact_ids`` from their observations."""
+def apply_merge(
+    session: Session, contact_ids: Iterable[int], *, actor: str = "agent"
+) -> list[audit.Change]:
+    """Re-derive the merged fields of ``contact_ids`` from their observations.
+
+    Returns the audit entries for the fields that changed; the caller records them.
+    """
+    changes: list[audit.Change] = []
     ids = sorted(set(contact_ids))
     for chunk in _chunks(ids):
         observations: dict[int, list[merge.Observation]] = {i: [] for i in chunk}
@@ -398,9 +471,16 @@ def apply_merge(session: Session, contact_ids: Iterable[int]) -> None:
                     value = values[0] if values else None
                 else:
                     value = merged.single[name].value if name in merged.single else None
-                if value is not None and getattr(contact, name) != value:
+                before = getattr(contact, name)
+                if value is not None and before != value:
                     setattr(contact, name, value)
+                    changes.append(
+                        audit.Change(
+                            actor, "update", "contact", contact.id, {name: before}, {name: value}
+                        )
+                    )
     session.flush()
+    return changes
 
 
 def refresh_last_contacted(session: Session, contact_ids: Iterable[int]) -> None:
@@ -440,7 +520,12 @@ def refresh_last_contacted(session: Session, contact_ids: Iterable[int]) -> None
 
 
 def _remove_sources(
-    session: Session, removed: Sequence[tuple[str, str]], propagate: bool, stats: WriteStats
+    session: Session,
+    removed: Sequence[tuple[str, str]],
+    propagate: bool,
+    stats: WriteStats,
+    changes: list[audit.Change],
+    actor: str,
 ) -> None:
     sources = table_of(InteractionSource)
     for connector, source_id in removed:

@@ -79,9 +79,32 @@ class Company(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(300))
-    domain: Mapped[str] = mapped_column(String(253), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    domains: Mapped[list[CompanyDomain]] = relationship(
+        back_populates="company", cascade="all, delete-orphan", order_by="CompanyDomain.id"
+    )
+
+    @property
+    def domain(self) -> str | None:
+        """The company's first domain, for display."""
+        return self.domains[0].domain if self.domains else None
+
+
+class CompanyDomain(Base):
+    """A registrable domain (Public Suffix List) and the one company that owns it."""
+
+    __tablename__ = "company_domains"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(
+        ForeignKey("companies.id", ondelete="CASCADE"), index=True
+    )
+    domain: Mapped[str] = mapped_column(String(253), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    company: Mapped[Company] = relationship(back_populates="domains")
 
 
 class Contact(Base):

@@ -8,9 +8,10 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from storage.db import make_engine, session_factory, upgrade
+from storage.db import head_revision, make_engine, session_factory, upgrade
 from storage.models import (
     Company,
+    CompanyDomain,
     Contact,
     ContactEmail,
     Interaction,
@@ -32,7 +33,7 @@ def test_init_upgrade_status(tmp_path: Path, db_url: str) -> None:
 
     upgraded = run_cli("db", "upgrade", cwd=tmp_path, env=env)
     assert upgraded.returncode == 0, upgraded.stderr
-    assert "revision 0001" in upgraded.stdout
+    assert f"revision {head_revision()}" in upgraded.stdout
 
     status = run_cli("status", "--json", cwd=tmp_path, env=env)
     assert status.returncode == 0, status.stderr
@@ -50,7 +51,7 @@ def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
 def _seed(engine: Engine) -> None:
     sessions = session_factory(engine)
     with sessions() as session, session.begin():
-        acme = Company(name="Acme", domain="acme.example")
+        acme = Company(name="Acme", domains=[CompanyDomain(domain="acme.example")])
         ann = Contact(display_name="Ann Lee", title="CTO", company=acme)
         ann.emails.append(ContactEmail(email="ann@acme.example"))
         bob = Contact(display_name="Bob Roe")

@@ -21,7 +21,7 @@ from connectors.records import MailMessage, SourceRemoved
 from storage.db import session_factory
 from storage.models import (
     CONTRACT_TABLES,
-    Company,
+    CompanyDomain,
     Contact,
     ContactEmail,
     Interaction,
@@ -147,7 +147,7 @@ def test_conversation_is_logged_with_the_right_contacts(sessions: sessionmaker[S
         emails = set(session.scalars(select(ContactEmail.email)))
         # written to: Ann and Bob; Carl only wrote in (policy "sent")
         assert emails == {"ann@acme.example", "bob@gmail.com"}
-        companies = set(session.scalars(select(Company.domain)))
+        companies = set(session.scalars(select(CompanyDomain.domain)))
         assert companies == {"acme.example"}  # gmail.com is free mail
         ann = session.scalar(
             select(Contact).join(ContactEmail).where(ContactEmail.email == "ann@acme.example")

@@ -16,10 +16,18 @@ from storage.db import (
     table_names,
     upgrade,
 )
-from storage.models import CONTRACT_TABLES, Company, Contact, ContactEmail, Interaction
+from storage.models import (
+    CONTRACT_TABLES,
+    Company,
+    CompanyDomain,
+    Contact,
+    ContactEmail,
+    Interaction,
+)
 
 DESIGN_TABLES = {
     "companies",
+    "company_domains",
     "contacts",
     "contact_emails",
     "interactions",
@@ -60,7 +68,7 @@ def test_migrated_columns_match_the_models(engine: Engine) -> None:
 @pytest.mark.parametrize(
     ("table", "columns"),
     [
-        ("companies", {"domain"}),
+        ("company_domains", {"domain"}),
         ("contact_emails", {"email"}),
         ("interactions", {"dedupe_key"}),
         ("interaction_sources", {"connector", "source_id"}),
@@ -89,7 +97,7 @@ def test_one_address_belongs_to_one_contact(engine: Engine) -> None:
 def test_deleting_a_contact_cascades_to_its_emails(engine: Engine) -> None:
     sessions = session_factory(engine)
     with sessions() as session, session.begin():
-        company = Company(name="Acme", domain="acme.example")
+        company = Company(name="Acme", domains=[CompanyDomain(domain="acme.example")])
         contact = Contact(display_name="Ann", company=company)
         contact.emails.append(ContactEmail(email="ann@acme.example"))
         session.add(contact)
@@ -106,6 +114,7 @@ def test_deleting_a_contact_cascades_to_its_emails(engine: Engine) -> None:
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM contact_emails")).scalar() == 0
         assert connection.execute(text("SELECT count(*) FROM companies")).scalar() == 1
+        assert connection.execute(text("SELECT count(*) FROM company_domains")).scalar() == 1
 
 
 def test_sqlite_runs_with_wal_and_foreign_keys(sqlite_engine: Engine) -> None:
@@ -125,3 +134,26 @@ def test_contact_version_counts_updates(engine: Engine) -> None:
         assert loaded is not None
         loaded.title = "CTO"
     assert loaded.version == 2
+
+
+def test_company_domains_migration_keeps_every_domain(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0001")
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO companies (id, name, domain, created_at, updated_at) VALUES "
+                    "(1, 'Acme', 'acme.example', '2026-01-01', '2026-01-01'), "
+                    "(2, 'Globex', 'globex.example', '2026-01-01', '2026-01-01')"
+                )
+            )
+        upgrade(engine)
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT company_id, domain FROM company_domains ORDER BY company_id")
+            ).all()
+        assert [tuple(r) for r in rows] == [(1, "acme.example"), (2, "globex.example")]
+        assert "domain" not in {c["name"] for c in inspect(engine).get_columns("companies")}
+    finally:
+        engine.dispose()
