@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from agent.pipeline import BatchPlan, Policy, plan_batch
 from connectors.errors import AuthError, CursorInvalid, TransientError
 from connectors.records import Batch, Connector, Cursor
+from storage import audit
 from storage.db import transaction
 from storage.ingest import WriteStats, contact_ids, write_batch
 from storage.models import SyncState
@@ -128,7 +129,12 @@ def _run(
             _account_dry(sessions, batch, plan, result)
         else:
             with transaction(sessions) as session:
-                stats = write_batch(session, plan.write, propagate_deletes=propagate_deletes)
+                stats = write_batch(
+                    session,
+                    plan.write,
+                    propagate_deletes=propagate_deletes,
+                    actor=audit.connector(connector.name),
+                )
                 state = get_state(session, connector.name)
                 state.cursor = batch.cursor
                 _count(state, batch, plan, stats)
