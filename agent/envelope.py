@@ -44,7 +44,7 @@ from agent.matching import (
     is_automated_address,
     normalize_email,
 )
-from agent.text import header_str
+from agent.text import content_type, header_str
 from connectors.errors import BadItem
 from connectors.records import Address, MailMessage
 
@@ -63,6 +63,7 @@ FILTER_HEADERS = (
     "x-gmail-labels",
 )
 """Header names kept on the envelope, the only ones the filters read."""
+_FILTER_HEADER_SET = frozenset(FILTER_HEADERS)
 
 _CALENDAR_TYPES = frozenset({"text/calendar", "application/ics"})
 _CALENDAR_METHOD = re.compile(rb"^METHOD:[ \t]*([A-Za-z-]+)", re.MULTILINE)
@@ -271,9 +272,17 @@ def _gmail_labels(value: str) -> frozenset[str]:
 
 
 def _filter_headers(parsed: EmailMessage) -> dict[str, str]:
+    """The filter headers in one pass over the raw headers; only encoded or 8-bit values
+    go through the full decoder."""
     kept: dict[str, str] = {}
-    for name in FILTER_HEADERS:
-        value = " ".join(header_str(parsed, name).split())
+    for key, raw in parsed.raw_items():
+        name = key.lower()
+        if name not in _FILTER_HEADER_SET or name in kept:
+            continue
+        text = str(raw)
+        if "=?" in text or not text.isascii():
+            text = header_str(parsed, name)
+        value = " ".join(text.split())
         if value:
             kept[name] = value
     return kept
@@ -287,7 +296,7 @@ def _calendar_part_method(parsed: EmailMessage) -> str | None:
         for index, part in enumerate(parsed.walk()):
             if index >= _MAX_PARTS:
                 break
-            if part.get_content_type() in _CALENDAR_TYPES:
+            if content_type(part) in _CALENDAR_TYPES:
                 return _method_of(part)
     except (RecursionError, LookupError, ValueError):
         return None

@@ -321,6 +321,7 @@ _TOKEN_SPLIT = re.compile(r"[\s,()\[\]<>/|&+:;\"'!?]+")
 _AFFILIATION = re.compile(r"\s+(?:\||-|–|—|@)\s+.*$")
 
 
+@functools.lru_cache(maxsize=8192)
 def split_name(display_name: str) -> tuple[str, str]:
     """First and last name from a display name, or ("", "") when it is not clearly a person.
 

@@ -136,6 +136,24 @@ def _charset_hint(message: Message) -> str | None:
     return None
 
 
+def content_type(part: Message) -> str:
+    """A part's lower-case MIME type, read from the raw header.
+
+    The same answer as ``get_content_type()`` (an invalid value means
+    text/plain; a missing one, the part's default type), without building
+    ``policy.default``'s header object on every call -- the walk asks for
+    every part's type several times.
+    """
+    raw = _raw_header(part, "content-type")
+    if raw is None:
+        return part.get_default_type()
+    value = raw.split(";", 1)[0].strip().lower()
+    maintype, _, subtype = value.partition("/")
+    if not maintype or not subtype or "/" in subtype or any(c.isspace() for c in value):
+        return "text/plain"
+    return value
+
+
 def _raw_header(message: Message, name: str) -> str | None:
     """The first raw value of header ``name``, read without the header factory."""
     wanted = name.lower()
@@ -316,7 +334,7 @@ def _walk(message: Message, limit: int = MAX_PARTS) -> Iterator[Message]:
     while stack and visited < limit:
         part, depth = stack.pop()
         visited += 1
-        maintype = _safe(part.get_content_maintype, "text")
+        maintype = content_type(part).partition("/")[0]
         if maintype == "message" and depth > 0:
             continue
         if part.is_multipart():
@@ -361,16 +379,16 @@ def _text_parts(message: Message) -> tuple[str | None, str | None]:
     plain: str | None = None
     html: str | None = None
     for part in _walk(message):
-        content_type = _safe(part.get_content_type, "text/plain")
-        if content_type not in ("text/plain", "text/html") or _is_attachment(part):
+        kind = content_type(part)
+        if kind not in ("text/plain", "text/html") or _is_attachment(part):
             continue
-        if content_type == "text/plain" and plain is None:
+        if kind == "text/plain" and plain is None:
             plain = _part_text(part)
             if _param(part, "format").lower() == "flowed":
                 plain = _unflow(plain, delete_space=_param(part, "delsp").lower() == "yes")
             if plain.strip():
                 break
-        elif content_type == "text/html" and html is None:
+        elif kind == "text/html" and html is None:
             html = _part_text(part)
     return plain, html
 
