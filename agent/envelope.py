@@ -44,7 +44,7 @@ from agent.matching import (
     is_automated_address,
     normalize_email,
 )
-from agent.text import content_type, header_str
+from agent.text import CALENDAR_TYPES, content_type, header_str
 from connectors.errors import BadItem
 from connectors.records import Address, MailMessage
 
@@ -65,7 +65,6 @@ FILTER_HEADERS = (
 """Header names kept on the envelope, the only ones the filters read."""
 _FILTER_HEADER_SET = frozenset(FILTER_HEADERS)
 
-_CALENDAR_TYPES = frozenset({"text/calendar", "application/ics"})
 _CALENDAR_METHOD = re.compile(rb"^METHOD:[ \t]*([A-Za-z-]+)", re.MULTILINE)
 _ANGLE_ID = re.compile(r"<([^<>]*)>")
 _MAX_PARTS = 200
@@ -296,7 +295,7 @@ def _calendar_part_method(parsed: EmailMessage) -> str | None:
         for index, part in enumerate(parsed.walk()):
             if index >= _MAX_PARTS:
                 break
-            if content_type(part) in _CALENDAR_TYPES:
+            if content_type(part) in CALENDAR_TYPES:
                 return _method_of(part)
     except (RecursionError, LookupError, ValueError):
         return None

@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from email.message import EmailMessage
 from typing import Literal
 
 from agent import text
@@ -32,6 +33,7 @@ from agent.matching import (
     split_name,
 )
 from config import Settings
+from connectors.calendar_parts import parse_calendar, to_calendar_event
 from connectors.errors import BadItem
 from connectors.records import (
     Address,
@@ -41,6 +43,7 @@ from connectors.records import (
     SourceRemoved,
     Unreadable,
 )
+from connectors.recurrence import expand
 from storage.ingest import BatchWrite, Fact, InteractionRecord, NewContact, ParticipantRecord
 
 AutoCreate = Literal["none", "sent", "sent_and_received"]
@@ -59,6 +62,9 @@ class Policy:
     visibility: str = "shared"
     store_bodies: bool = False
     log_internal: bool = False
+    has_calendar: bool = False
+    """The owner's calendar is synced too: invitations by mail are then left to it."""
+    horizon: timedelta = timedelta(days=90)
 
     @classmethod
     def from_settings(cls, settings: Settings, connector: str, mailbox: str) -> Policy:
@@ -86,6 +92,11 @@ class Policy:
             visibility=settings.agent.visibility,
             store_bodies=settings.privacy.store_bodies,
             log_internal=settings.agent.log_internal,
+            has_calendar=any(
+                c.kind in ("google_calendar", "ics")
+                and (normalize_email(c.account) or c.account.lower()) == owner
+                for c in settings.connectors
+            ),
         )
 
 
@@ -121,11 +132,14 @@ def plan_batch(items: Sequence[Item], policy: Policy) -> BatchPlan:
             continue
         if isinstance(outcome, Skip):
             plan.skipped[outcome.reason] += 1
+            if outcome.reason == "private_label":
+                # also when the label came after the message was logged
+                plan.write.withdrawn.append((policy.connector, item.source_id))
             continue
-        record, new_contacts, facts = outcome
-        plan.write.interactions.append(record)
-        plan.write.new_contacts.extend(new_contacts)
-        plan.write.facts.extend(facts)
+        for record, new_contacts, facts in [outcome] if isinstance(outcome, tuple) else outcome:
+            plan.write.interactions.append(record)
+            plan.write.new_contacts.extend(new_contacts)
+            plan.write.facts.extend(facts)
         plan.logged += 1
     return plan
 
@@ -133,11 +147,16 @@ def plan_batch(items: Sequence[Item], policy: Policy) -> BatchPlan:
 Planned = tuple[InteractionRecord, list[NewContact], list[Fact]]
 
 
-def plan_mail(message: MailMessage, policy: Policy) -> Planned | Skip:
+def plan_mail(message: MailMessage, policy: Policy) -> Planned | list[Planned] | Skip:
+    """An email as an interaction -- or, for an invitation, as the meetings it announces."""
     parsed = text.parse_mime(message.raw)
     envelope = build_envelope(message, parsed, policy.internal_domains)
     skip = apply_filters(envelope, policy.filters)
     if skip is not None:
+        if skip.reason == "calendar_notification" and not policy.has_calendar:
+            invited = _plan_invitation(message, parsed, envelope, policy)
+            if invited is not None:
+                return invited
         return skip
     participants = [
         (address, role)
@@ -174,6 +193,45 @@ def plan_mail(message: MailMessage, policy: Policy) -> Planned | Skip:
         _new_contacts(creatable, policy),
         _name_facts(participants, envelope.occurred_at, policy),
     )
+
+
+_INVITATION_METHODS = frozenset({"REQUEST", "CANCEL"})
+
+
+def _plan_invitation(
+    message: MailMessage, parsed: EmailMessage, envelope: Envelope, policy: Policy
+) -> list[Planned] | Skip | None:
+    """Meetings from an invitation by mail, for owners whose calendar is not synced.
+
+    The occurrences get the same dedupe keys as a calendar connector would
+    give them (UID + original start), so the meeting is one interaction
+    however it arrives. None when the message holds no usable invitation.
+    """
+    method = envelope.calendar_method or ""
+    data = text.calendar_part(parsed) if method in _INVITATION_METHODS else None
+    if data is None:
+        return None
+    try:
+        calendar = parse_calendar(data)
+    except ValueError:
+        return None
+    window = (envelope.occurred_at - timedelta(days=366), envelope.occurred_at + policy.horizon)
+    planned: list[Planned] = []
+    skip: Skip | None = None
+    for occurrence in expand(calendar, *window):
+        event = to_calendar_event(
+            occurrence,
+            calendar="mail",
+            owner=policy.mailbox,
+            source_prefix=message.source_id,
+            method=method,
+        )
+        outcome = plan_meeting(event, policy)
+        if isinstance(outcome, Skip):
+            skip = outcome
+        else:
+            planned.append(outcome)
+    return planned or skip
 
 
 def _mail_creatable(

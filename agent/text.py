@@ -374,6 +374,21 @@ def _part_text(part: Message) -> str:
     return _scrub(text[:MAX_TEXT])
 
 
+CALENDAR_TYPES = frozenset({"text/calendar", "application/ics"})
+
+
+def calendar_part(message: Message) -> bytes | None:
+    """The first iCalendar part's bytes (an invitation), or None."""
+    for part in _walk(message):
+        if content_type(part) in CALENDAR_TYPES:
+            try:
+                data = part.get_payload(decode=True)
+            except Exception:
+                return None
+            return data if isinstance(data, bytes) and data.strip() else None
+    return None
+
+
 def _text_parts(message: Message) -> tuple[str | None, str | None]:
     """The first readable text/plain and text/html of a message, decoded."""
     plain: str | None = None

@@ -9,7 +9,7 @@ adds nothing and loses nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TypeVar
@@ -17,7 +17,7 @@ from typing import TypeVar
 from sqlalchemy import Table, and_, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from storage import audit, merge
+from storage import audit, fields, merge
 from storage.models import (
     Company,
     CompanyDomain,
@@ -33,7 +33,6 @@ from storage.upsert import greatest, insert_for, table_of
 
 _CHUNK = 500
 T = TypeVar("T")
-MERGED_FIELDS = ("display_name", "first_name", "last_name", "title", "phone")
 
 
 @dataclass(frozen=True)
@@ -91,6 +90,8 @@ class BatchWrite:
     facts: list[Fact] = field(default_factory=list)
     removed: list[tuple[str, str]] = field(default_factory=list)
     """``(connector, source_id)`` pairs the provider no longer holds."""
+    withdrawn: list[tuple[str, str]] = field(default_factory=list)
+    """Sources their owner made private: an interaction left without sources goes too."""
     quarantined: list[tuple[str, str, str]] = field(default_factory=list)
     """``(connector, source_id, reason)``."""
 
@@ -131,6 +132,7 @@ def write_batch(
     }
     refresh_last_contacted(session, linked | set(created.values()))
     _remove_sources(session, batch.removed, propagate_deletes, stats, changes, actor)
+    _remove_sources(session, batch.withdrawn, True, stats, changes, actor)
     _quarantine(session, batch.quarantined)
     audit.record(session, changes)
     return stats
@@ -229,6 +231,14 @@ def _ensure_companies(
         for d, i in won.items()
     ]
     return existing | company_ids(session, missing)
+
+
+def ensure_companies(session: Session, wanted: Mapping[str, str], *, actor: str) -> dict[str, int]:
+    """Domain -> company id for ``wanted`` (domain -> name for a new one), audited as ``actor``."""
+    changes: list[audit.Change] = []
+    ids = _ensure_companies(session, dict(wanted), WriteStats(), changes, actor)
+    audit.record(session, changes)
+    return ids
 
 
 def _ensure_contacts(
@@ -438,17 +448,13 @@ def _record_facts(session: Session, facts: Sequence[Fact], contact_of: dict[str,
         session.execute(statement, chunk)
 
 
-def apply_merge(
-    session: Session, contact_ids: Iterable[int], *, actor: str = "agent"
-) -> list[audit.Change]:
-    """Re-derive the merged fields of ``contact_ids`` from their observations.
-
-    Returns the audit entries for the fields that changed; the caller records them.
-    """
-    changes: list[audit.Change] = []
+def load_observations(
+    session: Session, contact_ids: Iterable[int]
+) -> dict[int, list[merge.Observation]]:
+    """Every observation of ``contact_ids``, as the merge takes them."""
     ids = sorted(set(contact_ids))
+    found: dict[int, list[merge.Observation]] = {i: [] for i in ids}
     for chunk in _chunks(ids):
-        observations: dict[int, list[merge.Observation]] = {i: [] for i in chunk}
         for row in session.execute(
             select(
                 Observation.contact_id,
@@ -459,24 +465,33 @@ def apply_merge(
                 Observation.manual,
             ).where(Observation.contact_id.in_(chunk))
         ):
-            observations[row.contact_id].append(
+            found[row.contact_id].append(
                 merge.Observation(row.field, row.value, row.source, row.observed_at, row.manual)
             )
-        contacts = session.scalars(select(Contact).where(Contact.id.in_(chunk))).all()
-        for contact in contacts:
-            merged = merge.merge_contact(observations[contact.id])
-            for name in MERGED_FIELDS:
-                if name in merge.MULTI_VALUED:
-                    values = merged.multi.get(name, ())
-                    value = values[0] if values else None
-                else:
-                    value = merged.single[name].value if name in merged.single else None
-                before = getattr(contact, name)
-                if value is not None and before != value:
-                    setattr(contact, name, value)
+    return found
+
+
+def apply_merge(
+    session: Session, contact_ids: Iterable[int], *, actor: str = "agent"
+) -> list[audit.Change]:
+    """Re-derive the fields of ``contact_ids`` from their observations (``storage.fields``).
+
+    Returns the audit entries for the fields that changed; the caller records them.
+    """
+    changes: list[audit.Change] = []
+    ids = sorted(set(contact_ids))
+    for chunk in _chunks(ids):
+        derived = {i: fields.derive(o) for i, o in load_observations(session, chunk).items()}
+        domains = {v.value for d in derived.values() if (v := d.get("company")) and v.value}
+        companies = company_ids(session, domains)
+        for contact in session.scalars(select(Contact).where(Contact.id.in_(chunk))).all():
+            for name, merged in derived[contact.id].items():
+                before = fields.read(contact, name)
+                if fields.assign(contact, name, merged.value, companies):
+                    after = fields.read(contact, name)
                     changes.append(
                         audit.Change(
-                            actor, "update", "contact", contact.id, {name: before}, {name: value}
+                            actor, "update", "contact", contact.id, {name: before}, {name: after}
                         )
                     )
     session.flush()

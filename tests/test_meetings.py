@@ -114,3 +114,80 @@ def test_meetings_are_logged_per_occurrence_once_across_calendars(
         ann = session.scalar(select(Contact).join(ContactEmail))
         assert ann is not None
         assert ann.last_contacted_at == datetime(2026, 3, 23, 10, 0, tzinfo=timezone.utc)
+
+
+INVITATION = """BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//crm-sync tests//EN
+METHOD:REQUEST
+BEGIN:VEVENT
+UID:weekly-acme@northwind.example
+DTSTART;TZID=Europe/London:20260302T100000
+DTEND;TZID=Europe/London:20260302T103000
+RRULE:FREQ=WEEKLY;COUNT=4
+SUMMARY:Acme weekly
+ORGANIZER;CN=Alice:mailto:alice@northwind.example
+ATTENDEE;CN=Ann Lee;PARTSTAT=NEEDS-ACTION:mailto:ann@acme.example
+END:VEVENT
+END:VCALENDAR
+"""
+
+
+def _invitation_mail() -> bytes:
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message["From"] = "Alice <alice@northwind.example>"
+    message["To"] = "Ann Lee <ann@acme.example>"
+    message["Subject"] = "Invitation: Acme weekly"
+    message["Date"] = "Fri, 27 Feb 2026 09:00:00 +0000"
+    message["Message-ID"] = "<invite-1@northwind.example>"
+    message.set_content("You are invited.")
+    message.add_attachment(
+        INVITATION.encode(), maintype="text", subtype="calendar", params={"method": "REQUEST"}
+    )
+    return bytes(message)
+
+
+def test_an_invitation_by_mail_logs_the_meetings_when_no_calendar_is_synced(
+    engine: Engine,
+) -> None:
+    from connectors.memory import MemoryConnector
+    from connectors.records import MailMessage
+
+    owner = "alice@northwind.example"
+    settings = parse_settings({"agent": {"internal_domains": ["northwind.example"]}}, None)
+    mail = MemoryConnector("alice-imap", [MailMessage("uid-1", owner, _invitation_mail())])
+    result = sync_connector(
+        session_factory(engine),
+        mail,
+        Policy.from_settings(settings, "alice-imap", owner),
+        kind="imap",
+    )
+    assert result.status == "ok" and result.logged == 1
+    with session_factory(engine)() as session:
+        keys = session.scalars(
+            select(Interaction.dedupe_key).where(Interaction.kind == "meeting")
+        ).all()
+    assert len(keys) == 4
+    assert all(k.startswith("weekly-acme@northwind.example/2026-03-") for k in keys)
+
+
+def test_an_invitation_is_left_to_the_owners_synced_calendar(tmp_path: Path) -> None:
+    from agent.filters import Skip
+    from agent.pipeline import plan_mail
+    from connectors.records import MailMessage
+
+    owner = "alice@northwind.example"
+    settings = parse_settings(
+        {
+            "agent": {"internal_domains": ["northwind.example"]},
+            "connectors": [{"name": "cal", "kind": "ics", "account": owner, "path": str(tmp_path)}],
+        },
+        None,
+    )
+    outcome = plan_mail(
+        MailMessage("uid-1", owner, _invitation_mail()),
+        Policy.from_settings(settings, "alice-imap", owner),
+    )
+    assert isinstance(outcome, Skip) and outcome.reason == "calendar_notification"
