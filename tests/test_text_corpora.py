@@ -18,17 +18,9 @@ from typing import Any
 
 import pytest
 
-from agent.text import (
-    body_text,
-    header_str,
-    html_reply_text,
-    parse_mime,
-    reply_body,
-    reply_text,
-    snippet,
-    split_signature,
-    strip_quotes,
-)
+from agent.html_text import html_reply_text
+from agent.replies import reply_text, split_signature, strip_quotes
+from agent.text import body_text, header_str, parse_mime, reply_body, snippet
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TALON = FIXTURES / "talon"
