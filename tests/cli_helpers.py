@@ -10,8 +10,13 @@ from pathlib import Path
 
 
 def run_cli(
-    *args: str, cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 120
+    *args: str,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    """``input`` is fed to stdin, which is then a pipe, never the terminal pytest runs in."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CRM_SYNC_")}
     environment.update(env or {})
     environment.setdefault("COLUMNS", "200")
@@ -19,6 +24,7 @@ def run_cli(
         [sys.executable, "-m", "agent", *args],
         cwd=cwd,
         env=environment,
+        input=input,
         capture_output=True,
         text=True,
         timeout=timeout,

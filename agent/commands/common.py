@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import getpass
+
 import click
 from sqlalchemy.engine import make_url
 
 from agent.app import App
+from storage import audit
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 pass_app = click.make_pass_decorator(App)
+
+as_user = click.option(
+    "--as",
+    "user",
+    metavar="USER",
+    help="Who is doing this, for the audit log. Default: your login name.",
+)
+
+
+def actor(user: str | None) -> str:
+    """The audit log's name for the person at the keyboard (``--as USER`` or the login name)."""
+    return audit.user(user or getpass.getuser())
 
 
 def safe_url(app: App) -> str:
