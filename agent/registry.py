@@ -7,6 +7,7 @@ store. Connectors themselves only ever see a credentials object.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import google.auth.credentials
@@ -14,6 +15,7 @@ import google.auth.credentials
 from config import Settings
 from config.schema import ConnectorConfig
 from config.schema import GmailConnector as GmailConfig
+from config.schema import GoogleCalendarConnector as CalendarConfig
 from config.schema import IcsConnector as IcsConfig
 from config.schema import ImapConnector as ImapConfig
 from config.schema import MboxConnector as MboxConfig
@@ -21,10 +23,12 @@ from config.secrets import SecretStoreError, TokenStore
 from connectors.errors import AuthError
 from connectors.gmail import GmailConnector
 from connectors.google_auth import (
+    CALENDAR_READONLY_SCOPE,
     gmail_scopes,
     service_account_credentials,
     user_credentials,
 )
+from connectors.google_calendar import GoogleCalendarConnector
 from connectors.ics import IcsConnector
 from connectors.imap import ImapConnector
 from connectors.mbox import MboxConnector
@@ -65,35 +69,47 @@ def build_connector(
             idle=config.idle,
         )
     if isinstance(config, GmailConfig):
-        scopes = gmail_scopes(config.scope)
-        credentials: google.auth.credentials.Credentials
-        if config.auth == "service_account":
-            if config.key_file is None:
-                raise AuthError(
-                    f"connector {config.name!r} uses a service account but sets no key_file",
-                    hint="set key_file to the service account's JSON key",
-                )
-            credentials = service_account_credentials(
-                root / config.key_file, scopes, subject=config.account
-            )
-        else:
-            info = token_store(settings, root).load(config.name)
-            if info is None:
-                raise AuthError(
-                    f"connector {config.name!r} has no OAuth grant yet",
-                    hint=f"run `crm-sync connectors auth {config.name}`",
-                )
-            credentials = user_credentials(info, scopes)
         return GmailConnector(
             config.name,
             config.account,
-            credentials,
+            google_credentials(config, gmail_scopes(config.scope), settings, root),
             mode=config.scope,
             labels=config.labels,
             since=config.since,
             api_endpoint=config.api_endpoint,
         )
+    if isinstance(config, CalendarConfig):
+        return GoogleCalendarConnector(
+            config.name,
+            config.account,
+            google_credentials(config, [CALENDAR_READONLY_SCOPE], settings, root),
+            calendars=config.calendars,
+            since=config.since,
+            horizon_days=max(1, config.horizon.days),
+            api_endpoint=config.api_endpoint,
+        )
     raise NotAvailable(f"connector kind {config.kind!r} is not available in this version")
+
+
+def google_credentials(
+    config: GmailConfig | CalendarConfig, scopes: Sequence[str], settings: Settings, base: Path
+) -> google.auth.credentials.Credentials:
+    """A Google connector's credentials: its service account impersonating the account,
+    or the OAuth grant held in the token store under the connector's name."""
+    if config.auth == "service_account":
+        if config.key_file is None:
+            raise AuthError(
+                f"connector {config.name!r} uses a service account but sets no key_file",
+                hint="set key_file to the service account's JSON key",
+            )
+        return service_account_credentials(base / config.key_file, scopes, subject=config.account)
+    info = token_store(settings, base).load(config.name)
+    if info is None:
+        raise AuthError(
+            f"connector {config.name!r} has no OAuth grant yet",
+            hint=f"run `crm-sync connectors auth {config.name}`",
+        )
+    return user_credentials(info, scopes)
 
 
 def token_store(settings: Settings, base: Path) -> TokenStore:

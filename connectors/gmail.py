@@ -56,28 +56,24 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
-import json
 import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import google.auth.credentials
 import google_auth_httplib2
 import httplib2
-from googleapiclient import discovery_cache
-from googleapiclient.discovery import build_from_document
 from googleapiclient.errors import HttpError
 
 from connectors.errors import BadItem, ConnectorError, CursorInvalid
 from connectors.google_auth import reauth_hint
 from connectors.google_errors import Action, Retrier, RetryPolicy, Verdict, classify_exception
+from connectors.google_service import build_service
 from connectors.quota import DEFAULT_RATE, GMAIL_UNITS, QuotaMeter
 from connectors.records import Batch, Cursor, Item, MailMessage, SourceRemoved, Unreadable
 
@@ -305,16 +301,6 @@ def to_mail_message(resource: Mapping[str, Any], *, mailbox: str, mode: Mode) ->
     )
 
 
-def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 # --------------------------------------------------------------------------- connector
 
 
@@ -399,13 +385,86 @@ class GmailConnector:
     def fetch(self, cursor: Cursor | None) -> Iterator[Batch]:
         """Batches of changes since ``cursor``; ``None`` means a first (full) sync."""
         position = parse_cursor(cursor, len(self.labels))
-        self._quota.reset()
-        self._retrier = self._new_retrier()
-        self._unreadable = []
+        self._start_run()
         if isinstance(position, IncrementalCursor):
             yield from self._incremental(position.history_id)
         else:
             yield from self._full(position)
+
+    def _start_run(self) -> None:
+        self._quota.reset()
+        self._retrier = self._new_retrier()
+        self._unreadable = []
+
+    # -- what the mailbox holds (connectors test, verify)
+
+    def estimate(self) -> dict[str, Any]:
+        """What a first sync would read, without reading it.
+
+        ``users.getProfile`` gives the address and the mailbox's total, one
+        ``users.messages.list`` per label with ``maxResults=1`` Google's
+        ``resultSizeEstimate``; one listed message is then fetched in the format
+        the sync uses, which proves the grant covers the connector's scope.
+        """
+        self._start_run()
+        profile = self._execute("users.getProfile", self._users().getProfile(userId="me"))
+        labels: dict[str, int] = {}
+        sample: str | None = None
+        for label in self.labels:
+            response = self._execute(
+                "users.messages.list", self._list_request(label, None, page_size=1)
+            )
+            labels[label] = int(response.get("resultSizeEstimate", 0))
+            listed = [str(m["id"]) for m in response.get("messages", ())]
+            sample = sample or next(iter(listed), None)
+        if sample is not None:
+            self._fetch_messages([sample])
+            self._take_unreadable()
+        return {
+            "account": str(profile.get("emailAddress", "")),
+            "messages_total": int(profile.get("messagesTotal", 0)),
+            "labels": labels,
+        }
+
+    def inventory(self, cursor: Cursor | None = None) -> Iterator[str]:
+        """Ids of the messages in the synced scope, listed per label without fetching them.
+
+        With a first-sync cursor, only the labels that sync has finished. The
+        window ``since`` applies as in the first sync: by query in ``readonly``
+        mode; in ``metadata`` mode the listing stops after the first page whose
+        oldest message (one ``minimal`` get) is older than ``since``, and older
+        messages on that page are left for the caller to judge by their date.
+        """
+        position = parse_cursor(cursor, len(self.labels))
+        self._start_run()
+        done = position.label_index if isinstance(position, FullCursor) else len(self.labels)
+        seen: set[str] = set()
+        for label in self.labels[:done]:
+            page_token: str | None = None
+            while True:
+                response = self._list_page(label, page_token)
+                ids = [str(m["id"]) for m in response.get("messages", ())]
+                yield from (i for i in ids if i not in seen)
+                seen.update(ids)
+                page_token = response.get("nextPageToken") or None
+                if page_token is None or (ids and self._older_than_window(ids[-1])):
+                    break
+
+    def lookup(self, source_ids: Iterable[str]) -> Iterator[Item]:
+        """The messages with these ids, fetched as the sync does; gone ones yield nothing."""
+        ids = list(dict.fromkeys(source_ids))
+        for start in range(0, len(ids), self._page_size):
+            fetched = self._fetch_messages(ids[start : start + self._page_size])
+            yield from (message for message in fetched.values() if message is not None)
+            yield from self._take_unreadable()
+
+    def _older_than_window(self, message_id: str) -> bool:
+        if self.since is None or self.mode == "readonly":
+            return False
+        request = self._users().messages().get(userId="me", id=message_id, format="minimal")
+        resource = self._execute("users.messages.get", request)
+        millis = resource.get("internalDate")
+        return millis is not None and int(millis) < self.since.timestamp() * 1000
 
     def label_names(self) -> dict[str, str]:
         """Label id -> name (``users.labels.list``, one unit).
@@ -450,7 +509,9 @@ class GmailConnector:
                 raise CursorInvalid(f"Gmail rejected the saved page token: {exc}") from exc
             raise
 
-    def _list_request(self, label: str, page_token: str | None) -> Any:
+    def _list_request(
+        self, label: str, page_token: str | None, *, page_size: int | None = None
+    ) -> Any:
         query = None
         if self.since is not None and self.mode == "readonly":
             query = f"after:{int(self.since.timestamp()) - 1}"
@@ -458,7 +519,7 @@ class GmailConnector:
             userId="me",
             labelIds=[label],
             includeSpamTrash=False,
-            maxResults=self._page_size,
+            maxResults=page_size or self._page_size,
             pageToken=page_token,
             q=query,
         )
@@ -652,18 +713,11 @@ class GmailConnector:
         return self._service_object().users()
 
     def _service_object(self) -> Any:
-        """The Gmail service, built once from the packaged discovery document with its
-        ``rootUrl`` moved to ``api_endpoint``: that moves batch requests too, which
-        ``client_options`` does not."""
+        """The Gmail service, built once (:func:`connectors.google_service.build_service`)."""
         if self._service is None:
-            document = json.loads(discovery_cache.get_static_doc("gmail", "v1"))
-            document["rootUrl"] = self.api_endpoint.rstrip("/") + "/"
-            proxy: Any = httplib2.proxy_info_from_environment
-            if _is_loopback(self.api_endpoint):
-                proxy = None
-            self._http = httplib2.Http(timeout=self._timeout, proxy_info=proxy)
-            authorized = google_auth_httplib2.AuthorizedHttp(self._credentials, http=self._http)
-            self._service = build_from_document(document, http=authorized)
+            self._service, self._http = build_service(
+                "gmail", "v1", self.api_endpoint, self._credentials, timeout=self._timeout
+            )
         return self._service
 
     def _auth_hint(self) -> str:

@@ -27,6 +27,16 @@ GMAIL_UNITS: Mapping[str, int] = {
 DEFAULT_RATE = 250.0
 """Units per second per user: Gmail's documented per-user moving average."""
 
+CALENDAR_UNITS: Mapping[str, int] = {
+    "calendarList.list": 1,
+    "events.list": 1,
+}
+"""Calendar meters requests, not units: every call counts one
+(https://developers.google.com/calendar/api/guides/quota)."""
+
+CALENDAR_RATE = 10.0
+"""Requests per second per user: Calendar's 600 per minute per user."""
+
 
 class QuotaMeter:
     """A token bucket over quota units that also records what each method spent.
