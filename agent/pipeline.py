@@ -299,6 +299,7 @@ def plan_meeting(event: CalendarEvent, policy: Policy) -> Planned | Skip:
         visibility=policy.visibility,
         owner=policy.mailbox,
         status="cancelled" if event.status == "cancelled" else "active",
+        revised_at=event.updated,
     )
     creatable = (
         [a.email for a, _, _ in external]

@@ -60,6 +60,8 @@ class InteractionRecord:
     owner: str | None = None
     ends_at: datetime | None = None
     status: str = "active"
+    revised_at: datetime | None = None
+    """The source's last change; a later revision of a meeting updates the logged one."""
 
 
 @dataclass(frozen=True)
@@ -291,6 +293,10 @@ def _ensure_contacts(
     return created
 
 
+_REVISABLE = ("occurred_at", "ends_at", "status", "subject")
+"""What a later revision of a meeting may change on the logged interaction."""
+
+
 def _upsert_interactions(
     session: Session,
     records: Sequence[InteractionRecord],
@@ -298,10 +304,19 @@ def _upsert_interactions(
     changes: list[audit.Change],
     actor: str,
 ) -> dict[str, int]:
+    """Insert new interactions; apply newer revisions of meetings; return key -> id.
+
+    An email never changes once logged. A meeting does (moved, cancelled,
+    renamed): the row takes the incoming version when its ``revised_at`` is
+    at least the stored one, so the result does not depend on which
+    attendee's calendar is synced first, and a stale copy never wins.
+    """
     if not records:
         return {}
     table = table_of(Interaction)
     unique = {r.dedupe_key: r for r in records}
+    meetings = sorted(k for k, r in unique.items() if r.kind == "meeting")
+    before = _current(session, meetings)
     for chunk in _chunks(sorted(unique)):
         statement = insert_for(session, table).on_conflict_do_nothing(index_elements=["dedupe_key"])
         inserted = session.execute(
@@ -313,6 +328,31 @@ def _upsert_interactions(
             audit.Change(actor, "create", "interaction", i, None, {"kind": k, "occurred_at": at})
             for i, k, at in inserted
         ]
+    for key, (interaction_id, stored, revised) in before.items():
+        record = unique[key]
+        incoming = {name: getattr(record, name) for name in _REVISABLE}
+        newer = record.revised_at is not None and (revised is None or record.revised_at >= revised)
+        if not newer or incoming == stored:
+            continue
+        session.execute(
+            update(table)
+            .where(
+                table.c.id == interaction_id,
+                (table.c.revised_at.is_(None)) | (table.c.revised_at <= record.revised_at),
+            )
+            .values(**incoming, revised_at=record.revised_at, updated_at=datetime.now(timezone.utc))
+        )
+        changed = [name for name in _REVISABLE if incoming[name] != stored[name]]
+        changes.append(
+            audit.Change(
+                actor,
+                "update",
+                "interaction",
+                interaction_id,
+                {name: stored[name] for name in changed},
+                {name: incoming[name] for name in changed},
+            )
+        )
     ids: dict[str, int] = {}
     for chunk in _chunks(sorted(unique)):
         ids.update(
@@ -323,6 +363,25 @@ def _upsert_interactions(
             ).all()
         )
     return ids
+
+
+def _current(
+    session: Session, keys: Sequence[str]
+) -> dict[str, tuple[int, dict[str, object], datetime | None]]:
+    """Stored meetings by dedupe key: id, the revisable values, and their revision."""
+    found: dict[str, tuple[int, dict[str, object], datetime | None]] = {}
+    for chunk in _chunks(keys):
+        for row in session.execute(
+            select(
+                Interaction.dedupe_key,
+                Interaction.id,
+                Interaction.revised_at,
+                *(getattr(Interaction, name) for name in _REVISABLE),
+            ).where(Interaction.dedupe_key.in_(chunk))
+        ):
+            values = {name: getattr(row, name) for name in _REVISABLE}
+            found[row.dedupe_key] = (row.id, values, row.revised_at)
+    return found
 
 
 def _interaction_row(record: InteractionRecord) -> dict[str, object]:
@@ -339,6 +398,7 @@ def _interaction_row(record: InteractionRecord) -> dict[str, object]:
         "visibility": record.visibility,
         "status": record.status,
         "owner": record.owner,
+        "revised_at": record.revised_at,
     }
 
 

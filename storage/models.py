@@ -172,6 +172,8 @@ class Interaction(Base):
     visibility: Mapped[str] = mapped_column(String(20), default="shared")
     status: Mapped[str] = mapped_column(String(20), default="active")
     owner: Mapped[str | None] = mapped_column(String(320))
+    revised_at: Mapped[datetime | None]
+    """When the source last changed it (a meeting's LAST-MODIFIED): the latest revision wins."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -191,3 +191,59 @@ def test_an_invitation_is_left_to_the_owners_synced_calendar(tmp_path: Path) -> 
         Policy.from_settings(settings, "alice-imap", owner),
     )
     assert isinstance(outcome, Skip) and outcome.reason == "calendar_notification"
+
+
+def test_a_newer_revision_of_a_meeting_updates_it_and_a_stale_one_never_does(
+    engine: Engine,
+) -> None:
+    from dataclasses import replace
+
+    from connectors.memory import MemoryConnector
+    from connectors.records import Address, Attendee, CalendarEvent
+
+    owner = "alice@northwind.example"
+    settings = parse_settings({"agent": {"internal_domains": ["northwind.example"]}}, None)
+    start = datetime(2026, 4, 7, 10, tzinfo=timezone.utc)
+    planned = CalendarEvent(
+        source_id="cal/review/1",
+        calendar="primary",
+        owner=owner,
+        uid="review@acme.example",
+        original_start=start,
+        start=start,
+        end=start.replace(hour=11),
+        summary="Quarterly review",
+        organizer=Address(owner, "Alice"),
+        attendees=(Attendee(Address("ann@acme.example", "Ann"), "accepted"),),
+        updated=datetime(2026, 3, 1, tzinfo=timezone.utc),
+    )
+    moved = replace(
+        planned,
+        start=start.replace(hour=14),
+        end=start.replace(hour=15),
+        updated=datetime(2026, 3, 5, tzinfo=timezone.utc),
+    )
+    cancelled = replace(
+        moved, status="cancelled", updated=datetime(2026, 3, 9, tzinfo=timezone.utc)
+    )
+    sessions = session_factory(engine)
+
+    def sync(name: str, *events: CalendarEvent) -> None:
+        connector = MemoryConnector(name, list(events))
+        policy = Policy.from_settings(settings, name, owner)
+        assert sync_connector(sessions, connector, policy, kind="ics").status == "ok"
+
+    def stored() -> tuple[str, int]:
+        with sessions() as session:
+            meeting = session.scalar(select(Interaction))
+            assert meeting is not None
+            return meeting.status, meeting.occurred_at.hour
+
+    sync("a", planned)
+    assert stored() == ("active", 10)
+    sync("b", moved)
+    assert stored() == ("active", 14)
+    sync("c", cancelled)
+    assert stored() == ("cancelled", 14)
+    sync("d", planned)  # an attendee's stale copy arrives last
+    assert stored() == ("cancelled", 14)
