@@ -828,6 +828,68 @@ class ImapConnector:
                 items.append(Unreadable(bad.source_id, bad.reason))
         return items
 
+    # -- what the server holds (verification) -----------------------------------------------
+
+    def inventory(self, cursor: Cursor | None = None) -> Iterator[str]:
+        """``folder/uidvalidity/uid`` of every message in the synced folders (within ``since``).
+
+        With ``cursor``, only what it covers: the folders it knows, under the
+        same UIDVALIDITY, up to their ``last_uid``. One EXAMINE and one UID
+        SEARCH per folder; no message is fetched.
+        """
+        for _folder, source_ids in self._held(cursor):
+            yield from source_ids
+
+    def folder_counts(self) -> dict[str, int]:
+        """Messages per synced folder (within ``since``): what a first sync would read."""
+        return {folder: len(source_ids) for folder, source_ids in self._held(None)}
+
+    def _held(self, cursor: Cursor | None) -> Iterator[tuple[str, list[str]]]:
+        states = load_cursor(cursor) if cursor is not None else None
+        try:
+            with self._session() as session:
+                for folder in self._targets(session.list_folders()):
+                    state = states.get(folder) if states is not None else None
+                    if states is not None and state is None:
+                        continue
+                    uidvalidity = session.examine(folder, None).status.uidvalidity
+                    if state is not None and state.uidvalidity != uidvalidity:
+                        continue
+                    yield folder, [
+                        f"{folder}/{uidvalidity}/{uid}"
+                        for uid in session.search_new(0, self.since)
+                        if state is None or uid <= state.last_uid
+                    ]
+        except ConnectorError:
+            raise
+        except (IMAPClientError, OSError) as exc:
+            raise classify_error(exc) from exc
+
+    def lookup(self, source_ids: Iterable[str]) -> Iterator[Item]:
+        """The messages with these source ids, fetched as ``fetch`` does; ids whose
+        folder or UIDVALIDITY is gone yield nothing."""
+        wanted: dict[tuple[str, int], list[int]] = defaultdict(list)
+        for source_id in source_ids:
+            name, validity, uid = source_id.rsplit("/", 2)
+            wanted[(name, int(validity))].append(int(uid))
+        try:
+            with self._session() as session:
+                listed = session.list_folders()
+                for (folder, uidvalidity), uids in wanted.items():
+                    if folder not in listed:
+                        continue
+                    if session.examine(folder, None).status.uidvalidity != uidvalidity:
+                        continue
+                    special = listed[folder][0]
+                    for chunk in _chunks(sorted(uids), self.batch_size):
+                        yield from self._messages(
+                            session, folder, special, uidvalidity, chunk, known=False
+                        )
+        except ConnectorError:
+            raise
+        except (IMAPClientError, OSError) as exc:
+            raise classify_error(exc) from exc
+
     # -- low latency -----------------------------------------------------------------------
 
     def wait_for_changes(self, timeout: float) -> bool:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -59,6 +59,44 @@ class MboxConnector:
             yield from self._fetch_maildir(cursor)
         else:
             yield from self._fetch_mbox(cursor)
+
+    def inventory(self, cursor: Cursor | None = None) -> Iterator[str]:
+        """Source ids of the messages in scope (``since`` applies), as ``fetch`` names them.
+
+        With ``cursor``, only the messages it has passed: an import stopped
+        half-way has not read the rest, so they cannot be missing yet.
+        """
+        for message in self._scan(cursor):
+            yield message.source_id
+
+    def lookup(self, source_ids: Iterable[str]) -> Iterator[MailMessage]:
+        """The messages with these source ids, as ``fetch`` yields them."""
+        wanted = set(source_ids)
+        for message in self._scan(None):
+            if message.source_id in wanted:
+                yield message
+
+    def _scan(self, cursor: Cursor | None) -> Iterator[MailMessage]:
+        """Every message in scope from the start, up to ``cursor`` when one is given."""
+        if not self.path.exists():
+            raise FileNotFoundError(f"{self.path}: no such mbox file or Maildir folder")
+        if self.path.is_dir():
+            last = _maildir_last(cursor)
+            for key, path in _maildir_files(self.path):
+                if cursor is not None and (last is None or key > last):
+                    return
+                message = self._message(f"maildir:{key.split(':', 1)[0]}", path.read_bytes())
+                if message is not None:
+                    yield message
+            return
+        stop = _mbox_offset(cursor, self.path) if cursor is not None else None
+        with self.path.open("rb") as handle:
+            for _start, end, raw in _iter_mbox(handle, 0):
+                if stop is not None and end > stop:
+                    return
+                message = self._message(f"mbox:{_digest(raw)}", raw)
+                if message is not None:
+                    yield message
 
     def size_hint(self) -> int:
         """Bytes (mbox) or files (Maildir) in all, for a progress bar."""

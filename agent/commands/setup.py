@@ -12,6 +12,8 @@ from agent.app import App
 from agent.commands.common import EXIT_USAGE, pass_app, safe_url
 from agent.output import console, errors
 from config.loader import DEFAULT_FILE
+from config.schema import SecretsConfig
+from config.secrets import ensure_key_file
 
 
 @click.command()
@@ -28,6 +30,8 @@ def init(ctx: click.Context, force: bool) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(template, "utf-8")
     console.print(f"wrote {target}")
+    key = ensure_key_file(target.parent / SecretsConfig().key_file)
+    console.print(f"the key that encrypts OAuth tokens is {key} (mode 0600, kept if it existed)")
     console.print("next: edit it, then run `crm-sync db upgrade` and `crm-sync status`")
 
 
