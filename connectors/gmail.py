@@ -61,7 +61,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -392,6 +392,7 @@ class GmailConnector:
             yield from self._full(position)
 
     def _start_run(self) -> None:
+        self._label_map: dict[str, str] | None = None
         self._quota.reset()
         self._retrier = self._new_retrier()
         self._unreadable = []
@@ -465,6 +466,21 @@ class GmailConnector:
         resource = self._execute("users.messages.get", request)
         millis = resource.get("internalDate")
         return millis is not None and int(millis) < self.since.timestamp() * 1000
+
+    def _with_label_names(self, message: MailMessage) -> MailMessage:
+        """Add the names of user labels to their ids.
+
+        Admins configure labels by name (``privacy.private_label = "Private"``)
+        while Gmail reports ids (``Label_12``); the scope checks keep using the
+        ids. The names are read once per run, and only when a user label shows up.
+        """
+        user_labels = [label for label in message.labels if label.startswith("Label_")]
+        if not user_labels:
+            return message
+        if self._label_map is None:
+            self._label_map = self.label_names()
+        names = {self._label_map[label] for label in user_labels if label in self._label_map}
+        return replace(message, labels=message.labels | names)
 
     def label_names(self) -> dict[str, str]:
         """Label id -> name (``users.labels.list``, one unit).
@@ -628,8 +644,8 @@ class GmailConnector:
                 messages[message_id] = None
                 continue
             try:
-                messages[message_id] = to_mail_message(
-                    resource, mailbox=self.account, mode=self.mode
+                messages[message_id] = self._with_label_names(
+                    to_mail_message(resource, mailbox=self.account, mode=self.mode)
                 )
             except BadItem as bad:
                 log.warning("gmail %s: unreadable message %s: %s", self.name, bad.source_id, bad)

@@ -120,3 +120,33 @@ def test_a_deleted_message_loses_its_source_and_keeps_the_interaction(
     with session_factory(engine)() as session:
         assert session.scalar(select(func.count()).select_from(Interaction)) == 1
         assert session.scalar(select(func.count()).select_from(InteractionSource)) == 0
+
+
+def test_the_private_label_withdraws_a_message_also_when_added_later(
+    fake: FakeGoogle, engine: Engine
+) -> None:
+    mailbox = fake.add_mailbox(ALICE)
+    private = mailbox.create_label("Private")
+    kept = mailbox.add_message(
+        message(sender="Ann <ann@acme.example>", to=[ALICE], message_id="<k@acme.example>"),
+        ["INBOX"],
+    )
+    hidden_now = mailbox.add_message(
+        message(sender="Ann <ann@acme.example>", to=[ALICE], message_id="<h1@acme.example>"),
+        ["INBOX", private],
+    )
+    hidden_later = mailbox.add_message(
+        message(sender="Ann <ann@acme.example>", to=[ALICE], message_id="<h2@acme.example>"),
+        ["INBOX"],
+    )
+    gmail = connector(fake, ALICE)
+    first = run(engine, gmail)
+    assert first.logged == 2 and first.skipped["private_label"] == 1
+
+    mailbox.modify(hidden_later, add=[private])
+    second = run(engine, gmail)
+    assert second.skipped["private_label"] == 1
+    with session_factory(engine)() as session:
+        keys = set(session.scalars(select(Interaction.dedupe_key)))
+    assert keys == {"k@acme.example"}
+    assert {kept, hidden_now, hidden_later} <= set(mailbox.messages)
