@@ -14,8 +14,21 @@ from pathlib import Path
 import click
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from agent import logs
 from agent.app import App, SchemaOutOfDate
-from agent.commands import contacts, setup, status, sync
+from agent.commands import (
+    companies,
+    conflicts,
+    connectors,
+    contacts,
+    contacts_merge,
+    privacy,
+    run,
+    setup,
+    status,
+    sync,
+    verify,
+)
 from agent.commands.common import EXIT_FAILURE, EXIT_USAGE
 from agent.output import errors
 from config import ConfigError
@@ -37,6 +50,7 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
     Start with `crm-sync init` to write a config file, `crm-sync db upgrade`
     to create the database, then `crm-sync status`.
     """
+    logs.configure(level=logs.level_from_env(default="WARNING"))
     ctx.obj = App(config_path=config_path)
 
 
@@ -45,11 +59,19 @@ for command in (
     setup.demo,
     setup.db,
     status.status,
+    run.run,
     sync.sync,
     sync.import_,
     contacts.contacts,
+    conflicts.conflicts,
+    companies.companies,
+    privacy.privacy,
+    privacy.forget,
+    connectors.connectors,
+    verify.verify,
 ):
     cli.add_command(command)
+contacts.contacts.add_command(contacts_merge.merge)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,15 +1,44 @@
-"""A connector's health, derived from its config and its ``sync_state`` row."""
+"""A connector's health, derived from its config and its ``sync_state`` row.
+
+The row stores what the agent last did (``new``, ``syncing``, ``ok``,
+``failing``, ``needs_auth``, ``paused``, ``stuck``); what an admin needs to
+see is derived from it, the config and the clock, first match wins:
+
+=============  ===========================================================
+state          when
+=============  ===========================================================
+removed        the row exists, the config no longer names the connector
+paused         ``enabled = false`` in the config, or status ``paused``
+needs_auth     status ``needs_auth``: only an admin can restore access
+stuck          status ``stuck`` (a run made no progress for the stall
+               limit), or a lease still held after it expired (its agent
+               died or hangs, and no agent has taken the connector over)
+failing        status ``failing``
+syncing        status ``syncing`` under a live lease
+never_synced   no row, or no pass has ever completed
+lagging        the last complete pass is older than 3 intervals
+ok             otherwise
+=============  ===========================================================
+
+Each state that needs a person comes with ``fix``: one line saying what to try.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from agent.scheduler import interval_of
 from config import Settings
+from config.schema import ConnectorConfig
 from storage.models import SyncState
 from storage.sync_state import list_states
+
+LAG_INTERVALS = 3
+ALERTING = frozenset({"failing", "needs_auth", "stuck"})
+"""States that make ``status`` exit 1, so monitoring can page someone."""
 
 
 def _quota_units(counters: dict[str, Any]) -> int | None:
@@ -17,14 +46,81 @@ def _quota_units(counters: dict[str, Any]) -> int | None:
     return sum(int(v) for v in spent.values()) if isinstance(spent, dict) else None
 
 
-def _state(row: SyncState | None, configured: bool, enabled: bool) -> str:
-    if not configured:
+def derive_state(
+    row: SyncState | None,
+    config: ConnectorConfig | None,
+    interval: timedelta,
+    now: datetime,
+) -> str:
+    """The display state of one connector; see the module docstring's table."""
+    if config is None:
         return "removed"
-    if not enabled:
+    status = row.status if row is not None else "new"
+    if not config.enabled or status == "paused":
         return "paused"
-    if row is None or row.status == "new":
+    if status == "needs_auth":
+        return "needs_auth"
+    if status == "stuck" or (row is not None and _lease_expired(row, now)):
+        return "stuck"
+    if status == "failing":
+        return "failing"
+    if status == "syncing" and row is not None and row.lease_owner:
+        return "syncing"
+    last_success = row.last_success_at if row is not None else None
+    if last_success is None:
         return "never_synced"
-    return row.status
+    if now - last_success > LAG_INTERVALS * interval:
+        return "lagging"
+    return "ok"
+
+
+def _lease_expired(row: SyncState, now: datetime) -> bool:
+    return bool(row.lease_owner and row.lease_expires_at and row.lease_expires_at < now)
+
+
+def fix_for(
+    state: str,
+    name: str,
+    row: SyncState | None,
+    config: ConnectorConfig | None,
+    now: datetime,
+) -> str:
+    """One line: what to try for ``state``; empty when nothing is needed."""
+    if state == "needs_auth":
+        if getattr(config, "auth", None) == "service_account":
+            return (
+                "grant the service account domain-wide delegation for the connector's scopes, "
+                f"then run `crm-sync connectors resume {name}`"
+            )
+        if config is not None and config.kind == "imap":
+            return (
+                "correct the password (or its ${VARIABLE}) in the config, "
+                f"then run `crm-sync connectors resume {name}`"
+            )
+        return f"run `crm-sync connectors auth {name}`"
+    if state == "stuck":
+        if row is not None and _lease_expired(row, now):
+            return (
+                f"the agent holding it ({row.lease_owner}) stopped renewing its lease: make sure "
+                "`crm-sync run` is running; it takes over from the committed cursor"
+            )
+        return (
+            "a run made no progress and was freed; if it recurs, check the network to the "
+            f"server, then run `crm-sync sync --connector {name}`"
+        )
+    if state == "failing":
+        return f"fix the error shown, then run `crm-sync sync --connector {name}` to retry now"
+    if state == "lagging":
+        return "no complete sync for 3 intervals: check that `crm-sync run` is running and its log"
+    if state == "paused":
+        if config is not None and not config.enabled:
+            return "set enabled = true in the config"
+        return f"run `crm-sync connectors resume {name}`"
+    if state == "never_synced":
+        return f"`crm-sync run` syncs it at its next tick; `crm-sync sync --connector {name}` now"
+    if state == "removed":
+        return "no longer in the config; the mail it logged stays"
+    return ""
 
 
 def connector_status(settings: Settings, session: Session, now: datetime) -> list[dict[str, Any]]:
@@ -37,24 +133,33 @@ def connector_status(settings: Settings, session: Session, now: datetime) -> lis
     for name in names:
         row = rows.get(name)
         config = configured.get(name)
+        interval = interval_of(config, settings) if config else settings.agent.interval
+        state = derive_state(row, config, interval, now)
         last_success = row.last_success_at if row else None
         counters = dict(row.counters or {}) if row else {}
         result.append(
             {
                 "connector": name,
                 "kind": config.kind if config else (row.kind if row else None),
-                "state": _state(row, config is not None, config.enabled if config else True),
+                "state": state,
                 "last_success": last_success,
                 "lag": (now - last_success) if last_success else None,
                 "items": counters.get("items", 0),
                 "skipped": counters.get("skipped", {}),
                 "quarantined": counters.get("quarantined", 0),
-                "last_error": row.last_error if row else None,
+                "last_error": _one_line(row.last_error) if row else None,
+                "fix": fix_for(state, name, row, config, now) or None,
                 "lease_owner": row.lease_owner if row else None,
                 "lease_expires_at": row.lease_expires_at if row else None,
-                "needs_auth": bool(row and row.status == "needs_auth"),
+                "needs_auth": state == "needs_auth",
+                "failures": counters.get("failures", 0),
+                "consecutive_failures": counters.get("consecutive_failures", 0),
                 "quota_units_last_run": _quota_units(counters),
                 "counters": counters,
             }
         )
     return result
+
+
+def _one_line(text: str | None) -> str | None:
+    return " ".join(text.split()) if text else text

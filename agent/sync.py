@@ -4,6 +4,12 @@ Each batch's interactions, facts, counters and the connector's new cursor
 commit in ONE transaction, so a crash anywhere loses nothing and duplicates
 nothing: the next pass starts from the last committed cursor and every
 write is idempotent.
+
+A pass run by the scheduler holds the connector's lease (storage.leases):
+each of its transactions first checks that the lease is still its own, so a
+run that lost it (expired and taken over, or freed as stuck) commits
+nothing. It may also be asked to stop: it ends after the batch that has
+just committed, and the next pass resumes from that batch's cursor.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,6 +30,7 @@ from connectors.records import Batch, Connector, Cursor
 from storage import audit
 from storage.db import transaction
 from storage.ingest import WriteStats, contact_ids, write_batch
+from storage.leases import Lease, LeaseLost, verify
 from storage.models import SyncState
 from storage.sync_state import get_state
 
@@ -50,6 +58,28 @@ class SyncResult:
 Progress = Callable[[Batch, SyncResult], None]
 
 
+class _Stopped(Exception):
+    """The agent is stopping: the pass ends after the batch that just committed."""
+
+
+@dataclass(frozen=True)
+class _Fence:
+    """What a leased pass checks: the lease before each commit, the stop request after."""
+
+    lease: Lease | None = None
+    stop: Callable[[], bool] | None = None
+
+    def check(self, session: Session) -> None:
+        if self.lease is not None:
+            verify(session, self.lease)
+
+    def stopping(self) -> bool:
+        return self.stop is not None and self.stop()
+
+
+_NO_FENCE = _Fence()
+
+
 def sync_connector(
     sessions: sessionmaker[Session],
     connector: Connector,
@@ -60,57 +90,106 @@ def sync_connector(
     dry_run: bool = False,
     propagate_deletes: bool = False,
     progress: Progress | None = None,
+    lease: Lease | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> SyncResult:
-    """Run one pass; connector failures are recorded on its row, never raised."""
+    """Run one pass; connector failures are recorded on its row, never raised.
+
+    With ``lease``, every write first checks that the lease is still held; a
+    lost lease ends the pass with status ``lease_lost`` and leaves the row to
+    its new holder. With ``stop``, asked after each committed batch, a pass
+    asked to stop ends with status ``stopped`` (the row says ``ok``, and
+    ``last_success_at`` stays, as the pass did not complete).
+    """
     result = SyncResult(connector=connector.name)
+    fence = _Fence(lease, stop)
     started = time.monotonic()
-    with transaction(sessions) as session:
-        state = get_state(session, connector.name, kind)
-        cursor: Cursor | None = None if full else state.cursor
-        if not dry_run:
-            state.status = "syncing"
-            state.last_run_at = _now()
+    try:
+        with transaction(sessions) as session:
+            fence.check(session)
+            state = get_state(session, connector.name, kind)
+            cursor: Cursor | None = None if full else state.cursor
+            if not dry_run:
+                state.status = _unless_paused(state.status, "syncing")
+                state.last_run_at = _now()
+    except LeaseLost as exc:
+        return _lost(result, exc)
+    run = partial(
+        _run,
+        sessions,
+        connector,
+        policy,
+        result=result,
+        dry_run=dry_run,
+        propagate_deletes=propagate_deletes,
+        progress=progress,
+        fence=fence,
+    )
     try:
         try:
-            _run(sessions, connector, policy, cursor, result, dry_run, propagate_deletes, progress)
+            run(cursor)
         except CursorInvalid as exc:
             if cursor is None:
                 raise
             log.warning("%s: cursor no longer valid (%s); full resync", connector.name, exc)
             result.resynced = True
-            _run(sessions, connector, policy, None, result, dry_run, propagate_deletes, progress)
+            run(None)
+    except LeaseLost as exc:
+        return _lost(result, exc)
+    except _Stopped:
+        _finish(sessions, connector.name, result, "ok", None, dry_run, fence, complete=False)
+        if result.status == "ok":
+            result.status = "stopped"
     except AuthError as exc:
         _finish(
-            sessions, connector.name, result, "needs_auth", f"{exc} {exc.hint}".strip(), dry_run
+            sessions,
+            connector.name,
+            result,
+            "needs_auth",
+            f"{exc} {exc.hint}".strip(),
+            dry_run,
+            fence,
         )
     except TransientError as exc:
-        _finish(sessions, connector.name, result, "failing", f"temporary: {exc}", dry_run)
+        _finish(sessions, connector.name, result, "failing", f"temporary: {exc}", dry_run, fence)
     except Exception as exc:
         log.exception("%s: sync failed", connector.name)
-        _finish(
-            sessions, connector.name, result, "failing", f"{type(exc).__name__}: {exc}", dry_run
-        )
+        error = f"{type(exc).__name__}: {exc}"
+        _finish(sessions, connector.name, result, "failing", error, dry_run, fence)
     else:
-        _finish(sessions, connector.name, result, "ok", None, dry_run)
+        _finish(sessions, connector.name, result, "ok", None, dry_run, fence)
     result.seconds = time.monotonic() - started
-    if not dry_run:
-        _record_run(sessions, connector, result)
+    if not dry_run and result.status != "lease_lost":
+        _record_run(sessions, connector, result, fence)
     return result
 
 
-def _record_run(sessions: sessionmaker[Session], connector: Connector, result: SyncResult) -> None:
+def _lost(result: SyncResult, exc: LeaseLost) -> SyncResult:
+    log.warning("%s; this run commits nothing more", exc)
+    result.status = "lease_lost"
+    result.error = str(exc)
+    return result
+
+
+def _record_run(
+    sessions: sessionmaker[Session], connector: Connector, result: SyncResult, fence: _Fence
+) -> None:
     """The last run's figures, and the API quota it spent where the connector counts it."""
     spent = getattr(connector, "units_spent", None)
-    with transaction(sessions) as session:
-        state = get_state(session, connector.name)
-        counters = dict(state.counters or {})
-        counters["last_run"] = {
-            "items": result.items,
-            "logged": result.logged,
-            "seconds": round(result.seconds, 3),
-            "quota_units": dict(spent) if isinstance(spent, Mapping) else None,
-        }
-        state.counters = counters
+    try:
+        with transaction(sessions) as session:
+            fence.check(session)
+            state = get_state(session, connector.name)
+            counters = dict(state.counters or {})
+            counters["last_run"] = {
+                "items": result.items,
+                "logged": result.logged,
+                "seconds": round(result.seconds, 3),
+                "quota_units": dict(spent) if isinstance(spent, Mapping) else None,
+            }
+            state.counters = counters
+    except LeaseLost as exc:
+        _lost(result, exc)
 
 
 def _run(
@@ -122,6 +201,7 @@ def _run(
     dry_run: bool,
     propagate_deletes: bool,
     progress: Progress | None,
+    fence: _Fence,
 ) -> None:
     for batch in connector.fetch(cursor):
         plan = plan_batch(batch.items, policy)
@@ -135,12 +215,15 @@ def _run(
                     propagate_deletes=propagate_deletes,
                     actor=audit.connector(connector.name),
                 )
+                fence.check(session)
                 state = get_state(session, connector.name)
                 state.cursor = batch.cursor
                 _count(state, batch, plan, stats)
             _account(result, batch, plan, stats)
         if progress is not None:
             progress(batch, result)
+        if fence.stopping():
+            raise _Stopped
 
 
 def _account(result: SyncResult, batch: Batch, plan: BatchPlan, stats: WriteStats) -> None:
@@ -195,22 +278,34 @@ def _finish(
     status: str,
     error: str | None,
     dry_run: bool,
+    fence: _Fence = _NO_FENCE,
+    *,
+    complete: bool = True,
 ) -> None:
     result.status = status
     result.error = error
     if dry_run:
         return
-    with transaction(sessions) as session:
-        state = get_state(session, name)
-        state.status = status
-        now = _now()
-        if error is None:
-            state.last_success_at = now
-            state.last_error = None
-        else:
-            state.last_error = error
-            state.last_error_at = now
-            log.warning("%s: %s", name, error)
+    try:
+        with transaction(sessions) as session:
+            fence.check(session)
+            state = get_state(session, name)
+            state.status = _unless_paused(state.status, status)
+            now = _now()
+            if error is None and complete:
+                state.last_success_at = now
+                state.last_error = None
+            elif error is not None:
+                state.last_error = error
+                state.last_error_at = now
+                log.warning("%s: %s", name, error)
+    except LeaseLost as exc:
+        _lost(result, exc)
+
+
+def _unless_paused(current: str, new: str) -> str:
+    """An admin's pause (``connectors pause``, maybe during this pass) outlives any pass."""
+    return current if current == "paused" else new
 
 
 def _now() -> datetime:

@@ -30,3 +30,21 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+def start_cli(
+    *args: str, cwd: Path, output: Path, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``crm-sync`` in the background (the agent, ``run``), its stdout and stderr
+    going to ``output`` (a file never fills up and blocks the agent the way a pipe can)."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("CRM_SYNC_")}
+    environment.update(env or {})
+    with output.open("ab") as sink:
+        return subprocess.Popen(
+            [sys.executable, "-m", "agent", *args],
+            cwd=cwd,
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )

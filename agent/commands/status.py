@@ -10,7 +10,7 @@ import click
 from agent.app import App
 from agent.commands.common import EXIT_FAILURE, pass_app, safe_url
 from agent.output import print_rows
-from agent.status import connector_status
+from agent.status import ALERTING, connector_status
 
 
 @click.command()
@@ -18,10 +18,10 @@ from agent.status import connector_status
 @click.option("--skipped", is_flag=True, help="List skipped mail per connector, by reason.")
 @pass_app
 def status(app: App, as_json: bool, skipped: bool) -> None:
-    """Per connector: state, last success, lag, items, errors, lease.
+    """Per connector: state, last success, lag, items, errors, lease, and what to do.
 
-    Exits with status 1 when a connector is failing or needs authorisation,
-    so monitoring can call it.
+    Exits with status 1 when a connector is failing, needs authorisation or
+    is stuck, so monitoring can call it.
     """
     app.require_schema()
     with app.sessions() as session:
@@ -41,10 +41,10 @@ def status(app: App, as_json: bool, skipped: bool) -> None:
         return
     print_rows(
         rows,
-        ["connector", "kind", "state", "last_success", "lag", "items", "last_error"],
+        ["connector", "kind", "state", "last_success", "lag", "items", "last_error", "fix"],
         as_json=as_json,
         title=f"crm-sync — {safe_url(app)}",
         empty="no connectors configured (see `crm-sync init` and the [[connectors]] tables)",
     )
-    if any(row["state"] in ("failing", "needs_auth") for row in rows):
+    if any(row["state"] in ALERTING for row in rows):
         sys.exit(EXIT_FAILURE)

@@ -1,0 +1,299 @@
+"""Leases: each connector runs in at most one agent process at a time.
+
+A connector's ``sync_state`` row is its lease: ``lease_owner`` names the
+process holding it and ``lease_expires_at`` is when it lapses unless renewed.
+
+* **claim** -- one short transaction: make sure the row exists, lock it with
+  ``SELECT ... FOR UPDATE SKIP LOCKED`` (on PostgreSQL a row that another
+  agent is claiming at this instant is skipped, never waited for), and take
+  it when it is free or its lease has expired. Taking over an expired lease
+  is all a takeover is: the new holder resumes from the committed cursor.
+* **renew** -- the holder moves the expiry forward while it runs.
+* **verify** -- inside every transaction that commits a batch and its
+  cursor, the row is locked and its owner checked. A holder that lost its
+  lease (expired and taken over, or freed as stuck) cannot commit anything:
+  this fencing is what makes a run that wakes up late harmless.
+* **release** -- owner and expiry cleared; the next claim succeeds at once.
+
+Agents that start together also take turns upgrading the schema
+(:func:`upgrade_lock`).
+
+On PostgreSQL every expiry is computed with the database's clock, so agents
+on machines whose clocks disagree still agree on when a lease lapsed.
+
+SQLite takes one agent process per database file, enforced by
+:class:`AgentLock`, an OS file lock beside the database that the kernel
+drops when the process dies, even by ``SIGKILL``. The lock holder is then
+the only agent, so any lease found in the rows is a dead process's and
+:func:`clear_all` frees them at start.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import secrets
+import socket
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import IO
+
+from sqlalchemy import ColumnElement, Engine, func, select, text, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from storage.db import transaction
+from storage.models import SyncState
+from storage.upsert import insert_for, table_of
+
+_STATE = table_of(SyncState)
+_UPGRADE_LOCK = int.from_bytes(b"crm-sync", "big") >> 1
+"""The advisory lock key for schema upgrades (a positive bigint)."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Held by ``owner`` until ``expires_at``; ``taken_over_from`` names an expired holder."""
+
+    connector: str
+    owner: str
+    expires_at: datetime
+    taken_over_from: str | None = None
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Why a claim did not get the lease: ``busy``, ``held`` or the parked status."""
+
+    connector: str
+    reason: str
+    detail: str
+
+
+class LeaseLost(Exception):
+    """The lease is no longer ours; the transaction that found out must not commit."""
+
+    def __init__(self, lease: Lease, holder: str | None) -> None:
+        now_held = f"now held by {holder}" if holder else "freed"
+        super().__init__(f"{lease.connector}: lease of {lease.owner} lost ({now_held})")
+        self.lease = lease
+        self.holder = holder
+
+
+def new_owner() -> str:
+    """This process's name in ``lease_owner``: host and pid for people, a nonce for uniqueness."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def claim(
+    sessions: sessionmaker[Session],
+    connector: str,
+    owner: str,
+    ttl: timedelta,
+    *,
+    kind: str | None = None,
+    parked: Collection[str] = (),
+) -> Lease | Refused:
+    """Take the connector's lease for ``ttl`` unless a live holder has it.
+
+    A live lease refuses even its own owner: owners are unique per process,
+    so that is another thread of this agent (a sync and a verification of
+    the same connector must not overlap either). A connector whose status is
+    in ``parked`` (waiting for an admin) is refused without being locked,
+    which keeps idle ticks cheap.
+    """
+    with sessions() as session:
+        status = session.scalar(select(_STATE.c.status).where(_STATE.c.connector == connector))
+    if status is not None and status in parked:
+        return Refused(connector, status, f"status is {status}")
+    with transaction(sessions) as session:
+        session.execute(
+            insert_for(session, _STATE)
+            .values(connector=connector, kind=kind, status="new", counters={})
+            .on_conflict_do_nothing(index_elements=["connector"])
+        )
+        row = session.execute(
+            select(_STATE.c.status, _STATE.c.lease_owner, _STATE.c.lease_expires_at)
+            .where(_STATE.c.connector == connector)
+            .with_for_update(skip_locked=True)
+        ).one_or_none()
+        if row is None:
+            return Refused(connector, "busy", "another agent is claiming it right now")
+        if row.status in parked:
+            return Refused(connector, row.status, f"status is {row.status}")
+        now = _now(session)
+        holder = row.lease_owner
+        if holder and row.lease_expires_at and row.lease_expires_at > now:
+            return Refused(
+                connector, "held", f"held by {holder} until {row.lease_expires_at.isoformat()}"
+            )
+        expires = now + ttl
+        session.execute(
+            update(_STATE)
+            .where(_STATE.c.connector == connector)
+            .values(lease_owner=owner, lease_expires_at=expires)
+        )
+    return Lease(connector, owner, expires, taken_over_from=holder or None)
+
+
+def renew(sessions: sessionmaker[Session], lease: Lease, ttl: timedelta) -> Lease | None:
+    """The lease with a later expiry, or None when it is no longer ours."""
+    with transaction(sessions) as session:
+        expires = _now(session) + ttl
+        changed = _update_held(session, lease, lease_expires_at=expires)
+    if not changed:
+        return None
+    return Lease(lease.connector, lease.owner, expires, lease.taken_over_from)
+
+
+def verify(session: Session, lease: Lease) -> None:
+    """Raise :class:`LeaseLost` unless ``lease`` is still held, locking the row until commit.
+
+    Call it in the transaction that is about to commit a batch: with the row
+    locked, no takeover can slip in between this check and the commit.
+    """
+    holder = session.scalar(
+        select(_STATE.c.lease_owner).where(_STATE.c.connector == lease.connector).with_for_update()
+    )
+    if holder != lease.owner:
+        raise LeaseLost(lease, holder)
+
+
+def release(sessions: sessionmaker[Session], lease: Lease) -> bool:
+    """Give the lease back; False when it was no longer ours."""
+    with transaction(sessions) as session:
+        return _update_held(session, lease, lease_owner=None, lease_expires_at=None)
+
+
+def free_stalled(sessions: sessionmaker[Session], lease: Lease, reason: str) -> bool:
+    """Free a lease whose run stopped making progress and mark the connector ``stuck``."""
+    with transaction(sessions) as session:
+        return _update_held(
+            session,
+            lease,
+            lease_owner=None,
+            lease_expires_at=None,
+            status="stuck",
+            last_error=reason,
+            last_error_at=_now(session),
+        )
+
+
+def release_owner(sessions: sessionmaker[Session], owner: str) -> list[str]:
+    """Release every lease ``owner`` holds (an agent shutting down); the connectors freed."""
+    return _clear(sessions, _STATE.c.lease_owner == owner)
+
+
+def clear_all(sessions: sessionmaker[Session]) -> list[str]:
+    """Free every lease: only for the one agent of a SQLite database, holding :class:`AgentLock`."""
+    return _clear(sessions, _STATE.c.lease_owner.is_not(None))
+
+
+def _update_held(session: Session, lease: Lease, **values: object) -> bool:
+    """Update the row only while ``lease`` holds it; whether it did."""
+    held = session.execute(
+        update(_STATE)
+        .where(_STATE.c.connector == lease.connector, _STATE.c.lease_owner == lease.owner)
+        .values(**values)
+        .returning(_STATE.c.connector)
+    ).first()
+    return held is not None
+
+
+def _clear(sessions: sessionmaker[Session], condition: ColumnElement[bool]) -> list[str]:
+    with transaction(sessions) as session:
+        names = list(session.scalars(select(_STATE.c.connector).where(condition)))
+        if names:
+            session.execute(
+                update(_STATE)
+                .where(_STATE.c.connector.in_(names))
+                .values(lease_owner=None, lease_expires_at=None)
+            )
+    return names
+
+
+@contextmanager
+def upgrade_lock(engine: Engine) -> Iterator[None]:
+    """Serialise schema upgrades of agents that start together on one PostgreSQL database.
+
+    Two ``alembic upgrade`` runs at once would both create the same tables and
+    one would fail; a session-level advisory lock makes the second wait and
+    then find the schema current. SQLite needs none: it takes one agent.
+    """
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _UPGRADE_LOCK})
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _UPGRADE_LOCK})
+
+
+def _now(session: Session) -> datetime:
+    if session.get_bind().dialect.name == "postgresql":
+        now = session.scalar(select(func.now()))
+        assert isinstance(now, datetime)
+        return now.astimezone(timezone.utc)
+    return datetime.now(timezone.utc)
+
+
+# -- one agent per SQLite database -----------------------------------------------------------
+
+
+class AgentRunning(Exception):
+    """Another agent process already runs on this SQLite database."""
+
+
+class AgentLock:
+    """An exclusive ``flock`` on ``<database>.agent.lock``, held for the process's lifetime.
+
+    The file is never deleted: unlinking a lock file lets a third process
+    lock a fresh inode while the second still holds the old one.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: IO[str] | None = None
+
+    @classmethod
+    def for_url(cls, url: str) -> AgentLock | None:
+        """The lock for a SQLite file database; None for PostgreSQL and ``:memory:``."""
+        parsed = make_url(url)
+        database = parsed.database
+        if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+            return None
+        path = Path(database).resolve()
+        return cls(path.with_name(path.name + ".agent.lock"))
+
+    def acquire(self) -> None:
+        """Take the lock or raise :class:`AgentRunning` naming the process that has it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = self.path.open("a+")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            database = self.path.name.removesuffix(".agent.lock")
+            raise AgentRunning(
+                f"another crm-sync agent ({holder}) is already running on the SQLite database "
+                f"{self.path.with_name(database)}; SQLite takes one agent process: stop that "
+                "one first, or use PostgreSQL to run several agents"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        self._handle = handle
+
+    def release(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            handle.close()
