@@ -14,7 +14,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -73,9 +73,25 @@ def alembic_config(engine: Engine) -> AlembicConfig:
     return config
 
 
+_UPGRADE_LOCK = int.from_bytes(b"crm-sync", "big") >> 1
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision``; a no-op when it is there already."""
-    command.upgrade(alembic_config(engine), revision)
+    """Bring the schema to ``revision``; a no-op when it is there already.
+
+    On PostgreSQL a session-level advisory lock serialises upgrades: agents
+    starting together on a fresh database would otherwise both create the
+    same tables and one would fail. SQLite takes one agent and needs none.
+    """
+    if engine.dialect.name != "postgresql":
+        command.upgrade(alembic_config(engine), revision)
+        return
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _UPGRADE_LOCK})
+        try:
+            command.upgrade(alembic_config(engine), revision)
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _UPGRADE_LOCK})
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -15,9 +15,6 @@ process holding it and ``lease_expires_at`` is when it lapses unless renewed.
   this fencing is what makes a run that wakes up late harmless.
 * **release** -- owner and expiry cleared; the next claim succeeds at once.
 
-Agents that start together also take turns upgrading the schema
-(:func:`upgrade_lock`).
-
 On PostgreSQL every expiry is computed with the database's clock, so agents
 on machines whose clocks disagree still agree on when a lease lapsed.
 
@@ -34,6 +31,7 @@ import fcntl
 import os
 import secrets
 import socket
+import threading
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,7 +39,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO
 
-from sqlalchemy import ColumnElement, Engine, func, select, text, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -50,7 +48,6 @@ from storage.models import SyncState
 from storage.upsert import insert_for, table_of
 
 _STATE = table_of(SyncState)
-_UPGRADE_LOCK = int.from_bytes(b"crm-sync", "big") >> 1
 """The advisory lock key for schema upgrades (a positive bigint)."""
 
 
@@ -149,6 +146,38 @@ def renew(sessions: sessionmaker[Session], lease: Lease, ttl: timedelta) -> Leas
     return Lease(lease.connector, lease.owner, expires, lease.taken_over_from)
 
 
+@contextmanager
+def held(
+    sessions: sessionmaker[Session], lease: Lease, ttl: timedelta
+) -> Iterator[threading.Event]:
+    """Renew ``lease`` every third of ``ttl`` while the block runs; release it after.
+
+    The yielded event is set when a renewal finds the lease gone: the pass
+    will then stop at its next commit, which checks the lease anyway.
+    """
+    done, lost = threading.Event(), threading.Event()
+
+    def beat() -> None:
+        current: Lease | None = lease
+        while current is not None and not done.wait(ttl.total_seconds() / 3):
+            try:
+                current = renew(sessions, current, ttl)
+            except Exception:
+                continue  # a database hiccup; the next beat tries again before expiry
+        if current is None:
+            lost.set()
+
+    thread = threading.Thread(target=beat, name=f"lease-{lease.connector}", daemon=True)
+    thread.start()
+    try:
+        yield lost
+    finally:
+        done.set()
+        thread.join()
+        if not lost.is_set():
+            release(sessions, lease)
+
+
 def verify(session: Session, lease: Lease) -> None:
     """Raise :class:`LeaseLost` unless ``lease`` is still held, locking the row until commit.
 
@@ -213,25 +242,6 @@ def _clear(sessions: sessionmaker[Session], condition: ColumnElement[bool]) -> l
                 .values(lease_owner=None, lease_expires_at=None)
             )
     return names
-
-
-@contextmanager
-def upgrade_lock(engine: Engine) -> Iterator[None]:
-    """Serialise schema upgrades of agents that start together on one PostgreSQL database.
-
-    Two ``alembic upgrade`` runs at once would both create the same tables and
-    one would fail; a session-level advisory lock makes the second wait and
-    then find the schema current. SQLite needs none: it takes one agent.
-    """
-    if engine.dialect.name != "postgresql":
-        yield
-        return
-    with engine.connect() as connection:
-        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _UPGRADE_LOCK})
-        try:
-            yield
-        finally:
-            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _UPGRADE_LOCK})
 
 
 def _now(session: Session) -> datetime:

@@ -71,3 +71,33 @@ def test_sync_dry_run_shows_what_would_happen_and_writes_nothing(tmp_path: Path)
     assert done.returncode == 0, done.stderr
     skipped = json.loads(run_cli("status", "--skipped", "--json", cwd=tmp_path).stdout)
     assert skipped == [{"connector": "alice", "reason": "automated_bulk", "count": 1}]
+
+
+def test_sync_waits_its_turn_while_another_agent_holds_the_connector(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from storage import leases
+    from storage.db import session_factory, upgrade
+
+    mbox = write_mbox(tmp_path / "mail.mbox", MAIL)
+    (tmp_path / "crm-sync.toml").write_text(
+        '[agent]\ninternal_domains = ["northwind.example"]\n'
+        f'[[connectors]]\nname = "alice"\nkind = "mbox"\naccount = "{ME}"\npath = "{mbox}"\n'
+    )
+    engine = make_engine(f"sqlite:///{tmp_path / 'crm-sync.db'}")
+    upgrade(engine)
+    sessions = session_factory(engine)
+    lease = leases.claim(sessions, "alice", "other-agent", timedelta(minutes=5))
+    assert isinstance(lease, leases.Lease)
+
+    refused = run_cli("sync", cwd=tmp_path)
+    assert refused.returncode == 1
+    assert "held by other-agent" in refused.stdout + refused.stderr
+    assert _counts(f"sqlite:///{tmp_path / 'crm-sync.db'}")["interactions"] == 0
+
+    leases.release(sessions, lease)
+    engine.dispose()
+    done = run_cli("sync", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    status = json.loads(run_cli("status", "--json", cwd=tmp_path).stdout)
+    assert status[0]["lease_owner"] is None

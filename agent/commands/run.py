@@ -116,8 +116,7 @@ def run(
         except AgentRunning as exc:
             errors.print(f"error: {exc}", highlight=False, markup=False)
             sys.exit(EXIT_FAILURE)
-    with leases.upgrade_lock(app.engine):
-        app.upgrade()
+    app.upgrade()
     if lock is not None:
         stale = leases.clear_all(app.sessions)
         if stale:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from config.schema import parse_since
 from connectors.errors import AuthError
 from connectors.mbox import MboxConnector
 from connectors.records import Connector
+from storage import leases
 
 
 @click.command()
@@ -90,12 +93,29 @@ def import_connector_name(path: Path, mailbox: str) -> str:
     return f"import-{mailbox.strip().lower()}-{digest}"
 
 
+LEASE_TTL = timedelta(seconds=60)
+
+
 def _run_sync(
     app: App, connector: Connector, kind: str, mailbox: str, full: bool, dry_run: bool
 ) -> SyncResult:
+    """One pass under the connector's lease, so it never overlaps a running agent's."""
     policy = Policy.from_settings(app.settings, connector.name, mailbox)
     total, position = _progress_scale(connector)
-    with sync_progress(connector.name, total, position) as progress:
+    lease: leases.Lease | None = None
+    if not dry_run:
+        claimed = leases.claim(
+            app.sessions, connector.name, leases.new_owner(), LEASE_TTL, kind=kind
+        )
+        if isinstance(claimed, leases.Refused):
+            result = SyncResult(connector.name, status="busy", error=claimed.detail)
+            print_summary(result)
+            return result
+        lease = claimed
+    with contextlib.ExitStack() as stack:
+        if lease is not None:
+            stack.enter_context(leases.held(app.sessions, lease, LEASE_TTL))
+        progress = stack.enter_context(sync_progress(connector.name, total, position))
         result = sync_connector(
             app.sessions,
             connector,
@@ -105,6 +125,7 @@ def _run_sync(
             dry_run=dry_run,
             propagate_deletes=app.settings.agent.propagate_deletes,
             progress=progress,
+            lease=lease,
         )
     print_summary(result, dry_run=dry_run)
     return result
