@@ -28,7 +28,7 @@ from agent.pipeline import BatchPlan, Policy, plan_batch
 from connectors.errors import AuthError, CursorInvalid, TransientError
 from connectors.records import Batch, Connector, Cursor
 from storage import audit
-from storage.db import transaction
+from storage.db import is_retryable, transaction
 from storage.ingest import WriteStats, contact_ids, write_batch
 from storage.leases import Lease, LeaseLost, verify
 from storage.models import SyncState
@@ -208,22 +208,49 @@ def _run(
         if dry_run:
             _account_dry(sessions, batch, plan, result)
         else:
-            with transaction(sessions) as session:
-                stats = write_batch(
-                    session,
-                    plan.write,
-                    propagate_deletes=propagate_deletes,
-                    actor=audit.connector(connector.name),
-                )
-                fence.check(session)
-                state = get_state(session, connector.name)
-                state.cursor = batch.cursor
-                _count(state, batch, plan, stats)
+            stats = _commit_batch(sessions, connector.name, batch, plan, propagate_deletes, fence)
             _account(result, batch, plan, stats)
         if progress is not None:
             progress(batch, result)
         if fence.stopping():
             raise _Stopped
+
+
+_BATCH_ATTEMPTS = 5
+
+
+def _commit_batch(
+    sessions: sessionmaker[Session],
+    name: str,
+    batch: Batch,
+    plan: BatchPlan,
+    propagate_deletes: bool,
+    fence: _Fence,
+) -> WriteStats:
+    """Write the batch and its cursor in one transaction, again if it lost a race.
+
+    Another agent or a person may change the same contact meanwhile; the
+    writes are idempotent, so the batch is simply written again.
+    """
+    for attempt in range(1, _BATCH_ATTEMPTS + 1):
+        try:
+            with transaction(sessions) as session:
+                stats = write_batch(
+                    session,
+                    plan.write,
+                    propagate_deletes=propagate_deletes,
+                    actor=audit.connector(name),
+                )
+                fence.check(session)
+                state = get_state(session, name)
+                state.cursor = batch.cursor
+                _count(state, batch, plan, stats)
+            return stats
+        except Exception as exc:
+            if attempt == _BATCH_ATTEMPTS or not is_retryable(exc):
+                raise
+            log.info("%s: batch lost a race with another writer; writing it again", name)
+    raise AssertionError("unreachable")
 
 
 def _account(result: SyncResult, batch: Batch, plan: BatchPlan, stats: WriteStats) -> None:

@@ -16,7 +16,9 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -52,6 +54,22 @@ def _sqlite_begin(connection: Any) -> None:
     # "database is locked"; readers begin DEFERRED and never wait.
     mode = "IMMEDIATE" if connection.get_execution_options().get("writes") else "DEFERRED"
     connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """A write that lost a race and may simply be done again in a new transaction.
+
+    The ORM's failed ``version`` check (another writer changed the contact),
+    and PostgreSQL's serialization failures and deadlocks.
+    """
+    if isinstance(exc, StaleDataError):
+        return True
+    return isinstance(exc, DBAPIError) and (
+        getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
+    )
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -47,12 +47,10 @@ from datetime import datetime
 from typing import Any, Literal, TypeVar, cast
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
-from sqlalchemy.orm.exc import StaleDataError
 
 from storage import audit, fields, merge
-from storage.db import transaction
+from storage.db import is_retryable, transaction
 from storage.ingest import (
     BatchWrite,
     Fact,
@@ -70,7 +68,6 @@ Keep = Literal["manual", "latest"]
 CompanyName = Callable[[str], str]
 
 MAX_ATTEMPTS = 5
-_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
 
 
 class EditError(Exception):
@@ -570,10 +567,8 @@ def _retrying(
             return result, attempt
         except _RolledBack as rolled_back:
             return cast(T, rolled_back.result), attempt
-        except StaleDataError:
-            continue
-        except DBAPIError as exc:
-            if getattr(exc.orig, "sqlstate", None) not in _RETRYABLE_SQLSTATES:
+        except Exception as exc:
+            if not is_retryable(exc):
                 raise
     raise TooManyRetries(f"other writers kept changing the contact; gave up after {max_attempts}")
 
