@@ -4,10 +4,12 @@ A throwaway Dovecot (tests/support/dovecot.py) gets N generated messages
 (default 20,000; INBOX and Sent; plain, multipart/alternative and some with a
 PDF attachment), written straight into its Maildir before it starts. Dovecot
 then indexes and caches them in a warm-up pass that every contender profits
-from alike. Then, each against the same server: our IMAP connector's full
-first sync, ``mbsync`` (isync) mirroring INBOX and Sent into a Maildir (with
-its default fsync per message, and without), and ``offlineimap`` doing the
-same. Prints one JSON line per figure, with the ratios.
+from alike. Then, each against the same server: ``crm-sync sync`` (the IMAP
+connector and the whole pipeline into SQLite; the connector alone is timed
+too, for reference), ``mbsync`` (isync) mirroring INBOX and Sent into a
+Maildir (with its default fsync per message, and without), and
+``offlineimap`` doing the same. Prints one JSON line per figure, with the
+ratios.
 
 Needs ``dovecot``, ``mbsync`` and ``offlineimap``:
 ``apt-get install dovecot-imapd isync offlineimap3``.
@@ -20,6 +22,7 @@ import json
 import os
 import random
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -113,11 +116,31 @@ def _warm_up(server: DovecotServer) -> None:
 
 
 def sync_crm(server: DovecotServer, workdir: Path) -> int:
-    """The contender from crm-sync; swap for `crm-sync sync` once the pipeline has IMAP."""
-    return _connector_only(server)
+    """``crm-sync sync``: the CLI, the IMAP connector and the whole pipeline into SQLite."""
+    database = workdir / "crm-sync.db"
+    config = workdir / "crm-sync.toml"
+    config.write_text(
+        f'[database]\nurl = "sqlite:///{database}"\n\n'
+        '[agent]\ninternal_domains = ["example.com"]\n\n'
+        f'[[connectors]]\nname = "bench"\nkind = "imap"\naccount = "{USER.login}"\n'
+        f'host = "{server.host}"\nport = {server.port}\nsecurity = "plain"\n'
+        'password = "${BENCH_IMAP_PASSWORD}"\n'
+    )
+    subprocess.run(
+        [sys.executable, "-m", "agent", "--config", str(config), "sync"],
+        check=True,
+        env={**os.environ, "BENCH_IMAP_PASSWORD": USER.password},
+        stdout=subprocess.DEVNULL,
+    )
+    with sqlite3.connect(database) as connection:
+        (counters,) = connection.execute(
+            "SELECT counters FROM sync_state WHERE connector = 'bench'"
+        ).fetchone()
+    return int(json.loads(counters)["items"])
 
 
-def _connector_only(server: DovecotServer) -> int:
+def sync_connector_only(server: DovecotServer, workdir: Path) -> int:
+    """The IMAP connector alone: what fetching costs without parsing and logging."""
     connector = ImapConnector(
         "bench", host=server.host, port=server.port, username=USER.login,
         password=USER.password, security="plain",
@@ -205,6 +228,7 @@ def main() -> int:
 
     contenders = {
         "crm_sync": sync_crm,
+        "crm_sync_connector_only": sync_connector_only,
         "mbsync": sync_mbsync,
         "mbsync_no_fsync": sync_mbsync_no_fsync,
         "offlineimap": sync_offlineimap,
