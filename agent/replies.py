@@ -228,6 +228,9 @@ def _starts_like_attribution(candidate: str) -> bool:
 
 
 def _is_attribution(candidate: str, quote_follows: bool) -> bool:
+    # the cheap test first: it runs for every line of every message
+    if not candidate.endswith(_WROTE_ENDINGS) and not candidate.endswith(":"):
+        return False
     evidence = quote_follows or "@" in candidate or any(ch.isdigit() for ch in candidate)
     if not evidence:
         return False

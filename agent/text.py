@@ -296,7 +296,20 @@ def _text_parts(message: Message) -> tuple[str | None, str | None]:
     return plain, html
 
 
+_SIMPLE_PARAM = re.compile(r';\s*([A-Za-z0-9_.-]+)\s*=\s*("([^"\\]*)"|[^;\s"]+)')
+
+
 def _param(part: Message, name: str) -> str:
+    """A Content-Type parameter. Plain ``name=value`` pairs are read from the raw
+    header; anything fancier (RFC 2231, escapes, 8-bit) goes through the stdlib."""
+    raw = _raw_header(part, "content-type")
+    if raw is not None and raw.isascii() and "*" not in raw and "\\" not in raw:
+        for match in _SIMPLE_PARAM.finditer(raw):
+            if match.group(1).lower() == name:
+                quoted = match.group(3)
+                return quoted if quoted is not None else match.group(2)
+        if raw.count("=") == len(_SIMPLE_PARAM.findall(raw)):
+            return ""
     try:
         value = part.get_param(name)
     except Exception:
