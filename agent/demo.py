@@ -109,8 +109,18 @@ def _report(app: App, results: list[SyncResult], database: Path, elapsed: float)
         title="companies",
     )
     print_rows(
-        [c.__dict__ | {"email": c.emails[0] if c.emails else ""} for c in contacts],
-        ["name", "email", "company", "interactions", "last_contacted_at", "last_subject"],
+        [
+            {
+                "name": c.name,
+                "email": c.emails[0] if c.emails else "",
+                "company": c.company,
+                "interactions": c.interactions,
+                "last_contact": c.last_contacted_at.date() if c.last_contacted_at else None,
+                "about": c.last_subject,
+            }
+            for c in contacts
+        ],
+        ["name", "email", "company", "interactions", "last_contact", "about"],
         as_json=False,
         title="contacts, most recent first",
     )
