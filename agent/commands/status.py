@@ -41,7 +41,17 @@ def status(app: App, as_json: bool, skipped: bool) -> None:
         return
     print_rows(
         rows,
-        ["connector", "kind", "state", "last_success", "lag", "items", "last_error", "fix"],
+        [
+            "connector",
+            "kind",
+            "state",
+            "last_success",
+            "lag",
+            "items",
+            "quota_units_last_run",
+            "last_error",
+            "fix",
+        ],
         as_json=as_json,
         title=f"crm-sync — {safe_url(app)}",
         empty="no connectors configured (see `crm-sync init` and the [[connectors]] tables)",
