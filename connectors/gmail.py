@@ -66,15 +66,12 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import google.auth.credentials
-import google_auth_httplib2
-import httplib2
 from googleapiclient.errors import HttpError
 
 from connectors.errors import BadItem, ConnectorError, CursorInvalid
-from connectors.google_auth import reauth_hint
-from connectors.google_errors import Action, Retrier, RetryPolicy, Verdict, classify_exception
-from connectors.google_service import build_service
-from connectors.quota import DEFAULT_RATE, GMAIL_UNITS, QuotaMeter
+from connectors.google_errors import Action, RetryPolicy, Verdict, classify_exception
+from connectors.google_service import GoogleApiClient
+from connectors.quota import DEFAULT_RATE, GMAIL_UNITS
 from connectors.records import Batch, Cursor, Item, MailMessage, SourceRemoved, Unreadable
 
 log = logging.getLogger(__name__)
@@ -304,7 +301,7 @@ def to_mail_message(resource: Mapping[str, Any], *, mailbox: str, mode: Mode) ->
 # --------------------------------------------------------------------------- connector
 
 
-class GmailConnector:
+class GmailConnector(GoogleApiClient):
     """Changes in one Gmail mailbox since a cursor (see the module docstring).
 
     ``labels`` are label ids. ``since`` (aware) bounds the first sync.
@@ -344,43 +341,30 @@ class GmailConnector:
             raise ValueError(f"batch_size must be within 1..{MAX_BATCH}")
         if not 1 <= page_size <= 500:
             raise ValueError("page_size must be within 1..500")
-        self.name = name
+        super().__init__(
+            name,
+            credentials,
+            api="gmail",
+            version="v1",
+            api_endpoint=api_endpoint or DEFAULT_API_ENDPOINT,
+            units=GMAIL_UNITS,
+            quota_rate=quota_rate,
+            retry_policy=retry_policy,
+            sleep=sleep,
+            clock=clock,
+            rand=rand,
+            timeout=timeout,
+        )
         self.account = account
         self.mode: Mode = mode
         self.labels = tuple(labels)
         self.since = since
-        self.api_endpoint = api_endpoint or DEFAULT_API_ENDPOINT
         self._unreadable: list[Unreadable] = []
-        self._credentials = credentials
-        self._retry_policy = retry_policy or RetryPolicy()
-        self._sleep = sleep
-        self._rand = rand
-        self._timeout = timeout
         self._page_size = page_size
         self._batch_size = batch_size
-        self._quota = QuotaMeter(GMAIL_UNITS, quota_rate, clock=clock, sleep=sleep)
-        self._retrier = self._new_retrier()
-        self._http: httplib2.Http | None = None
-        self._service: Any = None
 
     def __repr__(self) -> str:
         return f"GmailConnector(name={self.name!r}, account={self.account!r}, mode={self.mode!r})"
-
-    @property
-    def credentials(self) -> google.auth.credentials.Credentials:
-        """The credentials, refreshed in place during a run: store them back afterwards
-        so the next process starts with a live access token."""
-        return self._credentials
-
-    @property
-    def units_spent(self) -> dict[str, int]:
-        """Quota units per API method spent by the last (or current) run."""
-        return self._quota.units_spent
-
-    @property
-    def retries(self) -> int:
-        """Backoffs taken by the last (or current) run."""
-        return self._retrier.retries
 
     def fetch(self, cursor: Cursor | None) -> Iterator[Batch]:
         """Batches of changes since ``cursor``; ``None`` means a first (full) sync."""
@@ -392,9 +376,8 @@ class GmailConnector:
             yield from self._full(position)
 
     def _start_run(self) -> None:
+        super()._start_run()
         self._label_map: dict[str, str] | None = None
-        self._quota.reset()
-        self._retrier = self._new_retrier()
         self._unreadable = []
 
     # -- what the mailbox holds (connectors test, verify)
@@ -699,47 +682,5 @@ class GmailConnector:
 
     # -- plumbing
 
-    def _execute(
-        self,
-        method: str,
-        request: Any,
-        *,
-        missing: type[ConnectorError] = ConnectorError,
-    ) -> dict[str, Any]:
-        """One API call under the run's quota and retry budget."""
-
-        def attempt() -> dict[str, Any]:
-            self._quota.spend(method)
-            result: dict[str, Any] = request.execute()
-            return result
-
-        return self._retrier.call(attempt, missing=missing)
-
-    def _ensure_token(self) -> None:
-        """Refresh through our own ``Http`` before a batch: the client library would
-        refresh through a new, default one (environment proxies, no timeout)."""
-        if self._credentials.valid:
-            return
-        self._service_object()
-        assert self._http is not None
-        request = google_auth_httplib2.Request(self._http)
-        self._retrier.call(lambda: self._credentials.refresh(request))  # type: ignore[no-untyped-call]
-
     def _users(self) -> Any:
         return self._service_object().users()
-
-    def _service_object(self) -> Any:
-        """The Gmail service, built once (:func:`connectors.google_service.build_service`)."""
-        if self._service is None:
-            self._service, self._http = build_service(
-                "gmail", "v1", self.api_endpoint, self._credentials, timeout=self._timeout
-            )
-        return self._service
-
-    def _auth_hint(self) -> str:
-        return reauth_hint(self.name, self._credentials)
-
-    def _new_retrier(self) -> Retrier:
-        return Retrier(
-            self._retry_policy, sleep=self._sleep, rand=self._rand, auth_hint=self._auth_hint()
-        )

@@ -77,7 +77,8 @@ completed full listing was not in it, so it was deleted and purged while the
 token was expired, and is treated as deleted. A page token the server
 refuses restarts that listing from its first page.
 
-Errors and quota as in the Gmail connector: calls are retried per
+Errors and quota as in the Gmail connector (both build on
+:class:`connectors.google_service.GoogleApiClient`): calls are retried per
 :mod:`connectors.google_errors`, and :class:`~connectors.quota.QuotaMeter`
 counts requests (``units_spent``) and paces them. An event that cannot be
 read becomes :class:`~connectors.records.Unreadable` with source id
@@ -102,10 +103,9 @@ import google.auth.credentials
 
 from connectors.calendar_parts import to_calendar_event, to_utc
 from connectors.errors import ConnectorError, CursorInvalid
-from connectors.google_auth import reauth_hint
-from connectors.google_errors import Retrier, RetryPolicy
-from connectors.google_service import build_service
-from connectors.quota import CALENDAR_RATE, CALENDAR_UNITS, QuotaMeter
+from connectors.google_errors import RetryPolicy
+from connectors.google_service import GoogleApiClient
+from connectors.quota import CALENDAR_RATE, CALENDAR_UNITS
 from connectors.records import Batch, CalendarEvent, Cursor, Item, Unreadable
 from connectors.recurrence import (
     DEFAULT_HORIZON_DAYS,
@@ -451,7 +451,7 @@ class _Run:
     now: datetime
 
 
-class GoogleCalendarConnector:
+class GoogleCalendarConnector(GoogleApiClient):
     """Occurrences of meetings in chosen Google calendars since a cursor (see the module docstring).
 
     ``since`` (aware) bounds the first listing and the window's start;
@@ -491,23 +491,27 @@ class GoogleCalendarConnector:
             raise ValueError(f"page_size must be within 1..{MAX_PAGE_SIZE}")
         if horizon_days < 1 or batch_size < 1:
             raise ValueError("horizon_days and batch_size must be positive")
-        self.name = name
+        super().__init__(
+            name,
+            credentials,
+            api="calendar",
+            version="v3",
+            api_endpoint=api_endpoint or DEFAULT_API_ENDPOINT,
+            units=CALENDAR_UNITS,
+            quota_rate=quota_rate,
+            retry_policy=retry_policy,
+            sleep=sleep,
+            clock=clock,
+            rand=rand,
+            timeout=timeout,
+        )
         self.account = account.strip().lower()
         self.calendars: Calendars = calendars if calendars == ALL_OWNED else tuple(calendars)
         self.since = since
         self.horizon_days = horizon_days
-        self.api_endpoint = api_endpoint or DEFAULT_API_ENDPOINT
-        self._credentials = credentials
-        self._retry_policy = retry_policy or RetryPolicy()
-        self._sleep = sleep
-        self._rand = rand
         self._now = now
-        self._timeout = timeout
         self._page_size = page_size
         self._batch_size = batch_size
-        self._quota = QuotaMeter(CALENDAR_UNITS, quota_rate, clock=clock, sleep=sleep)
-        self._retrier = self._new_retrier()
-        self._service: Any = None
         self._states: dict[str, CalendarState] = {}
         self._last_cursor: Cursor | None = None
         self._fetch_now = _utc_now()
@@ -515,27 +519,10 @@ class GoogleCalendarConnector:
     def __repr__(self) -> str:
         return f"GoogleCalendarConnector(name={self.name!r}, account={self.account!r})"
 
-    @property
-    def credentials(self) -> google.auth.credentials.Credentials:
-        """The credentials, refreshed in place during a run: store them back afterwards
-        so the next process starts with a live access token."""
-        return self._credentials
-
-    @property
-    def units_spent(self) -> dict[str, int]:
-        """Requests per API method made by the last (or current) run."""
-        return self._quota.units_spent
-
-    @property
-    def retries(self) -> int:
-        """Backoffs taken by the last (or current) run."""
-        return self._retrier.retries
-
     def fetch(self, cursor: Cursor | None) -> Iterator[Batch]:
         """Batches of changed occurrences since ``cursor``; ``None`` means a full sync."""
         known = parse_cursor(cursor)
-        self._quota.reset()
-        self._retrier = self._new_retrier()
+        self._start_run()
         now = self._now()
         self._fetch_now = now if now.tzinfo else now.replace(tzinfo=UTC)
         window = expansion_window(self.since, self._fetch_now, self.horizon_days)
@@ -852,7 +839,7 @@ class GoogleCalendarConnector:
             vevent, calendar=run.calendar, owner=self.account, source_prefix=run.calendar
         )
 
-    # -- calendars, batches, plumbing
+    # -- calendars, batches
 
     def _calendar_ids(self) -> list[str]:
         entries: list[Mapping[str, Any]] = []
@@ -883,37 +870,6 @@ class GoogleCalendarConnector:
             return None
         self._last_cursor = cursor
         return Batch(list(items), cursor)
-
-    def _execute(
-        self,
-        method: str,
-        request: Any,
-        *,
-        missing: type[ConnectorError] = ConnectorError,
-    ) -> dict[str, Any]:
-        """One API call under the run's quota and retry budget."""
-
-        def attempt() -> dict[str, Any]:
-            self._quota.spend(method)
-            result: dict[str, Any] = request.execute()
-            return result
-
-        return self._retrier.call(attempt, missing=missing)
-
-    def _service_object(self) -> Any:
-        if self._service is None:
-            self._service, _http = build_service(
-                "calendar", "v3", self.api_endpoint, self._credentials, timeout=self._timeout
-            )
-        return self._service
-
-    def _new_retrier(self) -> Retrier:
-        return Retrier(
-            self._retry_policy,
-            sleep=self._sleep,
-            rand=self._rand,
-            auth_hint=reauth_hint(self.name, self._credentials),
-        )
 
 
 def _orphan_master(exception: Mapping[str, Any]) -> Resource:
