@@ -129,12 +129,6 @@ class RunRecord:
         return self.status in FAILED
 
 
-def interval_of(config: ConnectorConfig, settings: Settings) -> timedelta:
-    """The connector's own interval, else the agent's."""
-    own: timedelta | None = config.interval
-    return own if own is not None else settings.agent.interval
-
-
 def jitter_of(interval: timedelta) -> float:
     """Seconds of random delay added to each tick: a tenth of the interval, at most 30 s."""
     return min(interval.total_seconds() / 10, 30.0)
@@ -213,7 +207,7 @@ class Agent:
         )
         now = datetime.now(timezone.utc)
         for config in self.connectors:
-            interval = interval_of(config, self.settings)
+            interval = self.settings.interval_of(config)
             jitter = jitter_of(interval)
             scheduler.add_job(
                 self.run_connector,
@@ -424,7 +418,7 @@ class Agent:
         if self._scheduler is None or self._stopping.is_set():
             return
         if record.status == "failing" and failures:
-            interval = interval_of(config, self.settings)
+            interval = self.settings.interval_of(config)
             delay = backoff_delay(interval, failures, self.timing.max_backoff)
             delay += timedelta(seconds=random.uniform(0, jitter_of(interval)))
             log.info(
@@ -572,7 +566,7 @@ class Agent:
         while not self._stopping.is_set():
             try:
                 if self._status(config.name) in PARKED:
-                    self._stopping.wait(interval_of(config, self.settings).total_seconds())
+                    self._stopping.wait(self.settings.interval_of(config).total_seconds())
                     continue
                 if watcher is None:
                     watcher = self._build(config, self.settings, self.base_dir)

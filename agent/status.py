@@ -30,7 +30,6 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from agent.scheduler import interval_of
 from config import Settings
 from config.schema import ConnectorConfig
 from storage.models import SyncState
@@ -133,7 +132,7 @@ def connector_status(settings: Settings, session: Session, now: datetime) -> lis
     for name in names:
         row = rows.get(name)
         config = configured.get(name)
-        interval = interval_of(config, settings) if config else settings.agent.interval
+        interval = settings.interval_of(config) if config else settings.agent.interval
         state = derive_state(row, config, interval, now)
         last_success = row.last_success_at if row else None
         counters = dict(row.counters or {}) if row else {}

@@ -183,6 +183,10 @@ class Settings(_Strict):
             seen.add(connector.name)
         return connectors
 
+    def interval_of(self, connector: ConnectorConfig) -> timedelta:
+        """The connector's own interval, else the agent's."""
+        return connector.interval if connector.interval is not None else self.agent.interval
+
     def connector(self, name: str) -> ConnectorConfig:
         for connector in self.connectors:
             if connector.name == name:

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from agent.scheduler import Agent, RunRecord, Timing, backoff_delay, interval_of, jitter_of
+from agent.scheduler import Agent, RunRecord, Timing, backoff_delay, jitter_of
 from config import Settings
 from config.schema import AgentConfig, ConnectorConfig, ImapConnector, MboxConnector
 from connectors.errors import AuthError, ConnectorError, TransientError
@@ -67,8 +67,8 @@ def test_jitter_is_a_tenth_of_the_interval_at_most_30s(interval: int, jitter: fl
 def test_a_connector_interval_overrides_the_agents() -> None:
     own, default = _mbox("own", interval="90s"), _mbox("default")
     settings = Settings(agent=AgentConfig(interval="5m"), connectors=[own, default])  # type: ignore[arg-type]
-    assert interval_of(own, settings) == timedelta(seconds=90)
-    assert interval_of(default, settings) == timedelta(minutes=5)
+    assert settings.interval_of(own) == timedelta(seconds=90)
+    assert settings.interval_of(default) == timedelta(minutes=5)
 
 
 # -- connectors on cue -------------------------------------------------------------------------

@@ -28,7 +28,6 @@ from agent.app import App
 from agent.commands.common import EXIT_FAILURE, EXIT_USAGE, pass_app
 from agent.output import console, errors, print_rows
 from agent.registry import NotAvailable, build_connector, token_store
-from agent.scheduler import interval_of
 from agent.status import connector_status
 from config import ConfigError
 from config.loader import find_config
@@ -77,7 +76,7 @@ def connectors_list(app: App, as_json: bool) -> None:
             "kind": config.kind,
             "account": config.account,
             "state": health[config.name]["state"],
-            "interval": interval_of(config, app.settings),
+            "interval": app.settings.interval_of(config),
             "last_success": health[config.name]["last_success"],
             "items": health[config.name]["items"],
             "last_error": health[config.name]["last_error"],

@@ -20,6 +20,7 @@ from rich.markup import escape
 
 from agent.app import App
 from agent.commands.common import EXIT_FAILURE, as_user, pass_app
+from agent.commands.contacts_merge import merge
 from agent.matching import (
     company_domain,
     load_free_mail,
@@ -50,6 +51,9 @@ Fields:
 @click.group()
 def contacts() -> None:
     """Contacts: list, show, set fields by hand, import, history."""
+
+
+contacts.add_command(merge)
 
 
 @contacts.command("list")
