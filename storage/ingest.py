@@ -118,26 +118,46 @@ def write_batch(
     addresses = {p.email for r in batch.interactions for p in r.participants}
     addresses |= {f.email for f in batch.facts}
     contact_of = contact_ids(session, addresses)
-    interaction_of = _upsert_interactions(session, batch.interactions, stats, changes, actor)
-    _add_sources(session, batch.interactions, interaction_of, stats)
-    _add_participants(session, batch.interactions, interaction_of, contact_of)
-    if created:
-        _link_earlier_participation(session, created)
     touched = {contact_of[f.email] for f in batch.facts if f.email in contact_of}
-    _record_facts(session, batch.facts, contact_of)
-    changes += apply_merge(session, touched, actor=actor)
     linked = {
         contact_of[p.email]
         for r in batch.interactions
         for p in r.participants
         if p.email in contact_of
     }
+    _lock_contacts(session, touched | linked | set(created.values()))
+    interaction_of = _upsert_interactions(session, batch.interactions, stats, changes, actor)
+    _add_sources(session, batch.interactions, interaction_of, stats)
+    _add_participants(session, batch.interactions, interaction_of, contact_of)
+    if created:
+        _link_earlier_participation(session, created)
+    _record_facts(session, batch.facts, contact_of)
+    changes += apply_merge(session, touched, actor=actor)
     refresh_last_contacted(session, linked | set(created.values()))
     _remove_sources(session, batch.removed, propagate_deletes, stats, changes, actor)
     _remove_sources(session, batch.withdrawn, True, stats, changes, actor)
     _quarantine(session, batch.quarantined)
     audit.record(session, changes)
     return stats
+
+
+def _lock_contacts(session: Session, ids: Iterable[int]) -> None:
+    """Lock the contacts this batch will touch, in id order, before writing anything else.
+
+    Two agents updating overlapping contacts in different orders deadlock on
+    PostgreSQL; taking these row locks first and in one order makes batches
+    that share contacts wait for each other instead. ``NO KEY UPDATE`` still
+    lets other writers insert rows that refer to them.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return  # SQLite's writer holds the whole database already
+    for chunk in _chunks(sorted(set(ids))):
+        session.execute(
+            select(Contact.id)
+            .where(Contact.id.in_(chunk))
+            .order_by(Contact.id)
+            .with_for_update(key_share=True)
+        ).all()
 
 
 def contact_ids(session: Session, emails: Iterable[str]) -> dict[str, int]:
@@ -328,7 +348,7 @@ def _upsert_interactions(
             audit.Change(actor, "create", "interaction", i, None, {"kind": k, "occurred_at": at})
             for i, k, at in inserted
         ]
-    for key, (interaction_id, stored, revised) in before.items():
+    for key, (interaction_id, stored, revised) in sorted(before.items()):
         record = unique[key]
         incoming = {name: getattr(record, name) for name in _REVISABLE}
         newer = record.revised_at is not None and (revised is None or record.revised_at >= revised)
@@ -422,7 +442,7 @@ def _add_sources(
     statement = insert_for(session, table).on_conflict_do_nothing(
         index_elements=["connector", "source_id"]
     )
-    for chunk in _chunks(list(rows.values())):
+    for chunk in _chunks([rows[key] for key in sorted(rows)]):
         stats.sources_added += len(session.execute(statement.returning(table.c.id), chunk).all())
 
 
@@ -459,7 +479,8 @@ def _add_participants(
             )
         },
     )
-    for chunk in _chunks(list(rows.values())):
+    # in key order, like every upsert here, so two writers never wait on each other in a circle
+    for chunk in _chunks([rows[key] for key in sorted(rows)]):
         session.execute(statement, chunk)
 
 
