@@ -372,7 +372,7 @@ def test_stop_lets_the_current_batch_commit_and_releases_leases(fx: Fixture) -> 
     _until(lambda: getattr(fx.peek("big"), "cursor", None) is not None)
     started = time.monotonic()
     assert agent.stop(5) is True
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 3.0  # after the batch, not after the 200 items
     (record,) = fx.ended("big")
     row = fx.row("big")
     assert record.status == "stopped"
@@ -390,7 +390,7 @@ def test_stop_is_bounded_even_when_a_run_hangs(fx: Fixture) -> None:
     started = time.monotonic()
     try:
         assert agent.stop(0.5) is False
-        assert time.monotonic() - started < 1.5
+        assert time.monotonic() - started < 2.5  # the bound, plus room for a loaded machine
         assert fx.row("hung").lease_owner is None
     finally:
         gate.set()
@@ -403,7 +403,7 @@ def test_trigger_runs_a_connector_before_its_tick(fx: Fixture) -> None:
     try:
         _until(lambda: len(fx.ended("c")) == 1)
         agent.trigger("c")
-        _until(lambda: len(fx.ended("c")) == 2, timeout=3)
+        _until(lambda: len(fx.ended("c")) == 2, timeout=20)  # the tick is an hour away
     finally:
         agent.stop(5)
 
@@ -425,11 +425,14 @@ def test_imap_idle_triggers_the_connectors_job(fx: Fixture) -> None:
         name="box", kind="imap", account=ME, host="127.0.0.1", password="x", idle=True
     )
     fx.connectors = {"box": lambda: Idle("box", 5)}
+    Idle.changed.clear()
     agent = fx.agent([imap], interval="1h")
     agent.start()
     try:
         _until(lambda: len(fx.ended("box")) == 1)
         Idle.changed.set()
-        _until(lambda: len(fx.ended("box")) == 2, timeout=3)
+        # the next tick is an hour away: a second run now can only be IDLE's doing
+        # (the bound is generous for a loaded CI machine)
+        _until(lambda: len(fx.ended("box")) == 2, timeout=20)
     finally:
         agent.stop(5)
