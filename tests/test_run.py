@@ -33,7 +33,7 @@ from tests.fakes.google_api import FakeGoogle, make_email
 from tests.mailbuilder import message, write_mbox
 from tests.support.dovecot import DovecotServer, DovecotUnavailable, ImapUser, running_dovecot
 
-INTERVAL = 1.0
+INTERVAL = 2.0  # short, yet long enough that two of them mean something on a loaded CI machine
 STOP_TIMEOUT = 10.0
 IMAP_USER = ImapUser("alice@example.com", "alice-secret")
 GMAIL_ACCOUNT = "bob@example.com"
