@@ -295,7 +295,31 @@ class Agent:
             if name in self._active:
                 self._again.add(name)
                 return
-        self._reschedule(name, timedelta(0))
+        self._run_soon(name)
+
+    def _run_soon(self, name: str) -> None:
+        """An extra run as a one-off job of its own.
+
+        Not by moving the interval job: APScheduler skips a job whose previous
+        run has not returned yet (``max_instances=1``), and a trigger often
+        lands in the tail of that run. Two runs of one connector cannot
+        overlap anyway: the second finds the lease held and stands down.
+        """
+        scheduler = self._scheduler
+        config = next((c for c in self.connectors if c.name == name), None)
+        if scheduler is None or config is None or self._stopping.is_set():
+            return
+        with contextlib.suppress(Exception):
+            scheduler.add_job(
+                self.run_connector,
+                "date",
+                run_date=datetime.now(timezone.utc),
+                args=[config],
+                id=f"{name}:now",
+                name=f"{name} (now)",
+                replace_existing=True,
+                misfire_grace_time=None,
+            )
 
     # -- one run ---------------------------------------------------------------------------
 
@@ -360,14 +384,15 @@ class Agent:
             )
             self._write_journal(record)
         finally:
+            # the lease goes first: a run triggered from here on must find it free
+            if not active.lost:
+                with contextlib.suppress(Exception):
+                    leases.release(self.sessions, lease)
             with self._lock:
                 self._active.pop(name, None)
                 again = name in self._again
                 self._again.discard(name)
                 self._lock.notify_all()
-            if not active.lost:
-                with contextlib.suppress(Exception):
-                    leases.release(self.sessions, lease)
         self._plan_next(config, record, failures, again)
         return record
 
@@ -430,7 +455,7 @@ class Agent:
             )
             self._reschedule(config.name, delay)
         elif again:
-            self._reschedule(config.name, timedelta(0))
+            self._run_soon(config.name)
 
     def _reschedule(self, name: str, delay: timedelta) -> None:
         scheduler = self._scheduler
