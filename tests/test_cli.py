@@ -109,6 +109,11 @@ def test_contacts_list_and_show(tmp_path: Path, db_url: str) -> None:
     assert record["emails"] == ["ann@acme.example"]
     assert [i["subject"] for i in record["timeline"]] == ["Contract draft", "Pricing"]
 
+    folded = run_cli(
+        "contacts", "show", "B.o.b+crm@GoogleMail.com", "--json", cwd=tmp_path, env=env
+    )
+    assert json.loads(folded.stdout)["emails"] == ["bob@gmail.com"]
+
     table = run_cli("contacts", "show", "ann@acme.example", cwd=tmp_path, env=env)
     assert "Contract draft" in table.stdout
 

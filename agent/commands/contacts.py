@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 from rich.markup import escape
+from sqlalchemy.orm import Session
 
 from agent.app import App
 from agent.commands.common import EXIT_FAILURE, as_user, pass_app
@@ -33,6 +34,7 @@ from agent.pipeline import company_name
 from storage import audit, edits, fields
 from storage import contacts as contact_queries
 from storage.ingest import NewContact
+from storage.models import Contact
 
 FIELDS_HELP = """
 \b
@@ -87,10 +89,7 @@ def contacts_show(app: App, email: str, limit: int, as_json: bool) -> None:
     """
     app.require_schema()
     with app.sessions() as session:
-        contact = contact_queries.find_contact(session, email)
-        if contact is None:
-            errors.print(f"error: no contact with the address {email}")
-            sys.exit(EXIT_FAILURE)
+        contact = _find(session, email)
         history = contact_queries.timeline(session, contact.id, limit=limit)
         provenance = edits.provenance(session, contact.id)
         record: dict[str, Any] = {
@@ -253,10 +252,7 @@ def contacts_history(app: App, email: str, as_json: bool) -> None:
     """
     app.require_schema()
     with app.sessions() as session:
-        contact = contact_queries.find_contact(session, email)
-        if contact is None:
-            errors.print(f"error: no contact with the address {email}")
-            sys.exit(EXIT_FAILURE)
+        contact = _find(session, email)
         trail = [
             {
                 "at": row.at,
@@ -452,3 +448,13 @@ def _print_outcome(outcome: edits.EditOutcome, *, dry_run: bool, quiet_unchanged
 
 def shown(value: str | None) -> str:
     return "(empty)" if value is None else repr(value)
+
+
+def _find(session: Session, email: str) -> Contact:
+    """The contact an address belongs to, looked up the way the pipeline stores addresses
+    (``Bob.Smith@GoogleMail.com`` is ``bobsmith@gmail.com``); exits 1 when there is none."""
+    contact = contact_queries.find_contact(session, normalize_email(email) or email)
+    if contact is None:
+        errors.print(f"error: no contact with the address {email}")
+        sys.exit(EXIT_FAILURE)
+    return contact
