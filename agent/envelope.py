@@ -32,7 +32,7 @@ import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.message import EmailMessage, Message
+from email.message import Message
 from email.utils import parsedate_to_datetime
 from types import MappingProxyType
 
@@ -110,7 +110,7 @@ def normalize_message_id(value: str) -> str | None:
 
 
 def build_envelope(
-    message: MailMessage, parsed: EmailMessage, internal_domains: Collection[str]
+    message: MailMessage, parsed: Message, internal_domains: Collection[str]
 ) -> Envelope:
     """Read the envelope of ``message`` (``parsed`` is ``parse_mime(message.raw)``).
 
@@ -252,7 +252,7 @@ def _content_hash(
     return "hash:" + hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def _thread_key(thread_id: str | None, parsed: EmailMessage, message_id: str | None) -> str | None:
+def _thread_key(thread_id: str | None, parsed: Message, message_id: str | None) -> str | None:
     if thread_id and thread_id.strip():
         return thread_id.strip()
     for header in ("References", "In-Reply-To"):
@@ -270,7 +270,7 @@ def _gmail_labels(value: str) -> frozenset[str]:
     return frozenset(label.strip() for label in row if label.strip())
 
 
-def _filter_headers(parsed: EmailMessage) -> dict[str, str]:
+def _filter_headers(parsed: Message) -> dict[str, str]:
     """The filter headers in one pass over the raw headers; only encoded or 8-bit values
     go through the full decoder."""
     kept: dict[str, str] = {}
@@ -287,7 +287,7 @@ def _filter_headers(parsed: EmailMessage) -> dict[str, str]:
     return kept
 
 
-def _calendar_part_method(parsed: EmailMessage) -> str | None:
+def _calendar_part_method(parsed: Message) -> str | None:
     """The METHOD of the first calendar part; "" for a calendar part that does not say; None
     without one. Only the first parts are looked at: calendar parts sit near the top, and some
     broken messages nest without end."""

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.message import EmailMessage
+from email.message import Message
 from typing import Literal
 
 from agent import text
@@ -199,7 +199,7 @@ _INVITATION_METHODS = frozenset({"REQUEST", "CANCEL"})
 
 
 def _plan_invitation(
-    message: MailMessage, parsed: EmailMessage, envelope: Envelope, policy: Policy
+    message: MailMessage, parsed: Message, envelope: Envelope, policy: Policy
 ) -> list[Planned] | Skip | None:
     """Meetings from an invitation by mail, for owners whose calendar is not synced.
 

@@ -23,7 +23,7 @@ import binascii
 import re
 from collections.abc import Callable, Iterator
 from email import policy
-from email.message import EmailMessage, Message
+from email.message import Message
 from email.parser import BytesParser
 from email.utils import collapse_rfc2231_value
 
@@ -55,8 +55,14 @@ MAX_HEADER = 16_384
 # --- headers ----------------------------------------------------------------
 
 
-def parse_mime(raw: bytes) -> EmailMessage:
-    """Parse RFC 5322 bytes with the modern policy; defects are recorded, not raised.
+def parse_mime(raw: bytes) -> Message:
+    """Parse RFC 5322 bytes into a MIME tree whose headers stay raw; defects are recorded.
+
+    The tree is built with ``compat32``: the modern policy parses the
+    Content-Type of every part again each time the parser or a reader asks
+    for it, which made it most of the cost of a message. Headers are decoded
+    when read (``header_str``), through ``policy.default``'s header objects
+    where a value needs them.
 
     The stdlib parser is lenient, but it is not proven total on hostile
     input; a failure falls back to the headers alone, then to an empty
@@ -64,23 +70,21 @@ def parse_mime(raw: bytes) -> EmailMessage:
     """
     for headers_only in (False, True):
         try:
-            message = BytesParser(policy=policy.default).parsebytes(raw, headersonly=headers_only)
+            return BytesParser(policy=policy.compat32).parsebytes(raw, headersonly=headers_only)
         except Exception:
             continue
-        if isinstance(message, EmailMessage):
-            return message
-    return EmailMessage()
+    return Message(policy=policy.compat32)
 
 
 def header_str(message: Message, name: str) -> str:
     """A header as decoded text, or "" -- never an exception.
 
-    ``policy.default`` parses structured headers lazily and raises on some
-    malformed ones when read, turns raw 8-bit bytes into U+FFFD, and drops
-    what it cannot parse from address lists. In those cases, and for absurdly
-    long values, the raw value is decoded instead: RFC 2047 words by their
-    charset; raw 8-bit bytes as UTF-8, else in the charset the message
-    declares for its text, else as Windows-1252.
+    Plain ASCII values need no parsing and are only unfolded. Values with
+    encoded words are decoded by ``policy.default``'s header object; it
+    raises on some malformed ones and turns raw 8-bit bytes into U+FFFD, so
+    in those cases, and for absurdly long values, the raw value is decoded
+    instead: RFC 2047 words by their charset; raw 8-bit bytes as UTF-8, else
+    in the charset the message declares for its text, else as Windows-1252.
     """
     try:
         raw = _raw_header(message, name)
@@ -90,15 +94,20 @@ def header_str(message: Message, name: str) -> str:
             return _decode_raw_header(raw, _charset_hint(message))
         if len(raw) > MAX_HEADER:
             return _decode_raw_header(raw, None)
+        if "=?" not in raw:
+            return scrub(_LINE_BREAKS.sub("", raw))
         try:
-            value = message.get(name)
-            if value is not None and not getattr(value, "defects", None):
+            value = policy.default.header_fetch_parse(name, raw)
+            if not getattr(value, "defects", None):
                 return scrub(str(value))
         except Exception:
             pass
         return _decode_raw_header(raw, None)
     except Exception:
         return ""
+
+
+_LINE_BREAKS = re.compile(r"[\r\n]")
 
 
 def _charset_hint(message: Message) -> str | None:
@@ -245,9 +254,14 @@ def _children(part: Message) -> list[Message]:
 
 
 def _is_attachment(part: Message) -> bool:
-    if _safe(part.get_content_disposition) == "attachment":
-        return True
-    return bool(_safe(part.get_filename))
+    """A part with ``Content-Disposition: attachment`` or a file name is not the body."""
+    disposition = _raw_header(part, "content-disposition")
+    if disposition is not None:
+        if disposition.split(";", 1)[0].strip().lower() == "attachment":
+            return True
+        if _param(part, "filename", "content-disposition").strip():
+            return True
+    return bool(_param(part, "name").strip())
 
 
 def _part_text(part: Message) -> str:
@@ -299,11 +313,14 @@ def _text_parts(message: Message) -> tuple[str | None, str | None]:
 _SIMPLE_PARAM = re.compile(r';\s*([A-Za-z0-9_.-]+)\s*=\s*("([^"\\]*)"|[^;\s"]+)')
 
 
-def _param(part: Message, name: str) -> str:
-    """A Content-Type parameter. Plain ``name=value`` pairs are read from the raw
-    header; anything fancier (RFC 2231, escapes, 8-bit) goes through the stdlib."""
-    raw = _raw_header(part, "content-type")
-    if raw is not None and raw.isascii() and "*" not in raw and "\\" not in raw:
+def _param(part: Message, name: str, header: str = "content-type") -> str:
+    """A parameter of a Content-Type (or Content-Disposition) header. Plain ``name=value``
+    pairs are read from the raw header; anything fancier (RFC 2231, escapes, 8-bit) goes
+    through the stdlib."""
+    raw = _raw_header(part, header)
+    if raw is None:
+        return ""
+    if raw.isascii() and "*" not in raw and "\\" not in raw:
         for match in _SIMPLE_PARAM.finditer(raw):
             if match.group(1).lower() == name:
                 quoted = match.group(3)
@@ -311,7 +328,7 @@ def _param(part: Message, name: str) -> str:
         if raw.count("=") == len(_SIMPLE_PARAM.findall(raw)):
             return ""
     try:
-        value = part.get_param(name)
+        value = part.get_param(name, header=header)
     except Exception:
         return ""
     return str(collapse_rfc2231_value(value)) if value else ""
@@ -351,7 +368,7 @@ def _quoted(depth: int, text: str) -> str:
     return f"{'>' * depth} {text}".rstrip() if depth else text
 
 
-def body_text(message: EmailMessage) -> str:
+def body_text(message: Message) -> str:
     """The message's readable text: its first text/plain, else its first HTML as text.
 
     A blank text/plain next to an HTML part (some clients send one) counts
@@ -368,7 +385,7 @@ def body_text(message: EmailMessage) -> str:
         return ""
 
 
-def reply_body(message: EmailMessage, *, sender: str = "") -> str:
+def reply_body(message: Message, *, sender: str = "") -> str:
     """The new text of a message: ``reply_text`` of its text/plain, else ``html_reply_text``.
 
     HTML is the better source only when there is no plain text: the quote

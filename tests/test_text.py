@@ -9,8 +9,10 @@ and hypothesis feeding hostile bytes through the whole chain.
 from __future__ import annotations
 
 import base64
+import email
 import time
-from email.message import EmailMessage
+from email import policy
+from email.message import Message
 from pathlib import Path
 
 import pytest
@@ -24,7 +26,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 MIKEL = FIXTURES / "mikel-mail"
 
 
-def _message(headers: str, body: bytes) -> EmailMessage:
+def _message(headers: str, body: bytes) -> Message:
     return parse_mime(headers.replace("\n", "\r\n").encode("ascii") + b"\r\n\r\n" + body)
 
 
@@ -97,10 +99,10 @@ def test_header_str_bounds_an_absurd_header() -> None:
 def test_header_str_reads_headers_the_factory_raises_on(
     raw: bytes, name: str, expected: str
 ) -> None:
-    message = parse_mime(raw + b"\r\n\r\nbody")
+    data = raw + b"\r\n\r\nbody"
     with pytest.raises(Exception):  # noqa: B017 -- the stdlib's own failure
-        str(message[name])
-    assert header_str(message, name) == expected
+        str(email.message_from_bytes(data, policy=policy.default)[name])
+    assert header_str(parse_mime(data), name) == expected
 
 
 # --- bodies and charsets ----------------------------------------------------

@@ -124,7 +124,8 @@ def test_talon_reply_above_a_quoted_share_block() -> None:
 
 def _html_part(message: Any) -> str:
     html = next(part for part in message.walk() if part.get_content_type() == "text/html")
-    return str(html.get_content())
+    payload = html.get_payload(decode=True)
+    return str(payload.decode(html.get_content_charset() or "utf-8"))
 
 
 # --- talon: signatures ------------------------------------------------------
