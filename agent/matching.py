@@ -102,12 +102,15 @@ def normalize_domain(value: str) -> str | None:
     return domain if all(_LABEL.match(label) for label in labels) else None
 
 
+@functools.lru_cache(maxsize=8192)
 def addresses(header_value: str) -> tuple[Address, ...]:
     """Every usable address in one header value, first occurrence kept.
 
     Takes the header as written (RFC 2047 encoded words and all): decoding
     before splitting would turn ``=?utf-8?b?...?=`` hiding ``"Doe, John"`` into
-    a comma that splits one address in two.
+    a comma that splits one address in two. Cached: a mailbox repeats the
+    same few header values (the owner's own address above all), and the
+    stdlib's address parser is slow.
     """
     seen: set[str] = set()
     found: list[Address] = []

@@ -199,6 +199,11 @@ def _attribution_length(lines: list[str], start: int, quote_follows: bool) -> in
     A wrapped attribution is only taken when its first line starts like one
     (a preposition or a date), so the end of a paragraph is not swallowed.
     """
+    for line in lines[start : start + 3]:
+        if line.rstrip().endswith(":"):
+            break
+    else:
+        return 0  # every attribution ends in a colon: most lines are ruled out here
     first = lines[start]
     if len(first) > 1000 or _is_blank(first) or _is_quoted(first):
         return 0

@@ -65,6 +65,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from agent import verify
 from agent.pipeline import Policy
+from agent.planning import processes_for
 from agent.registry import build_connector, mailbox_of
 from agent.sync import SyncResult, mark_failed, sync_connector
 from config import Settings
@@ -412,6 +413,7 @@ class Agent:
                 progress=active.touch,
                 lease=lease,
                 stop=self._stopping.is_set,
+                processes=processes_for(self.settings.agent.planning_processes),
             )
         finally:
             _close(connector)

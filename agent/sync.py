@@ -24,7 +24,8 @@ from functools import partial
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from agent.pipeline import BatchPlan, Policy, plan_batch
+from agent.pipeline import BatchPlan, Policy
+from agent.planning import Planner
 from connectors.errors import AuthError, CursorInvalid, TransientError
 from connectors.records import Batch, Connector, Cursor
 from storage import audit
@@ -92,6 +93,7 @@ def sync_connector(
     progress: Progress | None = None,
     lease: Lease | None = None,
     stop: Callable[[], bool] | None = None,
+    processes: int = 0,
 ) -> SyncResult:
     """Run one pass; connector failures are recorded on its row, never raised.
 
@@ -99,7 +101,9 @@ def sync_connector(
     lost lease ends the pass with status ``lease_lost`` and leaves the row to
     its new holder. With ``stop``, asked after each committed batch, a pass
     asked to stop ends with status ``stopped`` (the row says ``ok``, and
-    ``last_success_at`` stays, as the pass did not complete).
+    ``last_success_at`` stays, as the pass did not complete). ``processes``
+    worker processes plan the batches once the pass has a backlog
+    (``agent.planning``).
     """
     result = SyncResult(connector=connector.name)
     fence = _Fence(lease, stop)
@@ -124,6 +128,7 @@ def sync_connector(
         propagate_deletes=propagate_deletes,
         progress=progress,
         fence=fence,
+        processes=processes,
     )
     try:
         try:
@@ -202,18 +207,21 @@ def _run(
     propagate_deletes: bool,
     progress: Progress | None,
     fence: _Fence,
+    processes: int,
 ) -> None:
-    for batch in connector.fetch(cursor):
-        plan = plan_batch(batch.items, policy)
-        if dry_run:
-            _account_dry(sessions, batch, plan, result)
-        else:
-            stats = _commit_batch(sessions, connector.name, batch, plan, propagate_deletes, fence)
-            _account(result, batch, plan, stats)
-        if progress is not None:
-            progress(batch, result)
-        if fence.stopping():
-            raise _Stopped
+    with Planner(policy, processes) as planner:
+        for batch, plan in planner.plans(connector.fetch(cursor)):
+            if dry_run:
+                _account_dry(sessions, batch, plan, result)
+            else:
+                stats = _commit_batch(
+                    sessions, connector.name, batch, plan, propagate_deletes, fence
+                )
+                _account(result, batch, plan, stats)
+            if progress is not None:
+                progress(batch, result)
+            if fence.stopping():
+                raise _Stopped
 
 
 _BATCH_ATTEMPTS = 5

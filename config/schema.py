@@ -75,6 +75,7 @@ class AgentConfig(_Strict):
     visibility: Literal["shared", "metadata", "private"] = "shared"
     free_mail_domains: list[str] = Field(default_factory=list)
     not_free_mail_domains: list[str] = Field(default_factory=list)
+    planning_processes: Annotated[int, Field(ge=0, le=64)] | None = None
 
     @field_validator("internal_domains", "free_mail_domains", "not_free_mail_domains")
     @classmethod

@@ -78,7 +78,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Any, Literal, TypeVar
 
 from imapclient import IMAPClient
@@ -370,7 +370,7 @@ def build_message(
         mailbox=mailbox,
         raw=raw,
         labels=_labels(data.get(b"FLAGS") or (), special_use),
-        internal_date=internal_date if isinstance(internal_date, datetime) else None,
+        internal_date=_utc(internal_date) if isinstance(internal_date, datetime) else None,
         truncated=truncated,
     )
 
@@ -393,6 +393,11 @@ class Examined:
     vanished: tuple[int, ...] = ()
     changed: tuple[int, ...] = ()
 
+
+
+def _utc(value: datetime) -> datetime:
+    """INTERNALDATE in UTC: imapclient's own zone type cannot be pickled (to a planning worker)."""
+    return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 def unchanged(state: FolderState | None, status: FolderStatus | None) -> bool:
     """Whether a folder's status proves nothing happened since ``state``."""

@@ -4,12 +4,13 @@ A subclass provides ``source`` (a fixture returning a connector over a
 populated source, and the source ids it must yield); these tests then hold
 it to DESIGN.md's protocol: batches whose cursors resume exactly where they
 point, nothing lost or repeated, JSON cursors, a garbage cursor refused as
-``CursorInvalid``.
+``CursorInvalid``, and items that pickle (worker processes plan them).
 """
 
 from __future__ import annotations
 
 import json
+import pickle
 from collections import Counter
 from collections.abc import Iterable
 
@@ -69,3 +70,9 @@ class ConnectorContract:
         connector, _ = source
         with pytest.raises(CursorInvalid):
             list(connector.fetch({"v": -1, "nonsense": True}))
+
+    def test_items_survive_pickling(self, source: Source) -> None:
+        """Batches are planned in worker processes once a pass has a backlog (agent.planning)."""
+        connector, _ = source
+        for batch in connector.fetch(None):
+            assert pickle.loads(pickle.dumps(batch.items)) == batch.items

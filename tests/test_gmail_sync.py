@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.policy
+import pickle
 from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -138,6 +139,7 @@ def test_first_sync_yields_every_message_in_scope_once(fake: FakeGoogle, mailbox
         mailbox.messages[some_id].internal_date / 1000, tz=UTC
     )
     assert all(m.mailbox == ACCOUNT for m in run.messages)
+    assert pickle.loads(pickle.dumps(run.messages)) == run.messages  # for planning workers
     phases = [c["phase"] for c in run.cursors]
     assert phases[-1] == "incremental" and set(phases[:-1]) == {"full"}
     assert run.cursor == {"v": 1, "phase": "incremental", "history_id": history_before}

@@ -14,6 +14,7 @@ import click
 from agent.app import App
 from agent.commands.common import EXIT_FAILURE, pass_app
 from agent.pipeline import Policy
+from agent.planning import processes_for
 from agent.registry import NotAvailable, build_connector, mailbox_of
 from agent.report import print_summary, sync_progress
 from agent.sync import SyncResult, mark_failed, sync_connector
@@ -126,6 +127,7 @@ def _run_sync(
             propagate_deletes=app.settings.agent.propagate_deletes,
             progress=progress,
             lease=lease,
+            processes=processes_for(app.settings.agent.planning_processes),
         )
     print_summary(result, dry_run=dry_run)
     return result
