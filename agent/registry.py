@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-
-import google.auth.credentials
+from typing import TYPE_CHECKING
 
 from config import Settings
 from config.schema import ConnectorConfig
@@ -21,18 +20,10 @@ from config.schema import ImapConnector as ImapConfig
 from config.schema import MboxConnector as MboxConfig
 from config.secrets import SecretStoreError, TokenStore
 from connectors.errors import AuthError
-from connectors.gmail import GmailConnector
-from connectors.google_auth import (
-    CALENDAR_READONLY_SCOPE,
-    gmail_scopes,
-    service_account_credentials,
-    user_credentials,
-)
-from connectors.google_calendar import GoogleCalendarConnector
-from connectors.ics import IcsConnector
-from connectors.imap import ImapConnector
-from connectors.mbox import MboxConnector
 from connectors.records import Connector
+
+if TYPE_CHECKING:
+    import google.auth.credentials
 
 
 class NotAvailable(Exception):
@@ -43,10 +34,15 @@ def build_connector(
     config: ConnectorConfig, settings: Settings, base: Path | None = None
 ) -> Connector:
     """The connector for ``config``; ``base`` anchors relative paths (the config's folder)."""
+    # Each kind's module (and the Google client behind two of them) loads only when used.
     root = base or Path.cwd()
     if isinstance(config, MboxConfig):
+        from connectors.mbox import MboxConnector
+
         return MboxConnector(config.name, root / config.path, config.account, since=config.since)
     if isinstance(config, IcsConfig):
+        from connectors.ics import IcsConnector
+
         return IcsConnector(
             config.name,
             root / config.path,
@@ -55,6 +51,8 @@ def build_connector(
             horizon_days=max(1, config.horizon.days),
         )
     if isinstance(config, ImapConfig):
+        from connectors.imap import ImapConnector
+
         return ImapConnector(
             config.name,
             host=config.host,
@@ -69,6 +67,9 @@ def build_connector(
             idle=config.idle,
         )
     if isinstance(config, GmailConfig):
+        from connectors.gmail import GmailConnector
+        from connectors.google_auth import gmail_scopes
+
         return GmailConnector(
             config.name,
             config.account,
@@ -79,6 +80,9 @@ def build_connector(
             api_endpoint=config.api_endpoint,
         )
     if isinstance(config, CalendarConfig):
+        from connectors.google_auth import CALENDAR_READONLY_SCOPE
+        from connectors.google_calendar import GoogleCalendarConnector
+
         return GoogleCalendarConnector(
             config.name,
             config.account,
@@ -96,6 +100,8 @@ def google_credentials(
 ) -> google.auth.credentials.Credentials:
     """A Google connector's credentials: its service account impersonating the account,
     or the OAuth grant held in the token store under the connector's name."""
+    from connectors.google_auth import service_account_credentials, user_credentials
+
     if config.auth == "service_account":
         if config.key_file is None:
             raise AuthError(

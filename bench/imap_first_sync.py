@@ -265,6 +265,7 @@ def main() -> int:
                     print(f"{name} synced {count} messages, not {args.messages}", file=sys.stderr)
                     return 1
                 runs[name].append(elapsed)
+                print(f"round {round_ + 1}: {name} {elapsed:.2f} s", file=sys.stderr, flush=True)
     seconds = {name: statistics.median(times) for name, times in runs.items() if times}
     for name, value in seconds.items():
         _emit(f"imap_first_sync.{name}", value, "s")
