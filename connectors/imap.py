@@ -87,6 +87,7 @@ from imapclient.imap_utf7 import decode as decode_utf7
 from imapclient.response_parser import parse_fetch_response, parse_response
 
 from connectors.errors import AuthError, BadItem, ConnectorError, CursorInvalid, TransientError
+from connectors.imap_fetch import uid_fetch
 from connectors.records import Batch, Cursor, Item, MailMessage, SourceRemoved, Unreadable
 
 log = logging.getLogger(__name__)
@@ -534,7 +535,7 @@ class _Session:
             "BODY.PEEK[HEADER]", f"BODY.PEEK[1]<0.{text_bytes}>",
         ]  # fmt: skip
         try:
-            data: dict[int, dict[bytes, Any]] = self.client.fetch(list(uids), items)
+            data = uid_fetch(self.client, uids, items)
         except ProtocolError:
             if len(uids) == 1:
                 return {uids[0]: {}}
@@ -545,7 +546,7 @@ class _Session:
             if part and part.path != "1":
                 elsewhere[part.path].append(uid)
         for path, group in elsewhere.items():
-            parts = self.client.fetch(group, [f"BODY.PEEK[{path}]<0.{text_bytes}>"])
+            parts = uid_fetch(self.client, group, [f"BODY.PEEK[{path}]<0.{text_bytes}>"])
             for uid, got in parts.items():
                 if uid in data:
                     data[uid].update(got)

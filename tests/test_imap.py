@@ -17,9 +17,11 @@ from datetime import UTC, date, datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
+from typing import Any
 
 import pytest
-from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError, ProtocolError
+from imapclient.response_parser import parse_fetch_response
 from imapclient.response_types import BodyData
 
 from agent.text import header_str, parse_mime
@@ -36,6 +38,7 @@ from connectors.imap import (
     load_cursor,
     parse_uid_set,
 )
+from connectors.imap_fetch import parse_fetch, uid_fetch
 from connectors.records import Batch, Cursor, MailMessage, SourceRemoved, Unreadable
 from tests.conftest import FIXTURES, need_server
 from tests.connector_contract import ConnectorContract, Source
@@ -673,3 +676,64 @@ def test_response_without_header_is_a_bad_item() -> None:
             special_use=None,
             text_bytes=100,
         )
+
+
+# --------------------------------------------------------------------------- FETCH parser
+
+
+FETCH_ITEMS = [
+    "FLAGS", "INTERNALDATE", "RFC822.SIZE", "BODYSTRUCTURE",
+    "BODY.PEEK[HEADER]", "BODY.PEEK[1]<0.2048>", "BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)]",
+]  # fmt: skip
+
+
+def test_fetch_parser_reads_what_imapclient_reads_from_every_corpus_message(
+    server: DovecotServer, user: ImapUser
+) -> None:
+    raws = [path.read_bytes() for path in sorted(FIXTURES.rglob("*.eml"))]
+    raws += [_alternative(n) for n in range(3)]
+    uids = server.append(user, "INBOX", raws)
+    with server.client(user) as client:
+        client.select_folder("INBOX", readonly=True)
+        typ, data = client._imap.uid("FETCH", f"1:{max(uids)}", f"({' '.join(FETCH_ITEMS)})")
+        assert typ == "OK"
+        ours = parse_fetch(data)
+        reference = parse_fetch_response(data, False, True)
+        assert ours == dict(reference)
+        assert len(ours) == len(raws) > 150
+        assert uid_fetch(client, uids[:3], FETCH_ITEMS) == {u: reference[u] for u in uids[:3]}
+
+
+@pytest.mark.parametrize(
+    "records",
+    [
+        [b'1 (UID 7 FLAGS (\\Seen $Label%1) X-Q "a\\"b\\\\c\\d" MODSEQ (0012) N 007 E "" Z NIL)'],
+        [
+            (b'2 (UID 8 BODYSTRUCTURE ("text" "plain" NIL NIL NIL "7bit" 3 1 NIL ("inline" '
+             b'("filename" {9}', b"r\xe9sum\xe9 ??"),
+            b")) NIL NIL))",
+        ],
+        [(b"3 (UID 9 BODY[HEADER.FIELDS (FROM)] {5}", b"From:"), (b" BODY[1]<0> {0}", b""), b")"],
+        [b"4 (FLAGS (\\Deleted))"],
+    ],
+    ids=["escapes-and-numbers", "literal-in-structure", "sections", "unsolicited-flags"],
+)
+def test_fetch_parser_agrees_with_imapclient_on_tricky_responses(records: list[Any]) -> None:
+    assert parse_fetch(records) == dict(parse_fetch_response(records, False, True))
+
+
+@pytest.mark.parametrize(
+    "records",
+    [
+        [b"1 (UID 7 FLAGS (\\Seen)"],
+        [b"1 (UID 7))"],
+        [(b"1 (UID 7 BODY[] {10}", b"short"), b")"],
+        [b'1 (UID 7 X "open)'],
+        [b"1 (UID 7 FLAGS)"],
+        [b"x (UID 7)"],
+    ],
+    ids=["unclosed", "extra-close", "short-literal", "open-string", "odd-items", "bad-id"],
+)
+def test_fetch_parser_refuses_malformed_responses(records: list[Any]) -> None:
+    with pytest.raises(ProtocolError):
+        parse_fetch(records)
