@@ -83,11 +83,22 @@ class Planner:
 
         With workers, up to two batches per worker are in flight: enough to
         keep them busy while this process writes, little enough to bound
-        memory.
+        memory. When the source fails (a dropped connection, an expired
+        grant), the batches it delivered before are still handed out, so the
+        pass keeps the progress it made, as it does without workers.
         """
         seen = 0
         pending: deque[tuple[Batch, Future[BatchPlan]]] = deque()
-        for batch in batches:
+        source = iter(batches)
+        while True:
+            try:
+                batch = next(source)
+            except StopIteration:
+                break
+            except Exception:
+                while pending:
+                    yield self._collect(*pending.popleft())
+                raise
             seen += len(batch.items)
             pool = self._pool_once(seen)
             if pool is None:

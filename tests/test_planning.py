@@ -25,10 +25,11 @@ from agent.pipeline import Policy, plan_batch
 from agent.planning import Planner, processes_for
 from agent.sync import sync_connector
 from config import parse_settings
+from connectors.errors import TransientError
 from connectors.memory import MemoryConnector
 from connectors.records import Batch, MailMessage
 from storage.db import make_engine, session_factory, upgrade
-from storage.models import Interaction, InteractionParticipant, Quarantine
+from storage.models import Interaction, InteractionParticipant, Quarantine, SyncState
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ME = "alice@northwind.example"
@@ -242,3 +243,24 @@ def _alive(pid: int) -> bool:
         return False
     status = Path(f"/proc/{pid}/status")
     return not (status.exists() and "State:\tZ" in status.read_text())
+
+
+def test_a_source_failing_mid_pass_keeps_what_it_delivered_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(planning, "START_AFTER_ITEMS", 0)
+    engine = make_engine(f"sqlite:///{tmp_path / 'fail.db'}")
+    upgrade(engine)
+    connector = MemoryConnector(
+        "corpus", corpus_mail(), batch_size=10, fail_at={60: TransientError("503")}
+    )
+
+    result = sync_connector(
+        session_factory(engine), connector, policy(), kind="imap", processes=2
+    )
+
+    assert result.status == "failing" and result.items == 60
+    with session_factory(engine)() as session:
+        state = session.get(SyncState, "corpus")
+        assert state is not None and state.cursor == {"v": 1, "position": 60}
+    engine.dispose()
