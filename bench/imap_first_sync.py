@@ -1,15 +1,19 @@
-"""First sync of a big IMAP mailbox: crm-sync against the mail mirrors, one run.
+"""First sync of a big IMAP mailbox: crm-sync against the mail mirrors, side by side.
 
 A throwaway Dovecot (tests/support/dovecot.py) gets N generated messages
 (default 20,000; INBOX and Sent; plain, multipart/alternative and some with a
 PDF attachment), written straight into its Maildir before it starts. Dovecot
 then indexes and caches them in a warm-up pass that every contender profits
-from alike. Then, each against the same server: ``crm-sync sync`` (the IMAP
-connector and the whole pipeline into SQLite; the connector alone is timed
-too, for reference), ``mbsync`` (isync) mirroring INBOX and Sent into a
-Maildir (with its default fsync per message, and without), and
-``offlineimap`` doing the same. Prints one JSON line per figure, with the
-ratios.
+from alike. Then, in rounds that run each contender once in turn, against
+the same server: ``crm-sync sync`` (the IMAP connector and the whole
+pipeline into SQLite, with its default planning workers, and again planning
+in the syncing process alone; the connector alone is timed too, for
+reference), ``mbsync`` (isync) mirroring INBOX and Sent into a Maildir (with
+its default fsync per message, and without), and ``offlineimap`` doing the
+same (in the first round only: it takes minutes). Prints each run on stderr
+as it ends, then one JSON line per figure (medians over the rounds), with
+the ratios. mbsync's default time depends on how fast the disk syncs, so
+the figure against mbsync without fsync is printed too.
 
 Needs ``dovecot``, ``mbsync`` and ``offlineimap``:
 ``apt-get install dovecot-imapd isync offlineimap3``.
