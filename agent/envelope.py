@@ -44,7 +44,7 @@ from agent.matching import (
     is_automated_address,
     normalize_email,
 )
-from agent.text import CALENDAR_TYPES, content_type, header_str
+from agent.text import CALENDAR_TYPES, content_type, header_str, unfold
 from connectors.errors import BadItem
 from connectors.records import Address, MailMessage
 
@@ -166,7 +166,7 @@ def _header_addresses(parsed: Message, name: str) -> tuple[Address, ...]:
     found: list[Address] = []
     for key, value in parsed.raw_items():
         if key.lower() == name:
-            found.extend(addresses(_unfold(_undo_surrogates(str(value)))))
+            found.extend(addresses(unfold(_undo_surrogates(str(value)))))
     return _unique(found)
 
 
@@ -180,10 +180,6 @@ def _undo_surrogates(value: str) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return raw.decode("latin-1")
-
-
-def _unfold(value: str) -> str:
-    return value.replace("\r", "").replace("\n", "")
 
 
 def _unique(items: Iterable[Address]) -> tuple[Address, ...]:
@@ -266,7 +262,7 @@ def _gmail_labels(value: str) -> frozenset[str]:
     """Takeout's X-Gmail-Labels: comma-separated, labels with commas in double quotes."""
     if not value.strip():
         return frozenset()
-    row = next(csv.reader([_unfold(value)], skipinitialspace=True), [])
+    row = next(csv.reader([unfold(value)], skipinitialspace=True), [])
     return frozenset(label.strip() for label in row if label.strip())
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "parse_mime",
     "reply_body",
     "snippet",
+    "unfold",
 ]
 
 MAX_DEPTH = 20
@@ -95,7 +96,7 @@ def header_str(message: Message, name: str) -> str:
         if len(raw) > MAX_HEADER:
             return _decode_raw_header(raw, None)
         if "=?" not in raw:
-            return scrub(_LINE_BREAKS.sub("", raw))
+            return scrub(unfold(raw))
         try:
             value = policy.default.header_fetch_parse(name, raw)
             if not getattr(value, "defects", None):
@@ -107,7 +108,9 @@ def header_str(message: Message, name: str) -> str:
         return ""
 
 
-_LINE_BREAKS = re.compile(r"[\r\n]")
+def unfold(value: str) -> str:
+    """A raw header value on one line: folding line breaks removed, the whitespace kept."""
+    return value.replace("\r", "").replace("\n", "")
 
 
 def _charset_hint(message: Message) -> str | None:

@@ -84,10 +84,10 @@ from typing import Any, Literal, TypeVar
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError, ProtocolError
 from imapclient.imap_utf7 import decode as decode_utf7
-from imapclient.response_parser import parse_fetch_response, parse_response
+from imapclient.response_parser import parse_response
 
 from connectors.errors import AuthError, BadItem, ConnectorError, CursorInvalid, TransientError
-from connectors.imap_fetch import uid_fetch
+from connectors.imap_fetch import parse_fetch, uid_fetch
 from connectors.records import Batch, Cursor, Item, MailMessage, SourceRemoved, Unreadable
 
 log = logging.getLogger(__name__)
@@ -512,7 +512,7 @@ class _Session:
             for line in untagged.get("VANISHED", [])
             for uid in parse_uid_set(_text(line).replace("(EARLIER)", ""), state.last_uid)
         ]
-        fetched = parse_fetch_response(untagged.get("FETCH", []), False, True)
+        fetched = parse_fetch(untagged.get("FETCH", []))
         changed = sorted(uid for uid in fetched if isinstance(uid, int) and uid <= state.last_uid)
         return Examined(status, tuple(vanished), tuple(changed))
 

@@ -84,6 +84,14 @@ def _ok(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
     return result.stdout
 
 
+def _add_priya(cwd: Path) -> str:
+    """``connectors add mbox`` for Priya's mailbox, the connector most tests start from."""
+    return _ok(
+        "connectors", "add", "mbox", "--name", "priya", "--account", PRIYA,
+        "--path", str(PRIYA_MBOX), cwd=cwd,
+    )  # fmt: skip
+
+
 def _comments(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.lstrip().startswith("#")]
 
@@ -212,18 +220,7 @@ def test_add_refuses_with_the_reason_and_writes_nothing(
     tmp_path: Path, args: list[str], reason: str
 ) -> None:
     config, _ = _init(tmp_path)
-    _ok(
-        "connectors",
-        "add",
-        "mbox",
-        "--name",
-        "priya",
-        "--account",
-        PRIYA,
-        "--path",
-        str(PRIYA_MBOX),
-        cwd=tmp_path,
-    )
+    _add_priya(tmp_path)
     before = config.read_bytes()
     refused = run_cli("connectors", "add", *args, cwd=tmp_path)
     assert refused.returncode == 2, refused.stdout + refused.stderr
@@ -251,18 +248,7 @@ def test_init_makes_a_private_token_key_and_keeps_it(tmp_path: Path) -> None:
 def test_pause_resume_and_remove(tmp_path: Path, db_url: str) -> None:
     config, env = _init(tmp_path, db_url)
     pristine = config.read_text()
-    _ok(
-        "connectors",
-        "add",
-        "mbox",
-        "--name",
-        "priya",
-        "--account",
-        PRIYA,
-        "--path",
-        str(PRIYA_MBOX),
-        cwd=tmp_path,
-    )
+    _add_priya(tmp_path)
     _ok("sync", "--connector", "priya", cwd=tmp_path, env=env)
 
     assert "ok -> paused" in _ok("connectors", "pause", "priya", cwd=tmp_path, env=env)
@@ -318,18 +304,7 @@ def test_remove_keep_data_keeps_the_cursor_so_adding_back_resumes(tmp_path: Path
 
 def test_test_counts_what_a_first_sync_would_read_and_writes_nothing(tmp_path: Path) -> None:
     _init(tmp_path)
-    _ok(
-        "connectors",
-        "add",
-        "mbox",
-        "--name",
-        "priya",
-        "--account",
-        PRIYA,
-        "--path",
-        str(PRIYA_MBOX),
-        cwd=tmp_path,
-    )
+    _add_priya(tmp_path)
     _ok(
         "connectors",
         "add",
