@@ -45,6 +45,15 @@ from agent.matching import (
     normalize_email,
 )
 from agent.text import CALENDAR_TYPES, content_type, header_str, unfold
+from config.limits import (
+    MAX_ADDRESS_HEADER_CHARS,
+    MAX_CALENDAR_SEARCH_PARTS,
+    MAX_PARTICIPANTS,
+    MAX_SUBJECT_CHARS,
+    bounded_id,
+    clip,
+    out_of_range,
+)
 from connectors.errors import BadItem
 from connectors.records import Address, MailMessage
 
@@ -67,7 +76,8 @@ _FILTER_HEADER_SET = frozenset(FILTER_HEADERS)
 
 _CALENDAR_METHOD = re.compile(rb"^METHOD:[ \t]*([A-Za-z-]+)", re.MULTILINE)
 _ANGLE_ID = re.compile(r"<([^<>]*)>")
-_MAX_PARTS = 200
+_RFC5322_YEAR = re.compile(r"\b\d{1,2}\s+[A-Za-z]{3}[A-Za-z]*\.?\s+(\d+)\s+\d{1,2}:\d{2}")
+"""The year of an RFC 5322 date (``7 Jun 91 09:12``); obsolete syntax allows two digits."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +104,11 @@ class Envelope:
     headers: Mapping[str, str] = field(default_factory=dict, hash=False)
     has_calendar_part: bool = False
     calendar_method: str | None = None
+    dropped_participants: int = 0
+    """Addresses past ``config.limits.MAX_PARTICIPANTS``, not recorded."""
+    fingerprint: str = ""
+    """Sender, Date header, subject and To/Cc: what every copy of this message shares, and a
+    different message reusing its Message-ID does not (``storage.ingest``)."""
 
     @property
     def recipients(self) -> tuple[Address, ...]:
@@ -102,11 +117,12 @@ class Envelope:
 
 
 def normalize_message_id(value: str) -> str | None:
-    """The first message id in ``value``: angle brackets and whitespace removed, lower-cased."""
+    """The first message id in ``value``: angle brackets and whitespace removed, lower-cased,
+    and hashed when it is too long to be a key (``config.limits.bounded_id``)."""
     match = _ANGLE_ID.search(value)
     candidate = match.group(1) if match else value
     normalized = "".join(candidate.split()).lower()
-    return normalized or None
+    return bounded_id(normalized) if normalized else None
 
 
 def build_envelope(
@@ -115,8 +131,11 @@ def build_envelope(
     """Read the envelope of ``message`` (``parsed`` is ``parse_mime(message.raw)``).
 
     Raises ``BadItem`` only for a message nothing can be logged from: no
-    sender and no recipient at all, or no date from the headers nor the
-    connector.
+    sender and no recipient at all, no date from the headers nor the
+    connector, a Date header whose year is not one (``0``, ``0000``: RFC
+    5322 allows two digits or four, and the stdlib would make these 2000),
+    or a date outside the range ``config.limits`` accepts. Such a message is
+    quarantined with its date, never re-dated.
     """
     from_addresses = _header_addresses(parsed, "from") or _header_addresses(parsed, "sender")
     to = _header_addresses(parsed, "to")
@@ -124,17 +143,26 @@ def build_envelope(
     bcc = _header_addresses(parsed, "bcc")
     if not from_addresses and not (to or cc or bcc):
         raise BadItem(message.source_id, "no sender and no recipients")
-    occurred_at = _occurred_at(header_str(parsed, "Date"), message.internal_date)
+    date_header = header_str(parsed, "Date")
+    written = _written_year(date_header)
+    if written is not None and (len(written) == 1 or (len(written) > 2 and int(written) < 1000)):
+        # The stdlib reads these as 19xx or 20xx: quarantined, never re-dated.
+        raise BadItem(message.source_id, f"Date header year {written!r} is not a year")
+    occurred_at = _occurred_at(date_header, message.internal_date)
     if occurred_at is None:
         raise BadItem(message.source_id, "no usable Date header")
+    strange = out_of_range(occurred_at)
+    if strange is not None:
+        raise BadItem(message.source_id, strange)
 
     sender = from_addresses[0] if from_addresses else None
     replies_to = _extra_reply_to(_header_addresses(parsed, "reply-to"), from_addresses)
     participants = _participants(
         (from_addresses + replies_to, "from"), (to, "to"), (cc, "cc"), (bcc, "bcc")
     )
+    dropped = max(0, len(participants) - MAX_PARTICIPANTS)
     mailbox = normalize_email(message.mailbox) or message.mailbox.strip().lower()
-    subject = " ".join(header_str(parsed, "Subject").split())
+    subject = clip(" ".join(header_str(parsed, "Subject").split()), MAX_SUBJECT_CHARS)
     message_id = normalize_message_id(header_str(parsed, "Message-ID"))
     calendar_method = _calendar_part_method(parsed)
     return Envelope(
@@ -142,16 +170,18 @@ def build_envelope(
         mailbox=mailbox,
         message_id=message_id,
         dedupe_key=message_id or _content_hash(sender, occurred_at, subject, to + cc),
+        fingerprint=_content_hash(sender, _occurred_at(date_header, None), subject, to + cc),
         subject=subject,
         occurred_at=occurred_at,
         sender=sender,
-        participants=participants,
+        participants=participants[:MAX_PARTICIPANTS],
         direction=direction(sender, _unique(to + cc + bcc), mailbox, internal_domains),
         thread_key=_thread_key(message.thread_id, parsed, message_id),
         labels=message.labels | _gmail_labels(header_str(parsed, "X-Gmail-Labels")),
         headers=MappingProxyType(_filter_headers(parsed)),
         has_calendar_part=calendar_method is not None,
         calendar_method=calendar_method or None,
+        dropped_participants=dropped,
     )
 
 
@@ -166,7 +196,8 @@ def _header_addresses(parsed: Message, name: str) -> tuple[Address, ...]:
     found: list[Address] = []
     for key, value in parsed.raw_items():
         if key.lower() == name:
-            found.extend(addresses(unfold(_undo_surrogates(str(value)))))
+            text = str(value)[:MAX_ADDRESS_HEADER_CHARS]
+            found.extend(addresses(unfold(_undo_surrogates(text))))
     return _unique(found)
 
 
@@ -235,12 +266,21 @@ def _occurred_at(date_header: str, internal_date: datetime | None) -> datetime |
     return chosen.astimezone(UTC)
 
 
+def _written_year(date_header: str) -> str | None:
+    """The year as the Date header writes it, when it has RFC 5322's shape."""
+    match = _RFC5322_YEAR.search(date_header)
+    return match.group(1) if match else None
+
+
 def _content_hash(
-    sender: Address | None, occurred_at: datetime, subject: str, recipients: Iterable[Address]
+    sender: Address | None,
+    occurred_at: datetime | None,
+    subject: str,
+    recipients: Iterable[Address],
 ) -> str:
     fields = [
         sender.email if sender else "",
-        occurred_at.astimezone(UTC).isoformat(),
+        occurred_at.astimezone(UTC).isoformat() if occurred_at else "",
         subject,
         sorted({address.email for address in recipients}),
     ]
@@ -250,7 +290,7 @@ def _content_hash(
 
 def _thread_key(thread_id: str | None, parsed: Message, message_id: str | None) -> str | None:
     if thread_id and thread_id.strip():
-        return thread_id.strip()
+        return bounded_id(thread_id.strip())
     for header in ("References", "In-Reply-To"):
         root = normalize_message_id(header_str(parsed, header))
         if root:
@@ -289,7 +329,7 @@ def _calendar_part_method(parsed: Message) -> str | None:
     broken messages nest without end."""
     try:
         for index, part in enumerate(parsed.walk()):
-            if index >= _MAX_PARTS:
+            if index >= MAX_CALENDAR_SEARCH_PARTS:
                 break
             if content_type(part) in CALENDAR_TYPES:
                 return _method_of(part)

@@ -6,7 +6,7 @@ limit. The walk emits text and three kinds of break: a ``<br>`` always ends a
 line, a line block (``div``, ``li``, ``tr`` ...) ends a non-empty one, a
 paragraph block (``p``, headings, lists, tables) also leaves a blank line.
 Whitespace in the source collapses to one space except inside ``<pre>``.
-Input is clipped to ``MAX_HTML`` characters and ``MAX_TAGS`` tags first, so
+Input is clipped to ``MAX_HTML_CHARS`` characters and ``MAX_HTML_TAGS`` tags first, so
 the parser's cost is bounded; markup it cannot parse falls back to crude tag
 stripping, and no input raises.
 
@@ -25,15 +25,11 @@ from bs4 import BeautifulSoup
 from bs4.element import NavigableString, PageElement, PreformattedString, Tag
 
 from agent.charsets import scrub
-from agent.replies import MAX_TEXT, header_key, reply_text
+from agent.replies import header_key, reply_text
+from config.limits import MAX_HTML_CHARS, MAX_HTML_TAGS, MAX_TEXT_CHARS
 
 __all__ = ["html_reply_text", "html_to_text"]
 
-MAX_HTML = 2_000_000
-"""Characters of HTML handed to the HTML parser."""
-
-MAX_TAGS = 20_000
-"""Tags handed to the HTML parser (a long newsletter has a few thousand); it costs per tag."""
 
 
 _DROP_TAGS = frozenset(
@@ -78,9 +74,9 @@ def _soup(html: str) -> BeautifulSoup | None:
 
 def _clean_html(html: str) -> str:
     """HTML clipped to what the parser may cost, without the characters used as markers here."""
-    html = html[:MAX_HTML]
+    html = html[:MAX_HTML_CHARS]
     position = -1
-    for _ in range(MAX_TAGS):
+    for _ in range(MAX_HTML_TAGS):
         position = html.find("<", position + 1)
         if position < 0:
             break
@@ -100,7 +96,7 @@ def html_to_text(html: str) -> str:
         text = _soup_text(soup) if soup is not None else _crude_text(html)
     except Exception:
         text = _crude_text(html)
-    return text[:MAX_TEXT]
+    return text[:MAX_TEXT_CHARS]
 
 
 def _crude_text(html: str) -> str:

@@ -37,6 +37,7 @@ import idna
 from nameparser import HumanName
 from publicsuffixlist import PublicSuffixList
 
+from config.limits import MAX_ADDRESS_CHARS, MAX_NAME_CHARS, clip
 from connectors.records import Address
 
 Role = Literal["from", "to", "cc", "bcc"]
@@ -49,7 +50,6 @@ Direction = Literal["inbound", "outbound", "internal"]
 _GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 _LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
 _BAD_LOCAL_CHARS = re.compile(r'[\s<>()\[\]\\,;:"@\x00-\x1f\x7f\ufffd]')
-_MAX_ADDRESS = 254
 
 
 def normalize_email(value: str, *, strip_plus_tags: bool = False) -> str | None:
@@ -78,7 +78,7 @@ def normalize_email(value: str, *, strip_plus_tags: bool = False) -> str | None:
     if not local:
         return None
     address = f"{local}@{domain}"
-    return address if len(address) <= _MAX_ADDRESS else None
+    return address if len(address) <= MAX_ADDRESS_CHARS else None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -128,7 +128,7 @@ def _clean_display_name(name: str, raw_email: str) -> str:
         with contextlib.suppress(HeaderParseError, ValueError, LookupError, UnicodeError):
             name = str(make_header(decode_header(name)))
     cleaned = " ".join(name.split()).strip("\"' ")
-    return "" if cleaned.lower() == raw_email.strip().lower() else cleaned
+    return "" if cleaned.lower() == raw_email.strip().lower() else clip(cleaned, MAX_NAME_CHARS)
 
 
 @functools.cache

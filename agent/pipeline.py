@@ -13,9 +13,10 @@ Meetings: the same filters' rules and the same matching, on the attendees.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.message import Message
 from typing import Literal
@@ -33,12 +34,16 @@ from agent.matching import (
     split_name,
 )
 from config import Settings
+from config.limits import DEFAULT as DEFAULT_LIMITS
+from config.limits import MAX_CALENDAR_BYTES, MAX_SUBJECT_CHARS, Limits, clip, out_of_range
+from connectors.bounded_rules import ExpansionBudget
 from connectors.calendar_parts import parse_calendar, to_calendar_event
 from connectors.errors import BadItem
 from connectors.records import (
     Address,
     CalendarEvent,
     Item,
+    Limited,
     MailMessage,
     SourceRemoved,
     Unreadable,
@@ -65,6 +70,7 @@ class Policy:
     has_calendar: bool = False
     """The owner's calendar is synced too: invitations by mail are then left to it."""
     horizon: timedelta = timedelta(days=90)
+    limits: Limits = DEFAULT_LIMITS
 
     @classmethod
     def from_settings(cls, settings: Settings, connector: str, mailbox: str) -> Policy:
@@ -97,6 +103,7 @@ class Policy:
                 and (normalize_email(c.account) or c.account.lower()) == owner
                 for c in settings.connectors
             ),
+            limits=settings.limits.to_limits(),
         )
 
 
@@ -105,6 +112,18 @@ class BatchPlan:
     write: BatchWrite = field(default_factory=BatchWrite)
     skipped: Counter[str] = field(default_factory=Counter)
     logged: int = 0
+    limited: list[Limited] = field(default_factory=list)
+    """Items logged only up to a bound of ``config.limits``, with the reason."""
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One interaction to log, the contacts it may create and the facts it observed."""
+
+    record: InteractionRecord
+    new_contacts: list[NewContact]
+    facts: list[Fact]
+    limited: tuple[Limited, ...] = ()
 
 
 def plan_batch(items: Sequence[Item], policy: Policy) -> BatchPlan:
@@ -116,6 +135,9 @@ def plan_batch(items: Sequence[Item], policy: Policy) -> BatchPlan:
             continue
         if isinstance(item, Unreadable):
             plan.write.quarantined.append((policy.connector, item.source_id, item.reason))
+            continue
+        if isinstance(item, Limited):
+            plan.limited.append(item)
             continue
         try:
             outcome = (
@@ -136,15 +158,13 @@ def plan_batch(items: Sequence[Item], policy: Policy) -> BatchPlan:
                 # also when the label came after the message was logged
                 plan.write.withdrawn.append((policy.connector, item.source_id))
             continue
-        for record, new_contacts, facts in [outcome] if isinstance(outcome, tuple) else outcome:
-            plan.write.interactions.append(record)
-            plan.write.new_contacts.extend(new_contacts)
-            plan.write.facts.extend(facts)
+        for planned in [outcome] if isinstance(outcome, Planned) else outcome:
+            plan.write.interactions.append(planned.record)
+            plan.write.new_contacts.extend(planned.new_contacts)
+            plan.write.facts.extend(planned.facts)
+            plan.limited.extend(planned.limited)
         plan.logged += 1
     return plan
-
-
-Planned = tuple[InteractionRecord, list[NewContact], list[Fact]]
 
 
 def plan_mail(message: MailMessage, policy: Policy) -> Planned | list[Planned] | Skip:
@@ -186,13 +206,37 @@ def plan_mail(message: MailMessage, policy: Policy) -> Planned | list[Planned] |
         thread=envelope.thread_key,
         visibility=policy.visibility,
         owner=policy.mailbox,
+        fingerprint=envelope.fingerprint,
     )
-    creatable = _mail_creatable(envelope, participants, policy)
-    return (
+    limited: list[Limited] = []
+    if envelope.dropped_participants:
+        detail = f"{envelope.dropped_participants} more recipients than the agent records"
+        limited.append(Limited(message.source_id, "participants_capped", detail))
+    creatable = _within_limit(
+        _mail_creatable(envelope, participants, policy), message.source_id, policy, limited
+    )
+    return Planned(
         record,
         _new_contacts(creatable, policy),
         _name_facts(participants, envelope.occurred_at, policy),
+        tuple(limited),
     )
+
+
+def _within_limit(
+    creatable: list[str], source_id: str, policy: Policy, limited: list[Limited]
+) -> list[str]:
+    """No contacts from a message that names more people than ``contact_recipients``.
+
+    Mail to thousands is a list or a spam run, not a conversation with each
+    of them; the interaction is still logged.
+    """
+    limit = policy.limits.contact_recipients
+    if len(creatable) <= limit:
+        return creatable
+    detail = f"{len(creatable)} people could become contacts; the limit is {limit}"
+    limited.append(Limited(source_id, "too_many_recipients", detail))
+    return []
 
 
 _INVITATION_METHODS = frozenset({"REQUEST", "CANCEL"})
@@ -209,16 +253,20 @@ def _plan_invitation(
     """
     method = envelope.calendar_method or ""
     data = text.calendar_part(parsed) if method in _INVITATION_METHODS else None
-    if data is None:
+    if data is None or len(data) > MAX_CALENDAR_BYTES:
         return None
     try:
         calendar = parse_calendar(data)
     except ValueError:
         return None
     window = (envelope.occurred_at - timedelta(days=366), envelope.occurred_at + policy.horizon)
+    budget = ExpansionBudget(policy.limits)
+    occurrences = list(
+        expand(calendar, *window, budget=budget, max_series=policy.limits.series_per_calendar)
+    )
     planned: list[Planned] = []
     skip: Skip | None = None
-    for occurrence in expand(calendar, *window):
+    for occurrence in occurrences:
         event = to_calendar_event(
             occurrence,
             calendar="mail",
@@ -231,6 +279,12 @@ def _plan_invitation(
             skip = outcome
         else:
             planned.append(outcome)
+    if planned and budget.capped:
+        capped = tuple(
+            Limited(f"{message.source_id}/{uid}", "series_capped", reason)
+            for uid, reason in sorted(budget.capped.items())
+        )
+        planned[0] = replace(planned[0], limited=planned[0].limited + capped)
     return planned or skip
 
 
@@ -246,7 +300,14 @@ def _mail_creatable(
 
 
 def plan_meeting(event: CalendarEvent, policy: Policy) -> Planned | Skip:
-    """One occurrence of a meeting as an interaction, keyed by UID and original start."""
+    """One occurrence of a meeting as an interaction, keyed by UID and original start.
+
+    Raises ``BadItem`` for an occurrence dated outside the range
+    ``config.limits`` accepts.
+    """
+    strange = out_of_range(event.start)
+    if strange is not None:
+        raise BadItem(event.source_id, strange)
     organizer = event.organizer
     people: list[tuple[Address, str, str | None]] = []
     if organizer is not None:
@@ -291,7 +352,7 @@ def plan_meeting(event: CalendarEvent, policy: Policy) -> Planned | Skip:
             ParticipantRecord(email=a.email, name=a.name, role=role, response_status=status)
             for a, role, status in kept
         ),
-        subject=event.summary or None,
+        subject=clip(event.summary, MAX_SUBJECT_CHARS) or None,
         summary=None
         if policy.visibility == "metadata"
         else (text.snippet(event.description) or None),
@@ -300,18 +361,35 @@ def plan_meeting(event: CalendarEvent, policy: Policy) -> Planned | Skip:
         owner=policy.mailbox,
         status="cancelled" if event.status == "cancelled" else "active",
         revised_at=event.updated,
+        fingerprint=_meeting_fingerprint(organizer),
     )
-    creatable = (
+    limited: list[Limited] = []
+    creatable = _within_limit(
         [a.email for a, _, _ in external]
         if policy.auto_create != "none" and (owner_in or policy.auto_create == "sent_and_received")
-        else []
+        else [],
+        event.source_id,
+        policy,
+        limited,
     )
     occurred = event.updated or event.start
-    return (
+    return Planned(
         record,
         _new_contacts(creatable, policy),
         _name_facts([(a, role) for a, role, _ in kept], occurred, policy),
+        tuple(limited),
     )
+
+
+def _meeting_fingerprint(organizer: Address | None) -> str | None:
+    """A meeting's organizer: fixed across its revisions, where everything else may change.
+
+    Someone else's invitation reusing its UID has another organizer and is
+    logged apart (``storage.ingest``). Without an organizer nothing tells two
+    meetings apart.
+    """
+    email = normalize_email(organizer.email) if organizer is not None else None
+    return "organizer:" + hashlib.sha256(email.encode()).hexdigest() if email else None
 
 
 def self_or_internal(address: Address, policy: Policy) -> bool:

@@ -49,6 +49,7 @@ def build_connector(
             config.account,
             since=config.since,
             horizon_days=max(1, config.horizon.days),
+            limits=settings.limits.to_limits(),
         )
     if isinstance(config, ImapConfig):
         from connectors.imap import ImapConnector
@@ -91,6 +92,7 @@ def build_connector(
             since=config.since,
             horizon_days=max(1, config.horizon.days),
             api_endpoint=config.api_endpoint,
+            limits=settings.limits.to_limits(),
         )
     raise NotAvailable(f"connector kind {config.kind!r} is not available in this version")
 

@@ -1,7 +1,7 @@
 """Replies: the new text of a plain-text message, without quoted history or signature.
 
 Mail is hostile input, so the rules work on lines, in one pass, without
-backtracking regexes, and text is clipped to ``MAX_TEXT``: the cost of a
+backtracking regexes, and text is clipped to ``config.limits.MAX_TEXT_CHARS``: the cost of a
 message does not grow with its malice.
 
 1. Quoted history is removed (``strip_quotes``). ``>`` lines go wherever they
@@ -22,8 +22,9 @@ from __future__ import annotations
 import re
 from email.utils import parseaddr
 
+from config.limits import MAX_TEXT_CHARS
+
 __all__ = [
-    "MAX_TEXT",
     "header_key",
     "normalize_newlines",
     "reply_text",
@@ -31,8 +32,6 @@ __all__ = [
     "strip_quotes",
 ]
 
-MAX_TEXT = 1_000_000
-"""Characters of text kept from one body: far beyond any human reply."""
 
 
 def _phrases(table: str) -> tuple[str, ...]:
@@ -261,7 +260,7 @@ def strip_quotes(text: str) -> str:
     Lines are kept verbatim. Where quoted lines were removed between two
     pieces of the reply, the pieces are joined by one blank line.
     """
-    lines = normalize_newlines(text[:MAX_TEXT]).split("\n")
+    lines = normalize_newlines(text[:MAX_TEXT_CHARS]).split("\n")
     keep = [True] * len(lines)
     end = len(lines)
     index = 0
@@ -450,7 +449,7 @@ def split_signature(text: str, sender: str = "") -> tuple[str, str]:
     (a sign-off above a mailing-list footer), so the rules repeat on the
     body until none applies.
     """
-    lines = normalize_newlines(text[:MAX_TEXT]).split("\n")
+    lines = normalize_newlines(text[:MAX_TEXT_CHARS]).split("\n")
     cut = len(lines)
     for _ in range(5):
         start = _signature_start(lines[:cut], sender)

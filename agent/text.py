@@ -29,7 +29,14 @@ from email.utils import collapse_rfc2231_value
 
 from agent.charsets import decode_bytes, scrub
 from agent.html_text import html_reply_text, html_to_text
-from agent.replies import MAX_TEXT, normalize_newlines, reply_text
+from agent.replies import normalize_newlines, reply_text
+from config.limits import (
+    MAX_MESSAGE_BYTES,
+    MAX_MIME_DEPTH,
+    MAX_MIME_PARTS,
+    MAX_STRUCTURED_HEADER_CHARS,
+    MAX_TEXT_CHARS,
+)
 
 __all__ = [
     "CALENDAR_TYPES",
@@ -43,14 +50,6 @@ __all__ = [
     "unfold",
 ]
 
-MAX_DEPTH = 20
-"""How deep the MIME walk goes; real mail nests a handful of levels."""
-
-MAX_PARTS = 1000
-"""How many MIME parts the walk visits before it gives up looking for text."""
-
-MAX_HEADER = 16_384
-"""A header value longer than this skips the structured parser, which is slow on it."""
 
 
 # --- headers ----------------------------------------------------------------
@@ -67,8 +66,11 @@ def parse_mime(raw: bytes) -> Message:
 
     The stdlib parser is lenient, but it is not proven total on hostile
     input; a failure falls back to the headers alone, then to an empty
-    message, so callers always get something to read headers from.
+    message, so callers always get something to read headers from. Only the
+    first ``config.limits.MAX_MESSAGE_BYTES`` are parsed: the headers and the
+    first parts, which is all the agent reads.
     """
+    raw = raw[:MAX_MESSAGE_BYTES]
     for headers_only in (False, True):
         try:
             return BytesParser(policy=policy.compat32).parsebytes(raw, headersonly=headers_only)
@@ -93,7 +95,7 @@ def header_str(message: Message, name: str) -> str:
             return ""
         if not raw.isascii():
             return _decode_raw_header(raw, _charset_hint(message))
-        if len(raw) > MAX_HEADER:
+        if len(raw) > MAX_STRUCTURED_HEADER_CHARS:
             return _decode_raw_header(raw, None)
         if "=?" not in raw:
             return scrub(unfold(raw))
@@ -158,9 +160,9 @@ def _decode_raw_header(raw: str, hint: str | None) -> str:
     Adjacent encoded words in one charset are joined before decoding, since
     clients split multi-byte characters across words.
     """
-    if len(raw) > MAX_HEADER:
-        cut = raw.rfind(" ", 0, MAX_HEADER)
-        raw = raw[: cut if cut > 0 else MAX_HEADER]
+    if len(raw) > MAX_STRUCTURED_HEADER_CHARS:
+        cut = raw.rfind(" ", 0, MAX_STRUCTURED_HEADER_CHARS)
+        raw = raw[: cut if cut > 0 else MAX_STRUCTURED_HEADER_CHARS]
     text = decode_bytes(raw.encode("utf-8", "surrogateescape"), hint, prefer_utf8=True)
     text = re.sub(r"\r?\n(?=[ \t])", "", text).replace("\r", "").replace("\n", " ")
     pieces: list[str] = []
@@ -223,7 +225,7 @@ def _safe(read: Callable[[], object], default: str = "") -> str:
 # --- bodies -----------------------------------------------------------------
 
 
-def _walk(message: Message, limit: int = MAX_PARTS) -> Iterator[Message]:
+def _walk(message: Message, limit: int = MAX_MIME_PARTS) -> Iterator[Message]:
     """Leaf parts in document order, not inside message/* parts, bounded in depth and count.
 
     A forwarded or bounced message (message/rfc822, a digest's children) is
@@ -238,7 +240,7 @@ def _walk(message: Message, limit: int = MAX_PARTS) -> Iterator[Message]:
         if maintype == "message" and depth > 0:
             continue
         if part.is_multipart():
-            if depth < MAX_DEPTH and maintype == "multipart":
+            if depth < MAX_MIME_DEPTH and maintype == "multipart":
                 stack.extend((child, depth + 1) for child in reversed(_children(part)))
             continue
         yield part
@@ -275,8 +277,8 @@ def _part_text(part: Message) -> str:
         data = None
     if not isinstance(data, bytes):
         data = b""
-    text = decode_bytes(data[: MAX_TEXT * 4], _param(part, "charset") or None)
-    return scrub(text[:MAX_TEXT])
+    text = decode_bytes(data[: MAX_TEXT_CHARS * 4], _param(part, "charset") or None)
+    return scrub(text[:MAX_TEXT_CHARS])
 
 
 CALENDAR_TYPES = frozenset({"text/calendar", "application/ics"})

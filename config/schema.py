@@ -13,6 +13,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from config.limits import DEFAULT as DEFAULT_LIMITS
+from config.limits import Limits
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -88,6 +91,26 @@ class PrivacyConfig(_Strict):
     store_bodies: bool = False
     private_label: str | None = None
     share_label: str | None = None
+
+
+class LimitsConfig(_Strict):
+    """The bounds on what a stranger's mail controls that a team may raise (``config.limits``)."""
+
+    occurrences_per_series: Annotated[int, Field(ge=1, le=100_000)] = (
+        DEFAULT_LIMITS.occurrences_per_series
+    )
+    occurrences_per_sync: Annotated[int, Field(ge=1, le=10_000_000)] = (
+        DEFAULT_LIMITS.occurrences_per_sync
+    )
+    series_per_calendar: Annotated[int, Field(ge=1, le=10_000)] = (
+        DEFAULT_LIMITS.series_per_calendar
+    )
+    contact_recipients: Annotated[int, Field(ge=0, le=100_000)] = (
+        DEFAULT_LIMITS.contact_recipients
+    )
+
+    def to_limits(self) -> Limits:
+        return Limits(**self.model_dump())
 
 
 class SecretsConfig(_Strict):
@@ -172,6 +195,7 @@ class Settings(_Strict):
     agent: AgentConfig = Field(default_factory=AgentConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     secrets: SecretsConfig = Field(default_factory=SecretsConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
     connectors: list[ConnectorConfig] = Field(default_factory=list)
 
     @field_validator("connectors")

@@ -26,6 +26,7 @@ from typing import Any, Literal
 from icalendar import Calendar, Component
 from icalendar.prop import vDDDTypes
 
+from config.limits import MAX_NAME_CHARS, bounded_id, clip
 from connectors.records import Address, Attendee, CalendarEvent, ResponseStatus
 
 EventStatus = Literal["confirmed", "tentative", "cancelled"]
@@ -71,11 +72,12 @@ def stable_uid(component: Component) -> str:
 
     RFC 5545 requires a UID but some generators omit it; the fallback stays the
     same from one read of the file to the next, so the meeting is not taken for
-    a new one each time.
+    a new one each time. A UID longer than ``config.limits.MAX_ID_CHARS`` is
+    replaced by its hash, which still names the same meeting everywhere.
     """
     uid = str(component.get("UID", "")).strip()
     if uid:
-        return uid
+        return bounded_id(uid)
     start = component.get("DTSTART")
     seed = "\n".join(
         (
@@ -150,7 +152,7 @@ def address(value: Any) -> Address | None:
     if "@" not in email:
         return None
     params = getattr(value, "params", {})
-    return Address(email=email, name=str(params.get("CN", "")).strip())
+    return Address(email=email, name=clip(str(params.get("CN", "")).strip(), MAX_NAME_CHARS))
 
 
 def response_status(partstat: str) -> ResponseStatus:

@@ -101,12 +101,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import google.auth.credentials
 
+from config.limits import DEFAULT, Limits
+from connectors.bounded_rules import ExpansionBudget
 from connectors.calendar_parts import to_calendar_event, to_utc
 from connectors.errors import ConnectorError, CursorInvalid
 from connectors.google_errors import RetryPolicy
 from connectors.google_service import GoogleApiClient
 from connectors.quota import CALENDAR_RATE, CALENDAR_UNITS
-from connectors.records import Batch, CalendarEvent, Cursor, Item, Unreadable
+from connectors.records import Batch, CalendarEvent, Cursor, Item, Limited, Unreadable
 from connectors.recurrence import (
     DEFAULT_HORIZON_DAYS,
     expand_google,
@@ -482,6 +484,7 @@ class GoogleCalendarConnector(GoogleApiClient):
         timeout: float = 60.0,
         page_size: int = 250,
         batch_size: int = 500,
+        limits: Limits = DEFAULT,
     ) -> None:
         if calendars != ALL_OWNED and (isinstance(calendars, str) or not calendars):
             raise ValueError(f"calendars must be a list of ids or {ALL_OWNED!r}")
@@ -515,6 +518,8 @@ class GoogleCalendarConnector(GoogleApiClient):
         self._states: dict[str, CalendarState] = {}
         self._last_cursor: Cursor | None = None
         self._fetch_now = _utc_now()
+        self._limits = limits
+        self._budget = ExpansionBudget(limits)
 
     def __repr__(self) -> str:
         return f"GoogleCalendarConnector(name={self.name!r}, account={self.account!r})"
@@ -529,6 +534,7 @@ class GoogleCalendarConnector(GoogleApiClient):
         calendar_ids = self._calendar_ids()
         self._states = {cid: known.get(cid) or CalendarState() for cid in calendar_ids}
         self._last_cursor = None if cursor is None else self._cursor()
+        self._budget = ExpansionBudget(self._limits)
         missing: list[str] = []
         for calendar_id in calendar_ids:
             run = _Run(calendar_id, self._states[calendar_id], window, self._fetch_now)
@@ -732,11 +738,13 @@ class GoogleCalendarConnector(GoogleApiClient):
         start, end = span
         series.expanded_to = end.isoformat()
         deleted = series.master is not None and series.master.get("status") == "cancelled"
+        already = set(self._budget.capped)
         try:
             produced = self._occurrences(run, series, span)
         except Exception as exc:  # as in _apply: one series, not the calendar
             reason = f"recurring event cannot be expanded: {type(exc).__name__}: {exc}"
             return [Unreadable(f"{run.calendar}/{master_id}", reason)]
+        capped = [r for uid, r in self._budget.capped.items() if uid not in already]
         if deleted:
             produced = {
                 key: replace(event, status="cancelled")
@@ -746,9 +754,12 @@ class GoogleCalendarConnector(GoogleApiClient):
         items: list[Item] = [
             event for key, event in produced.items() if series.seen.get(key) != fingerprint(event)
         ]
+        if capped:
+            # Not every occurrence was looked at: none of the unseen ones is gone.
+            items.append(Limited(f"{run.calendar}/{master_id}", "series_capped", capped[0]))
         moved = self._moved_instances(run, series)
         for key in series.seen:
-            if key in produced or key in moved:
+            if key in produced or key in moved or capped:
                 continue
             if start <= datetime.fromisoformat(key) < end:
                 gone = self._gone(run, series, key)
@@ -790,6 +801,7 @@ class GoogleCalendarConnector(GoogleApiClient):
                 *span,
                 time_zone=run.state.time_zone,
                 on_bad_series=lambda _uid, error: failures.append(error),
+                budget=self._budget,
             ):
                 event = self._to_event(run, vevent)
                 found[event.original_start.isoformat()] = event

@@ -51,9 +51,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from config.limits import DEFAULT, MAX_ICS_FILE_BYTES, Limits
+from connectors.bounded_rules import ExpansionBudget
 from connectors.calendar_parts import parse_calendar, to_calendar_event
 from connectors.errors import BadItem, CursorInvalid, TransientError
-from connectors.records import Batch, CalendarEvent, Cursor, Item, SourceRemoved
+from connectors.records import Batch, CalendarEvent, Cursor, Item, Limited, SourceRemoved
 from connectors.recurrence import DEFAULT_HORIZON_DAYS, expand, expansion_window
 
 CURSOR_VERSION = 1
@@ -81,6 +83,7 @@ class IcsConnector:
         now: Callable[[], datetime] = _utc_now,
         *,
         batch_size: int = 500,
+        limits: Limits = DEFAULT,
     ) -> None:
         self.name = name
         self.path = Path(path)
@@ -89,10 +92,13 @@ class IcsConnector:
         self.horizon_days = horizon_days
         self.now = now
         self.batch_size = max(1, batch_size)
+        self.limits = limits
+        self._budget = ExpansionBudget(limits)
 
     def fetch(self, cursor: Cursor | None) -> Iterator[Batch]:
         """Batches of changed occurrences and removals since ``cursor`` (all of them from None)."""
         known = _read_cursor(cursor)
+        self._budget = ExpansionBudget(self.limits)
         window = expansion_window(self.since, self.now(), self.horizon_days)
         files = self._files()
         state = dict(known)
@@ -139,7 +145,9 @@ class IcsConnector:
     ) -> _Plan:
         old_events: dict[str, Any] = dict(entry.get("events", {})) if entry else {}
         try:
-            events, unexpandable = self._occurrences(key, path.read_bytes(), window)
+            if stat.st_size > MAX_ICS_FILE_BYTES:
+                raise ValueError(f"the file is larger than {MAX_ICS_FILE_BYTES} bytes")
+            events, unexpandable, capped = self._occurrences(key, path.read_bytes(), window)
         except Exception as error:  # whatever one file does, the others go on
             reason = f"{type(error).__name__}: {error}"
             final = {
@@ -149,9 +157,13 @@ class IcsConnector:
                 "events": old_events,
             }
             return _Plan(changes=(), old_events=old_events, final=final, error=reason)
-        changes, new_events = _changes(key, old_events, events, window, unexpandable)
+        changes, new_events = _changes(key, old_events, events, window, unexpandable | set(capped))
+        reports: list[tuple[str, Item]] = [
+            (f"{uid}/capped", Limited(f"{key}/{uid}", "series_capped", reason))
+            for uid, reason in sorted(capped.items())
+        ]
         final = {**_stat_entry(stat), "window": _window_json(window), "events": new_events}
-        return _Plan(changes=changes, old_events=old_events, final=final)
+        return _Plan(changes=changes + reports, old_events=old_events, final=final)
 
     def _files(self) -> dict[str, Path]:
         """The .ics files to read, by file key; hidden files and folders are left out."""
@@ -171,9 +183,11 @@ class IcsConnector:
 
     def _occurrences(
         self, key: str, data: bytes, window: Window
-    ) -> tuple[list[CalendarEvent], set[str]]:
-        """The file's occurrences in the window, and the UIDs of series that cannot be expanded."""
+    ) -> tuple[list[CalendarEvent], set[str], dict[str, str]]:
+        """The file's occurrences in the window, the UIDs of series that cannot be expanded,
+        and those cut or left out for a bound, with the reason (``config.limits``)."""
         calendar = parse_calendar(data)
+        already = set(self._budget.capped)
         method = str(calendar.get("METHOD", ""))
         unexpandable: set[str] = set()
 
@@ -191,11 +205,14 @@ class IcsConnector:
                     source_prefix=key,
                     method=method,
                 )
-                for occurrence in expand(calendar, *window, on_bad_series=left_out)
+                for occurrence in expand(
+                    calendar, *window, on_bad_series=left_out, budget=self._budget
+                )
             )
         }
         ordered = sorted(events.values(), key=lambda event: (event.original_start, event.uid))
-        return ordered, unexpandable
+        capped = {uid: r for uid, r in self._budget.capped.items() if uid not in already}
+        return ordered, unexpandable, capped
 
     def _split(self, plan: _Plan) -> Iterator[tuple[Entry | None, Sequence[Item]]]:
         """The plan's changes in batches, each with the file's cursor entry once it is committed.

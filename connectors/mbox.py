@@ -24,6 +24,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from config.limits import MAX_MBOX_HEADER_BYTES
 from connectors.errors import CursorInvalid
 from connectors.records import Batch, Cursor, MailMessage
 
@@ -31,7 +32,6 @@ KIND = "mbox"
 CURSOR_VERSION = 1
 _QUOTED_FROM = re.compile(rb"^>+From ")
 _HEADER_LINE = re.compile(rb"^([A-Za-z0-9-]+):[ \t]*(.*)$")
-_MAX_HEADER_BYTES = 256 * 1024
 
 
 class MboxConnector:
@@ -231,7 +231,7 @@ def _takeout_headers(raw: bytes) -> dict[bytes, bytes]:
     wanted = {b"date", b"x-gmail-labels", b"x-gm-thrid"}
     found: dict[bytes, bytes] = {}
     current: bytes | None = None
-    for line in raw[:_MAX_HEADER_BYTES].splitlines():
+    for line in raw[:MAX_MBOX_HEADER_BYTES].splitlines():
         if not line.strip():
             break
         if line[:1] in (b" ", b"\t"):

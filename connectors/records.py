@@ -105,7 +105,19 @@ class Unreadable:
     reason: str
 
 
-Item = MailMessage | CalendarEvent | SourceRemoved | Unreadable
+@dataclass(frozen=True)
+class Limited:
+    """Something taken in only up to a bound of ``config.limits`` (a recurring series cut
+    short): what was within the bound is logged; the agent counts the rest under ``reason``
+    (a short key such as ``series_capped``) and logs ``detail``. Never quarantined.
+    """
+
+    source_id: str
+    reason: str
+    detail: str
+
+
+Item = MailMessage | CalendarEvent | SourceRemoved | Unreadable | Limited
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,11 @@ This module adds what the CRM needs on top:
   out; one without a UID gets a stable one (``calendar_parts.stable_uid``).
 - A series that cannot be expanded is reported to ``on_bad_series`` and left
   out, so one broken meeting does not hide the others in its calendar.
+- Every expansion is bounded (``connectors.bounded_rules``, ``config.limits``):
+  each RRULE is checked and, where it would cost too much, cut before the
+  library sees it; a series yields at most ``occurrences_per_series``
+  occurrences and a pass at most ``occurrences_per_sync``. Series cut or left
+  out for a bound are recorded in the pass's ``ExpansionBudget``.
 
 Google Calendar's JSON events take the same path: ``expand_google`` rebuilds
 a master and its exceptions as VEVENTs and expands them here.
@@ -35,6 +40,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from itertools import islice
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -43,6 +49,7 @@ from icalendar import Calendar, Component, Event, vCalAddress
 from icalendar.prop import vDDDTypes
 from recurring_ical_events import EventAdapter, Occurrence, SelectComponents, Series
 
+from connectors.bounded_rules import ExpansionBudget, NoDates, bound_rule
 from connectors.calendar_parts import stable_uid
 
 DEFAULT_HORIZON_DAYS = 90
@@ -88,6 +95,8 @@ def expand(
     end: datetime,
     *,
     on_bad_series: BadSeries | None = None,
+    budget: ExpansionBudget | None = None,
+    max_series: int | None = None,
 ) -> Iterator[Event]:
     """Every occurrence of every VEVENT in ``calendar`` that overlaps ``[start, end)``.
 
@@ -95,16 +104,40 @@ def expand(
     ``calendar_parts.to_calendar_event``: DTSTART and DTEND the occurrence's,
     RECURRENCE-ID its original start (DTSTART for a single event), SEQUENCE
     that of the component it came from. The order is not defined.
+
+    ``budget`` is the pass's (a new one, with the default limits, when not
+    given); series past ``max_series`` are left out and recorded in it.
     """
     report = on_bad_series or _log_bad_series
-    query = recurring_ical_events.of(calendar, components=[_Events(report)])
+    budget = budget if budget is not None else ExpansionBudget()
     span = (_aware(start), _aware(end))
-    for series in query.series:
-        try:
-            found = [occurrence.as_component(False) for occurrence in series.between(*span)]
-        except Exception as error:  # a library failure on one series must not stop the rest
-            report(str(series.uid), error)
+    selector = _Events(report, span, budget)
+    query = recurring_ical_events.of(calendar, components=[selector])
+    per_series = budget.limits.occurrences_per_series
+    for index, series in enumerate(query.series):
+        uid = str(series.uid)
+        if max_series is not None and index >= max_series:
+            budget.note(uid, f"more than {max_series} recurring series in one calendar")
             continue
+        if budget.left <= 0:
+            spent = budget.limits.occurrences_per_sync
+            budget.note(uid, f"the pass expanded {spent} occurrences already")
+            continue
+        cap = min(per_series, budget.left)
+        since = selector.since.get(uid)
+        series_span = (max(span[0], since), span[1]) if since is not None else span
+        try:
+            found = [
+                occurrence.as_component(False)
+                for occurrence in islice(series.between(*series_span), cap + 1)
+            ]
+        except Exception as error:  # a library failure on one series must not stop the rest
+            report(uid, error)
+            continue
+        if len(found) > cap:
+            found = found[:cap]
+            budget.note(uid, f"logged up to {cap} occurrences")
+        budget.left -= len(found)
         yield from found
 
 
@@ -116,6 +149,7 @@ def expand_google(
     *,
     time_zone: str | None = None,
     on_bad_series: BadSeries | None = None,
+    budget: ExpansionBudget | None = None,
 ) -> Iterator[Event]:
     """``expand`` for a Google Calendar master event and its exceptions (``singleEvents=false``).
 
@@ -130,6 +164,7 @@ def expand_google(
         window_start,
         window_end,
         on_bad_series=on_bad_series,
+        budget=budget,
     )
 
 
@@ -190,8 +225,14 @@ class _Series(Series):  # type: ignore[misc]
 class _Events(SelectComponents):  # type: ignore[misc]
     """VEVENTs grouped into series by UID, each series built on its own."""
 
-    def __init__(self, on_bad_series: BadSeries) -> None:
+    def __init__(
+        self, on_bad_series: BadSeries, span: tuple[datetime, datetime], budget: ExpansionBudget
+    ) -> None:
         self._on_bad_series = on_bad_series
+        self._span = span
+        self._budget = budget
+        self.since: dict[str, datetime] = {}
+        """UID -> where a series with more occurrences than it may have starts."""
 
     @staticmethod
     def component_name() -> str:
@@ -201,7 +242,13 @@ class _Events(SelectComponents):  # type: ignore[misc]
         groups: dict[str, list[EventAdapter]] = defaultdict(list)
         for component in source.walk("VEVENT"):
             if _schedulable(component):
-                groups[stable_uid(component)].append(EventAdapter(_with_uid(component)))
+                uid = stable_uid(component)
+                try:
+                    bounded = self._bounded(uid, _with_uid(component, uid))
+                except ValueError as error:
+                    self._on_bad_series(uid, error)
+                    continue
+                groups[uid].append(EventAdapter(bounded))
         collected: list[Series] = []
         for uid, adapters in groups.items():
             try:
@@ -211,16 +258,51 @@ class _Events(SelectComponents):  # type: ignore[misc]
         return collected
 
 
+    def _bounded(self, uid: str, component: Component) -> Component:
+        """The component with each RRULE as ``bound_rule`` allows; cuts are recorded.
+
+        A rule that matches no date leaves the event as its first occurrence
+        (RFC 5545 counts DTSTART as one) rather than hiding the meeting.
+        """
+        rules = component.get("RRULE")
+        if rules is None:
+            return component
+        start = component.decoded("DTSTART")
+        if not isinstance(start, date):
+            return component
+        kept = []
+        for rule in rules if isinstance(rules, list) else [rules]:
+            try:
+                bounded = bound_rule(rule, start, self._span, self._budget.limits)
+            except NoDates:
+                self._budget.note(uid, "its rule matches no date; first occurrence only")
+                continue
+            if bounded.cut is not None:
+                self._budget.note(uid, f"cut: {bounded.cut}")
+            if bounded.since is not None:
+                self.since[uid] = min(self.since.get(uid, bounded.since), bounded.since)
+            kept.append(bounded.rule)
+        if kept == (rules if isinstance(rules, list) else [rules]):
+            return component
+        copy = component.copy()
+        del copy["RRULE"]
+        for rule in kept:
+            copy.add("RRULE", rule)
+        return copy
+
+
 def _schedulable(component: Component) -> bool:
     start = component.get("DTSTART")
     return isinstance(start, vDDDTypes) and isinstance(start.dt, date)
 
 
-def _with_uid(component: Component) -> Component:
-    if "UID" in component:
+def _with_uid(component: Component, uid: str) -> Component:
+    """The component carrying ``uid`` (its ``stable_uid``) as its UID, as every copy must."""
+    if str(component.get("UID", "")).strip() == uid:
         return component
     copy = component.copy()
-    copy.add("UID", stable_uid(component))
+    copy.pop("UID", None)
+    copy.add("UID", uid)
     return copy
 
 

@@ -47,9 +47,9 @@ def test_real_messages_are_planned_skipped_or_quarantined(path: Path) -> None:
     if isinstance(outcome, Skip):
         assert outcome.reason
     elif isinstance(outcome, list):  # an invitation: the meetings it announces
-        assert all(record.kind == "meeting" for record, _, _ in outcome)
+        assert all(planned.record.kind == "meeting" for planned in outcome)
     else:
-        assert outcome[0].dedupe_key
+        assert outcome.record.dedupe_key
 
 
 HEADER_NAMES = st.sampled_from(

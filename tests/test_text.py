@@ -19,8 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.replies import MAX_TEXT, reply_text
+from agent.replies import reply_text
 from agent.text import body_text, header_str, parse_mime, reply_body, snippet
+from config.limits import MAX_TEXT_CHARS
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MIKEL = FIXTURES / "mikel-mail"
@@ -251,8 +252,8 @@ def test_body_text_bounds_nesting_and_size() -> None:
     started = time.perf_counter()
     assert body_text(parse_mime(raw)) == ""
     assert time.perf_counter() - started < 2
-    huge = _message("Content-Type: text/plain", b"word " * (MAX_TEXT // 2))
-    assert len(body_text(huge)) <= MAX_TEXT
+    huge = _message("Content-Type: text/plain", b"word " * (MAX_TEXT_CHARS // 2))
+    assert len(body_text(huge)) <= MAX_TEXT_CHARS
 
 
 def test_body_text_joins_format_flowed_paragraphs() -> None:
