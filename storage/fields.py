@@ -41,7 +41,6 @@ from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
 
-from sqlalchemy import String
 from sqlalchemy.orm import object_session
 
 from storage import merge
@@ -126,8 +125,8 @@ def parse(name: str, value: str | None) -> str | None:
 def _max_length(name: str) -> int | None:
     if name.startswith(EXTRA):
         return None
-    column_type = Contact.__table__.c[name].type
-    return column_type.length if isinstance(column_type, String) else None
+    length = getattr(Contact.__table__.c[name].type, "length", None)
+    return length if isinstance(length, int) else None
 
 
 def derive(observations: Iterable[merge.Observation]) -> dict[str, merge.FieldValue]:

@@ -9,14 +9,16 @@ adds nothing and loses nothing.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TypeVar
 
 from sqlalchemy import Table, and_, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from config.limits import bounded_id
 from storage import audit, fields, merge
 from storage.models import (
     Company,
@@ -62,6 +64,9 @@ class InteractionRecord:
     status: str = "active"
     revised_at: datetime | None = None
     """The source's last change; a later revision of a meeting updates the logged one."""
+    fingerprint: str | None = None
+    """What must agree for two records with one dedupe key to be one interaction (see
+    :func:`_claim_keys`); None when the source cannot tell."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,8 @@ class WriteStats:
     companies_created: int = 0
     sources_removed: int = 0
     interactions_deleted: int = 0
+    collisions: list[tuple[str, str]] = field(default_factory=list)
+    """``(source_id, dedupe key)`` of records that reused another's key and got their own."""
 
 
 def write_batch(
@@ -114,21 +121,17 @@ def write_batch(
     """Apply ``batch`` in the caller's transaction; ``actor`` signs the audit entries."""
     stats = WriteStats()
     changes: list[audit.Change] = []
+    records = _claim_keys(session, batch.interactions, stats)
     created = _ensure_contacts(session, batch.new_contacts, stats, changes, actor)
-    addresses = {p.email for r in batch.interactions for p in r.participants}
+    addresses = {p.email for r in records for p in r.participants}
     addresses |= {f.email for f in batch.facts}
     contact_of = contact_ids(session, addresses)
     touched = {contact_of[f.email] for f in batch.facts if f.email in contact_of}
-    linked = {
-        contact_of[p.email]
-        for r in batch.interactions
-        for p in r.participants
-        if p.email in contact_of
-    }
+    linked = {contact_of[p.email] for r in records for p in r.participants if p.email in contact_of}
     _lock_contacts(session, touched | linked | set(created.values()))
-    interaction_of = _upsert_interactions(session, batch.interactions, stats, changes, actor)
-    _add_sources(session, batch.interactions, interaction_of, stats)
-    _add_participants(session, batch.interactions, interaction_of, contact_of)
+    interaction_of = _upsert_interactions(session, records, stats, changes, actor)
+    _add_sources(session, records, interaction_of, stats)
+    _add_participants(session, records, interaction_of, contact_of)
     if created:
         _link_earlier_participation(session, created)
     _record_facts(session, batch.facts, contact_of)
@@ -313,6 +316,52 @@ def _ensure_contacts(
     return created
 
 
+def _claim_keys(
+    session: Session, records: Sequence[InteractionRecord], stats: WriteStats
+) -> list[InteractionRecord]:
+    """``records``, each under a dedupe key that cannot merge it with a different message.
+
+    A Message-ID or a calendar UID is chosen by whoever wrote the message, so
+    two different messages can carry the same one, by accident or to slip
+    into another customer's timeline. A key belongs to the fingerprint it
+    was first logged with (in the database, else first in the batch); a
+    record with the same key and another fingerprint is logged under a key
+    of its own, derived from both (so every copy of it lands there too), and
+    reported in ``stats.collisions``. A row logged before fingerprints were
+    kept takes the first one it meets. Records without a fingerprint cannot
+    be told apart and keep the key.
+    """
+    keys = sorted({r.dedupe_key for r in records if r.fingerprint is not None})
+    owner: dict[str, str | None] = {}
+    for chunk in _chunks(keys):
+        owner.update(
+            session.execute(
+                select(Interaction.dedupe_key, Interaction.fingerprint).where(
+                    Interaction.dedupe_key.in_(chunk)
+                )
+            ).all()
+        )
+    unclaimed = {key for key, fingerprint in owner.items() if fingerprint is None}
+    resolved: list[InteractionRecord] = []
+    for record in records:
+        key, fingerprint = record.dedupe_key, record.fingerprint
+        if fingerprint is not None and owner.get(key) is None:
+            owner[key] = fingerprint
+        if fingerprint is None or owner[key] == fingerprint:
+            resolved.append(record)
+            continue
+        own = "collision:" + hashlib.sha256(f"{key}\n{fingerprint}".encode()).hexdigest()
+        stats.collisions.append((record.source_id, key))
+        resolved.append(replace(record, dedupe_key=own))
+    for key in sorted(k for k in unclaimed if owner[k] is not None):
+        session.execute(
+            update(table_of(Interaction))
+            .where(Interaction.dedupe_key == key, Interaction.fingerprint.is_(None))
+            .values(fingerprint=owner[key])
+        )
+    return resolved
+
+
 _REVISABLE = ("occurred_at", "ends_at", "status", "subject")
 """What a later revision of a meeting may change on the logged interaction."""
 
@@ -419,6 +468,7 @@ def _interaction_row(record: InteractionRecord) -> dict[str, object]:
         "status": record.status,
         "owner": record.owner,
         "revised_at": record.revised_at,
+        "fingerprint": record.fingerprint,
     }
 
 
@@ -656,7 +706,8 @@ def _quarantine(session: Session, items: Sequence[tuple[str, str, str]]) -> None
         index_elements=["connector", "source_id"]
     )
     session.execute(
-        statement, [{"connector": c, "source_id": s, "reason": r[:2000]} for c, s, r in items]
+        statement,
+        [{"connector": c, "source_id": bounded_id(s), "reason": r[:2000]} for c, s, r in items],
     )
 
 

@@ -66,11 +66,51 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(timezone.utc)
 
 
+class _PortableText(TypeDecorator[str]):
+    """Text stored the same way on SQLite and PostgreSQL.
+
+    PostgreSQL refuses NUL characters in text and values longer than a
+    column's length; SQLite keeps both. Mail is written by strangers, so the
+    same message would be logged on one database and fail on the other. NUL
+    characters are dropped, and a value longer than its column is refused
+    on both, so that the sync quarantines the item that carries it.
+    """
+
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        if "\x00" in value:
+            value = value.replace("\x00", "")
+        length = getattr(self.impl, "length", None)
+        if length is not None and len(value) > length:
+            raise ValueError(
+                f"a value of {len(value)} characters does not fit a column of {length}"
+            )
+        return value
+
+
+class Str(_PortableText):
+    """``VARCHAR(length)`` (see :class:`_PortableText`)."""
+
+    impl = String
+    cache_ok = True
+
+
+class LongText(_PortableText):
+    """``TEXT`` (see :class:`_PortableText`)."""
+
+    impl = Text
+    cache_ok = True
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {
         datetime: UTCDateTime(),
         dict[str, Any]: JSON,
+        str: LongText(),
     }
 
 
@@ -78,7 +118,7 @@ class Company(Base):
     __tablename__ = "companies"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(300))
+    name: Mapped[str] = mapped_column(Str(300))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -101,7 +141,7 @@ class CompanyDomain(Base):
     company_id: Mapped[int] = mapped_column(
         ForeignKey("companies.id", ondelete="CASCADE"), index=True
     )
-    domain: Mapped[str] = mapped_column(String(253), unique=True)
+    domain: Mapped[str] = mapped_column(Str(253), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     company: Mapped[Company] = relationship(back_populates="domains")
@@ -111,20 +151,20 @@ class Contact(Base):
     __tablename__ = "contacts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    display_name: Mapped[str | None] = mapped_column(String(300))
-    first_name: Mapped[str | None] = mapped_column(String(200))
-    last_name: Mapped[str | None] = mapped_column(String(200))
-    title: Mapped[str | None] = mapped_column(String(300))
-    phone: Mapped[str | None] = mapped_column(String(100))
-    address: Mapped[str | None] = mapped_column(Text)
+    display_name: Mapped[str | None] = mapped_column(Str(300))
+    first_name: Mapped[str | None] = mapped_column(Str(200))
+    last_name: Mapped[str | None] = mapped_column(Str(200))
+    title: Mapped[str | None] = mapped_column(Str(300))
+    phone: Mapped[str | None] = mapped_column(Str(100))
+    address: Mapped[str | None] = mapped_column(LongText)
     birthday: Mapped[date | None] = mapped_column(Date)
-    preferred_channel: Mapped[str | None] = mapped_column(String(50))
+    preferred_channel: Mapped[str | None] = mapped_column(Str(50))
     do_not_contact: Mapped[bool] = mapped_column(Boolean, default=False)
     company_id: Mapped[int | None] = mapped_column(
         ForeignKey("companies.id", ondelete="SET NULL"), index=True
     )
-    owner: Mapped[str | None] = mapped_column(String(320))
-    lead_source: Mapped[str | None] = mapped_column(String(200))
+    owner: Mapped[str | None] = mapped_column(Str(320))
+    lead_source: Mapped[str | None] = mapped_column(Str(200))
     last_contacted_at: Mapped[datetime | None]
     last_interaction_id: Mapped[int | None] = mapped_column(
         ForeignKey("interactions.id", ondelete="SET NULL")
@@ -150,7 +190,7 @@ class ContactEmail(Base):
     contact_id: Mapped[int] = mapped_column(
         ForeignKey("contacts.id", ondelete="CASCADE"), index=True
     )
-    email: Mapped[str] = mapped_column(String(320), unique=True)
+    email: Mapped[str] = mapped_column(Str(320), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     contact: Mapped[Contact] = relationship(back_populates="emails")
@@ -160,20 +200,23 @@ class Interaction(Base):
     __tablename__ = "interactions"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(20))
-    dedupe_key: Mapped[str] = mapped_column(String(500), unique=True)
+    kind: Mapped[str] = mapped_column(Str(20))
+    dedupe_key: Mapped[str] = mapped_column(Str(500), unique=True)
     occurred_at: Mapped[datetime] = mapped_column(index=True)
     ends_at: Mapped[datetime | None]
-    subject: Mapped[str | None] = mapped_column(Text)
-    summary: Mapped[str | None] = mapped_column(Text)
-    body: Mapped[str | None] = mapped_column(Text)
-    direction: Mapped[str] = mapped_column(String(20))
-    thread: Mapped[str | None] = mapped_column(String(500), index=True)
-    visibility: Mapped[str] = mapped_column(String(20), default="shared")
-    status: Mapped[str] = mapped_column(String(20), default="active")
-    owner: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str | None] = mapped_column(LongText)
+    summary: Mapped[str | None] = mapped_column(LongText)
+    body: Mapped[str | None] = mapped_column(LongText)
+    direction: Mapped[str] = mapped_column(Str(20))
+    thread: Mapped[str | None] = mapped_column(Str(500), index=True)
+    visibility: Mapped[str] = mapped_column(Str(20), default="shared")
+    status: Mapped[str] = mapped_column(Str(20), default="active")
+    owner: Mapped[str | None] = mapped_column(Str(320))
     revised_at: Mapped[datetime | None]
     """When the source last changed it (a meeting's LAST-MODIFIED): the latest revision wins."""
+    fingerprint: Mapped[str | None] = mapped_column(Str(80))
+    """What the dedupe key was first seen with (``storage.ingest``): a key is trusted only
+    while what arrives under it has the same."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -196,10 +239,10 @@ class InteractionParticipant(Base):
     contact_id: Mapped[int | None] = mapped_column(
         ForeignKey("contacts.id", ondelete="SET NULL"), index=True
     )
-    email: Mapped[str] = mapped_column(String(320))
-    name: Mapped[str | None] = mapped_column(String(300))
-    role: Mapped[str] = mapped_column(String(20))
-    response_status: Mapped[str | None] = mapped_column(String(20))
+    email: Mapped[str] = mapped_column(Str(320))
+    name: Mapped[str | None] = mapped_column(Str(300))
+    role: Mapped[str] = mapped_column(Str(20))
+    response_status: Mapped[str | None] = mapped_column(Str(20))
 
     interaction: Mapped[Interaction] = relationship(back_populates="participants")
 
@@ -212,8 +255,8 @@ class InteractionSource(Base):
     interaction_id: Mapped[int] = mapped_column(
         ForeignKey("interactions.id", ondelete="CASCADE"), index=True
     )
-    connector: Mapped[str] = mapped_column(String(200))
-    source_id: Mapped[str] = mapped_column(String(500))
+    connector: Mapped[str] = mapped_column(Str(200))
+    source_id: Mapped[str] = mapped_column(Str(500))
     seen_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     interaction: Mapped[Interaction] = relationship(back_populates="sources")
@@ -224,15 +267,15 @@ class SyncState(Base):
 
     __tablename__ = "sync_state"
 
-    connector: Mapped[str] = mapped_column(String(200), primary_key=True)
-    kind: Mapped[str | None] = mapped_column(String(50))
+    connector: Mapped[str] = mapped_column(Str(200), primary_key=True)
+    kind: Mapped[str | None] = mapped_column(Str(50))
     cursor: Mapped[dict[str, Any] | None]
-    status: Mapped[str] = mapped_column(String(20), default="new")
+    status: Mapped[str] = mapped_column(Str(20), default="new")
     last_success_at: Mapped[datetime | None]
     last_run_at: Mapped[datetime | None]
-    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(LongText)
     last_error_at: Mapped[datetime | None]
-    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_owner: Mapped[str | None] = mapped_column(Str(200))
     lease_expires_at: Mapped[datetime | None]
     counters: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -250,9 +293,9 @@ class Observation(Base):
     contact_id: Mapped[int] = mapped_column(
         ForeignKey("contacts.id", ondelete="CASCADE"), index=True
     )
-    field: Mapped[str] = mapped_column(String(100))
-    value: Mapped[str] = mapped_column(Text)
-    source: Mapped[str] = mapped_column(String(200))
+    field: Mapped[str] = mapped_column(Str(100))
+    value: Mapped[str] = mapped_column(LongText)
+    source: Mapped[str] = mapped_column(Str(200))
     observed_at: Mapped[datetime]
     manual: Mapped[bool] = mapped_column(Boolean, default=False)
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -265,12 +308,12 @@ class Conflict(Base):
     contact_id: Mapped[int] = mapped_column(
         ForeignKey("contacts.id", ondelete="CASCADE"), index=True
     )
-    field: Mapped[str] = mapped_column(String(100))
-    base_value: Mapped[str | None] = mapped_column(Text)
+    field: Mapped[str] = mapped_column(Str(100))
+    base_value: Mapped[str | None] = mapped_column(LongText)
     values: Mapped[dict[str, Any]]
-    status: Mapped[str] = mapped_column(String(20), default="open")
-    resolution: Mapped[str | None] = mapped_column(Text)
-    resolved_by: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(Str(20), default="open")
+    resolution: Mapped[str | None] = mapped_column(LongText)
+    resolved_by: Mapped[str | None] = mapped_column(Str(200))
     resolved_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -283,9 +326,9 @@ class AuditLog(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
-    actor: Mapped[str] = mapped_column(String(200))
-    action: Mapped[str] = mapped_column(String(50))
-    entity: Mapped[str] = mapped_column(String(50))
+    actor: Mapped[str] = mapped_column(Str(200))
+    action: Mapped[str] = mapped_column(Str(50))
+    entity: Mapped[str] = mapped_column(Str(50))
     entity_id: Mapped[int | None]
     before: Mapped[dict[str, Any] | None]
     after: Mapped[dict[str, Any] | None]
@@ -296,9 +339,9 @@ class Quarantine(Base):
     __table_args__ = (UniqueConstraint("connector", "source_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    connector: Mapped[str] = mapped_column(String(200))
-    source_id: Mapped[str] = mapped_column(String(500))
-    reason: Mapped[str] = mapped_column(Text)
+    connector: Mapped[str] = mapped_column(Str(200))
+    source_id: Mapped[str] = mapped_column(Str(500))
+    reason: Mapped[str] = mapped_column(LongText)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
