@@ -28,6 +28,8 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from config.private_files import create_private_file, create_private_folders
+
 KEY_ENV = "CRM_SYNC_SECRET_KEY"
 _SUFFIX = ".token"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -40,16 +42,7 @@ class SecretStoreError(Exception):
 def ensure_key_file(path: str | Path) -> Path:
     """Create a new random key at ``path`` (mode 0600) unless one is there; return the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path
-    try:
-        os.write(fd, Fernet.generate_key() + b"\n")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    create_private_file(path, Fernet.generate_key() + b"\n")
     return path
 
 
@@ -74,15 +67,11 @@ def load_key(
             mode = path.stat().st_mode
             text = path.read_text(encoding="ascii").strip()
         except FileNotFoundError:
-            raise SecretStoreError(
-                f"{source} does not exist (`crm-sync init` makes one)"
-            ) from None
+            raise SecretStoreError(f"{source} does not exist (`crm-sync init` makes one)") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise SecretStoreError(f"cannot read {source}: {exc}") from None
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise SecretStoreError(
-                f"{source} is readable by other users; run `chmod 600 {path}`"
-            )
+            raise SecretStoreError(f"{source} is readable by other users; run `chmod 600 {path}`")
     try:
         return MultiFernet([Fernet(part.strip()) for part in text.split(",") if part.strip()])
     except ValueError:
@@ -120,6 +109,7 @@ class TokenStore:
         token = self._fernet.encrypt(json.dumps(dict(record), sort_keys=True).encode("utf-8"))
         fd, temporary = tempfile.mkstemp(dir=self.directory, prefix=f".{name}.", suffix=".tmp")
         try:
+            os.fchmod(fd, 0o600)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(token)
                 handle.flush()
@@ -171,7 +161,7 @@ class TokenStore:
         return self.directory / f"{name}{_SUFFIX}"
 
     def _ensure_directory(self) -> None:
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        create_private_folders(self.directory)
         if stat.S_IMODE(self.directory.stat().st_mode) != 0o700:
             self.directory.chmod(0o700)
 

@@ -2,12 +2,16 @@
 
 SQLite gets WAL (readers never block the writer), foreign keys (off by
 default in SQLite) and a busy timeout on every connection, so it behaves
-like the shared database as far as one machine can.
+like the shared database as far as one machine can. Its file holds every
+contact, so a new one is created readable by its owner only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -16,25 +20,52 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
+
+from config.private_files import create_private_file
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url``; a SQLite file's folder is created when missing."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        database = parsed.database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+    """An engine for ``url``; a missing SQLite file is created owner-only, with its folders."""
+    if make_url(url).get_backend_name() == "sqlite":
+        path = sqlite_path(url)
+        if path is not None:
+            _create_private_file(path)
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file a SQLite URL names; ``None`` for other databases, memory and ``file:`` URIs."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database:
+        return None
+    if database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _create_private_file(path: Path) -> None:
+    """Create an empty database file with mode 0600 before SQLite opens it.
+
+    SQLite would create it with the umask's mode (0644 by default), and it
+    gives ``-wal`` and ``-shm`` the main file's mode, so they follow. An
+    existing file keeps the mode its admin chose; ``status`` warns when loose.
+    Where the file cannot be made, SQLite is left to report why.
+    """
+    with contextlib.suppress(OSError):
+        create_private_file(path)
+
+
+_BUSY_TIMEOUT_MS = 30_000
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -43,7 +74,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
@@ -72,16 +103,133 @@ def is_retryable(exc: BaseException) -> bool:
     )
 
 
+def is_data_error(exc: BaseException) -> bool:
+    """A write refused for what it holds, which fails the same way however often it is tried.
+
+    A value the database or a column type refuses (too long, out of range,
+    a constraint). Not a race (:func:`is_retryable`) and not the database
+    being unreachable, full or locked: those say nothing about the data.
+    """
+    if is_retryable(exc):
+        return False
+    if isinstance(exc, DataError | IntegrityError):
+        return True
+    if isinstance(exc, StatementError):
+        # A bind parameter refused before it reached the database (models._PortableText).
+        return not isinstance(exc, DBAPIError)
+    return isinstance(exc, ValueError | TypeError | OverflowError)
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line about ``exc`` for a person: the driver's first line, never the SQL or its values.
+
+    SQLAlchemy's own text carries the statement and its parameters, which
+    hold customer addresses, names and subjects.
+    """
+    cause = exc.orig if isinstance(exc, StatementError) and exc.orig is not None else exc
+    line = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    return line[:300]
+
+
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
 @contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One writing unit of work: commit on success, roll back on any exception."""
+def transaction(
+    factory: sessionmaker[Session], *, secure_delete: bool = False
+) -> Iterator[Session]:
+    """One writing unit of work: commit on success, roll back on any exception.
+
+    ``secure_delete`` makes SQLite overwrite what it deletes with zeros
+    instead of leaving it in free pages, for erasures; it is switched off
+    again once the work is written (left on after a failure, it only costs
+    writes).
+    """
     with factory() as session, session.begin():
-        session.connection(execution_options={"writes": True})
+        connection = session.connection(execution_options={"writes": True})
+        scrub = secure_delete and connection.dialect.name == "sqlite"
+        if scrub:
+            connection.exec_driver_sql("PRAGMA secure_delete=ON")
         yield session
+        if scrub:
+            session.flush()
+            connection.exec_driver_sql("PRAGMA secure_delete=OFF")
+
+
+_PURGE_ATTEMPTS = 5
+
+
+def purge_freed_space(engine: Engine, tables: Sequence[str], *, wait: float = 120.0) -> str | None:
+    """Rewrite the database so deleted rows leave no bytes behind; ``None`` when done.
+
+    Otherwise, what stopped it. SQLite: ``VACUUM`` rebuilds the file without
+    its free pages, then a ``TRUNCATE`` checkpoint copies the log into it and
+    empties the log, which still holds earlier versions of every page. A
+    running agent's idle connections do not stop either; a reader in the
+    middle of a transaction makes the checkpoint busy, so it is tried again
+    for up to ``wait`` seconds. PostgreSQL: ``VACUUM`` of ``tables`` turns
+    dead row versions into free space; it cannot run in a transaction,
+    hence the autocommit connection.
+    """
+    if engine.dialect.name == "sqlite":
+        return _purge_sqlite(engine, wait)
+    if engine.dialect.name == "postgresql":
+        return _purge_postgresql(engine, tables)
+    return None
+
+
+def _purge_sqlite(engine: Engine, wait: float) -> str | None:
+    connection = engine.raw_connection()
+    cursor = connection.cursor()
+    per_attempt = wait / _PURGE_ATTEMPTS
+    cursor.execute(f"PRAGMA busy_timeout={int(per_attempt * 1000)}")
+    try:
+        vacuumed = False
+        problem = ""
+        for attempt in range(_PURGE_ATTEMPTS):
+            if attempt:
+                time.sleep(min(1.0, per_attempt))
+            try:
+                if not vacuumed:
+                    cursor.execute("VACUUM")
+                    vacuumed = True
+                busy = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            except sqlite3.OperationalError as exc:
+                problem = f"{'the checkpoint' if vacuumed else 'VACUUM'} failed: {exc}"
+                continue
+            if not busy:
+                return None
+            problem = "the write-ahead log could not be emptied: another connection kept reading"
+        return f"{problem} (tried for {wait:.0f} s)"
+    finally:
+        cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        cursor.close()
+        connection.close()
+
+
+def _purge_postgresql(engine: Engine, tables: Sequence[str]) -> str | None:
+    if not tables:
+        return None
+    quote = engine.dialect.identifier_preparer.quote
+    statement = "VACUUM " + ", ".join(quote(table) for table in tables)
+    skipped: list[str] = []
+
+    def notice(diagnostic: Any) -> None:
+        if diagnostic.severity_nonlocalized == "WARNING":
+            skipped.append(str(diagnostic.message_primary))
+
+    try:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            driver: Any = connection.connection.driver_connection
+            driver.add_notice_handler(notice)
+            try:
+                connection.exec_driver_sql(statement)
+            finally:
+                driver.remove_notice_handler(notice)
+    except DBAPIError as exc:
+        return f"VACUUM failed: {exc.orig}"
+    return f"VACUUM skipped tables: {'; '.join(skipped)}" if skipped else None
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:

@@ -27,7 +27,14 @@ from. Matching addresses against the never-log list is the caller's too:
 storage only receives the resulting predicate.
 
 Only rows go: the subject and snippet of an interaction that stays are
-kept as they are, even where they name the erased person.
+kept as they are, even where they name the erased person. Free text that
+may quote an address whatever the interaction -- a connector's last error,
+a quarantine reason -- has the target's addresses replaced by
+:data:`REDACTED`.
+
+Deleted rows leave their bytes in the database's free space until it is
+rewritten: callers run the erasure with ``secure_delete`` and then
+``storage.db.purge_freed_space`` over :data:`ERASURE_TABLES`.
 
 The audit log keeps that an erasure happened, never what was erased: its
 rows carry ids and counts only. The erased entities' earlier audit rows go
@@ -37,11 +44,12 @@ rows of contacts merged into an erased one (``storage.entity_merge``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import re
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
-from sqlalchemy import ColumnElement, and_, delete, func, select
+from sqlalchemy import ColumnElement, and_, delete, func, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from storage import audit
@@ -58,6 +66,8 @@ from storage.models import (
     InteractionParticipant,
     InteractionSource,
     Observation,
+    Quarantine,
+    SyncState,
 )
 from storage.upsert import table_of
 
@@ -68,6 +78,25 @@ Fate = Literal["keep", "trim", "delete"]
 
 T = TypeVar("T")
 _CHUNK = 500
+
+REDACTED = "[erased]"
+"""What an erased address becomes in free text that stays."""
+
+ERASURE_TABLES = (
+    "audit_log",
+    "companies",
+    "company_domains",
+    "conflicts",
+    "contact_emails",
+    "contacts",
+    "interaction_participants",
+    "interaction_sources",
+    "interactions",
+    "observations",
+    "quarantine",
+    "sync_state",
+)
+"""Every table an erasure deletes from or rewrites, directly or by cascade."""
 
 
 @dataclass(frozen=True)
@@ -275,6 +304,7 @@ def apply_erasure(session: Session, erasure: Erasure, *, actor: str, action: str
     Participant rows are deleted by the target again rather than by the
     rows found, so one that a concurrent sync added in the meantime goes too.
     """
+    _redact(session, erasure.target.addresses)
     if not erasure:
         return
     target = erasure.target
@@ -313,6 +343,32 @@ def _audit_entries(erasure: Erasure, actor: str, action: str) -> Iterator[audit.
         yield audit.Change(
             actor, "erase_participants", "interaction", interaction_id, {"participants": gone}
         )
+
+
+def _redact(session: Session, addresses: Collection[str]) -> None:
+    """Replace ``addresses`` in the free text of other rows, whatever their case.
+
+    Matched in Python: those tables are small, and SQL's ``replace`` knows no
+    case nor where an address ends (``ann@x`` is not in ``joann@x``).
+    """
+    if not addresses:
+        return
+    alternatives = "|".join(re.escape(a) for a in sorted(addresses, key=len, reverse=True))
+    pattern = re.compile(rf"(?<![\w.%+-])(?:{alternatives})(?![\w-]|\.\w)", re.IGNORECASE)
+    for model, key, column in (
+        (SyncState, "connector", "last_error"),
+        (Quarantine, "id", "reason"),
+    ):
+        table = table_of(model)
+        found = session.execute(
+            select(table.c[key], table.c[column]).where(table.c[column].contains("@"))
+        ).all()
+        for identity, text in found:
+            redacted = pattern.sub(REDACTED, text)
+            if redacted != text:
+                session.execute(
+                    update(table).where(table.c[key] == identity).values({column: redacted})
+                )
 
 
 def _targeted(target: Target) -> Iterator[ColumnElement[bool]]:

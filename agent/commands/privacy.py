@@ -9,15 +9,16 @@ import click
 from sqlalchemy.orm import Session
 
 from agent.app import App
-from agent.commands.common import EXIT_USAGE, actor, as_user, pass_app
+from agent.commands.common import EXIT_FAILURE, EXIT_USAGE, actor, as_user, pass_app
 from agent.filters import NeverLog
 from agent.matching import is_internal, normalize_email
 from agent.output import console, errors, print_json
 from agent.pipeline import Policy, self_or_internal
 from config import Settings
 from connectors.records import Address
-from storage.db import transaction
+from storage.db import purge_freed_space, transaction
 from storage.erase import (
+    ERASURE_TABLES,
     Erasure,
     Ours,
     Target,
@@ -72,7 +73,8 @@ def privacy_apply(app: App, dry_run: bool, user: str | None, as_json: bool) -> N
     erased as by `forget`; an email involving one of your own listed
     addresses is deleted; a company all of whose domains are listed goes once
     it has no contacts left. The audit log records ids and counts, never the
-    addresses or subjects removed.
+    addresses or subjects removed. The space the rows held is overwritten,
+    as by `forget`.
     """
     try:
         listed = NeverLog.from_patterns(app.settings.privacy.never_log)
@@ -88,10 +90,12 @@ def privacy_apply(app: App, dry_run: bool, user: str | None, as_json: bool) -> N
         with app.sessions() as session:
             erasure = plan_erasure(session, listed_target(session, listed), ours)
     else:
-        with transaction(app.sessions) as session:
+        with transaction(app.sessions, secure_delete=True) as session:
             target = listed_target(session, listed)
             erasure = erase(session, target, ours, actor=actor(user), action="never_log")
     _report(erasure, as_json=as_json, done=not dry_run, nothing="nothing logged matches the list")
+    if erasure and not dry_run:
+        _purge(app)
 
 
 @click.command()
@@ -110,6 +114,12 @@ def forget(app: App, email: str, yes: bool, user: str | None, as_json: bool) -> 
     domain are inside, everyone else outside. Subjects and snippets of the
     interactions that stay are not rewritten. The audit log keeps that an
     erasure happened, with counts only, and loses the person's own history.
+
+    The space the rows held is then overwritten (SQLite: the file is
+    vacuumed and its write-ahead log emptied, also while an agent runs;
+    PostgreSQL: the tables are vacuumed); exit status 1 says it could not
+    be, and `crm-sync db vacuum` tries again. Backups and replicas keep
+    their own copies.
 
     Mail still in a synced mailbox brings the person back on the next full
     sync: add the address to privacy.never_log to keep them out.
@@ -130,10 +140,25 @@ def forget(app: App, email: str, yes: bool, user: str | None, as_json: bool) -> 
             return
         console.print(f"{address}: {_describe(preview.counts())}")
         click.confirm("erase all of this for good?", abort=True)
-    with transaction(app.sessions) as session:
+    with transaction(app.sessions, secure_delete=True) as session:
         target = forget_target(session, address)
         erasure = erase(session, target, ours, actor=actor(user), action="forget")
     _report(erasure, as_json=as_json, done=True, nothing=f"nothing logged for {address}")
+    if erasure:
+        _purge(app)
+
+
+def _purge(app: App) -> None:
+    """Deleted rows stay readable in the file's free space until it is rewritten."""
+    problem = purge_freed_space(app.engine, ERASURE_TABLES)
+    if problem:
+        errors.print(
+            f"error: the rows are erased, but the database file may still hold their bytes: "
+            f"{problem}; run `crm-sync db vacuum` again",
+            highlight=False,
+            markup=False,
+        )
+        sys.exit(EXIT_FAILURE)
 
 
 def listed_target(session: Session, listed: NeverLog) -> Target:

@@ -9,11 +9,12 @@ from pathlib import Path
 import click
 
 from agent.app import App
-from agent.commands.common import EXIT_USAGE, pass_app, safe_url
+from agent.commands.common import EXIT_FAILURE, EXIT_USAGE, pass_app, safe_url
 from agent.output import console, errors
 from config.loader import DEFAULT_FILE
 from config.schema import SecretsConfig
 from config.secrets import ensure_key_file
+from storage.db import purge_freed_space, table_names
 
 
 @click.command()
@@ -65,3 +66,19 @@ def db_upgrade(app: App) -> None:
     """Create the tables, or migrate them to this version's schema."""
     revision = app.upgrade()
     console.print(f"database at revision {revision}: {safe_url(app)}")
+
+
+@db.command("vacuum")
+@pass_app
+def db_vacuum(app: App) -> None:
+    """Overwrite the space deleted rows left behind, as `forget` does after an erasure.
+
+    SQLite: rebuild the file and empty its write-ahead log; PostgreSQL:
+    VACUUM every table of crm-sync. For when `forget` or `privacy apply` could not
+    finish it (an agent kept reading); safe while agents run.
+    """
+    problem = purge_freed_space(app.engine, sorted(table_names(app.engine)))
+    if problem:
+        errors.print(f"error: {problem}", highlight=False, markup=False)
+        sys.exit(EXIT_FAILURE)
+    console.print(f"freed space overwritten: {safe_url(app)}")
