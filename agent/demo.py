@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
 from sqlalchemy import func, select
 
 from agent.app import App
@@ -96,7 +97,7 @@ def _report(app: App, results: list[SyncResult], database: Path, elapsed: float)
             )
         }
         quarantined = session.execute(select(Quarantine.source_id, Quarantine.reason)).all()
-    console.rule("[bold]what was logged")
+    console.rule(Text("what was logged", style="bold"))
     console.print(
         f"{len(contacts)} contacts at {len(companies)} companies; "
         f"{kinds.get('email', 0)} emails and {kinds.get('meeting', 0)} meetings logged "

@@ -11,7 +11,11 @@ reports. So every record passes :class:`PrivacyFilter` before it is written:
 * at every level, message content never passes: ``bytes`` arguments (raw
   mail) and mail or meeting records are rendered as placeholders, long runs of
   encoded data are cut, and a text argument keeps only its first line, up to
-  :data:`MAX_ARG_CHARS` characters.
+  :data:`MAX_ARG_CHARS` characters;
+* at every level, nothing in a line can steer the terminal or pager that
+  shows it: a subject or an error text from a mailbox is made plain
+  (:func:`agent.output.plain`), the message on one line, a traceback line by
+  line.
 
 DEBUG keeps full addresses because finding out why one message was skipped
 needs them; it is off unless asked for.
@@ -19,7 +23,6 @@ needs them; it is off unless asked for.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -28,6 +31,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
+from agent.output import json_text, plain
 from connectors.records import CalendarEvent, MailMessage
 
 ENV_LOG_LEVEL = "CRM_SYNC_LOG_LEVEL"
@@ -48,6 +52,7 @@ _SECRETS: tuple[tuple[re.Pattern[str], str], ...] = (
         ),
         "<private key>",
     ),
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@]*:)\S*@"), r"\1***@"),
     (re.compile(r"(?i)\b(bearer|basic)\s+[\w.~+/=-]+"), r"\1 ***"),
     (
         re.compile(
@@ -122,6 +127,7 @@ class PrivacyFilter(logging.Filter):
             message = record.getMessage()
         except (TypeError, ValueError):
             message = f"{record.msg!s} (unformattable arguments)"
+        message = plain(message)
         if len(message) > MAX_MESSAGE_CHARS:
             cut = len(message) - MAX_MESSAGE_CHARS
             message = f"{message[:MAX_MESSAGE_CHARS]}… [{cut} chars cut]"
@@ -132,10 +138,10 @@ class PrivacyFilter(logging.Filter):
         if record.exc_text:
             record.exc_text = "\n".join(
                 scrub(_first_line(line, MAX_ARG_CHARS), addresses=addresses)
-                for line in record.exc_text.splitlines()
+                for line in plain(record.exc_text, multiline=True).split("\n")
             )
         if record.stack_info:
-            record.stack_info = scrub(record.stack_info, addresses=addresses)
+            record.stack_info = scrub(plain(record.stack_info, multiline=True), addresses=addresses)
         return True
 
 
@@ -156,7 +162,7 @@ class JsonFormatter(logging.Formatter):
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
             entry["exception"] = record.exc_text
-        return json.dumps(entry, ensure_ascii=False)
+        return json_text(entry)
 
 
 def level_from_env(default: str = "INFO") -> str:

@@ -1,18 +1,80 @@
-"""One way to print a listing: a rich table for people, JSON for programs."""
+"""One way to print: a rich table or line for people, JSON for programs.
+
+Much of what is printed comes from mail and calendars (subjects, snippets,
+names, error texts) and is written by strangers. :func:`plain` is the one
+place that makes such text harmless to a terminal, and everything this module
+prints passes through it: the shared consoles neutralise every string and
+every text segment they render, and parse no Rich markup (a caller passing
+``markup=True`` escapes what it inserts; styles come from ``Text`` instead),
+so a command cannot forget.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderableType
+from rich.segment import Segment
 from rich.table import Table
+from rich.text import Text
 
-console = Console()
-errors = Console(stderr=True)
+_SEQUENCE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d-\x9f]).*?(?:\x07|\x1b\\|\x9c|\Z)"
+    r"|\x1b[ -/]*[0-~]?",
+    re.S,
+)
+_BREAK = re.compile(r"[\t\n\u2028\u2029]")
+_TAB = re.compile(r"[\t\u2028\u2029]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_UNSAFE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+_JSON_RAW = re.compile(r"[\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+
+
+def plain(text: str, *, multiline: bool = False) -> str:
+    """``text`` as a terminal can only display it, never obey it.
+
+    Escape sequences go whole (CSI, OSC, DCS, APC, PM, SOS and two-byte ones,
+    in their 7-bit and 8-bit forms), so no parameter is left behind as
+    litter; then every other C0 and C1 control and the bidi overrides and
+    isolates, which reorder what a reader sees. Tabs and line breaks become
+    spaces, so one field stays on one line; ``multiline`` keeps ``\\n`` for
+    text printed as several lines on purpose. Rich markup is left as it is:
+    the shared consoles parse none (see the module docstring).
+    """
+    text = _SEQUENCE.sub("", text)
+    text = (_TAB if multiline else _BREAK).sub(" ", text)
+    return _CONTROL.sub("", text)
+
+
+class _NeutralConsole(Console):
+    """A console the text it prints cannot steer.
+
+    Strings are made plain before rich parses or lays them out; every text
+    segment is checked again on the way out, which covers a ``Text`` or a
+    progress column built from data by hand. Rich's own control segments
+    (the cursor moves of a progress bar) pass.
+    """
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        return super().render_str(plain(text, multiline=True), **kwargs)
+
+    def render(
+        self, renderable: RenderableType, options: ConsoleOptions | None = None
+    ) -> Iterable[Segment]:
+        for segment in super().render(renderable, options):
+            if segment.control is None and _UNSAFE.search(segment.text):
+                segment = Segment(plain(segment.text, multiline=True), segment.style)
+            yield segment
+
+
+console = _NeutralConsole(markup=False, emoji=False)
+errors = _NeutralConsole(stderr=True, markup=False, emoji=False)
 
 
 def to_jsonable(value: Any) -> Any:
@@ -27,11 +89,23 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+def json_text(value: Any, *, indent: int | None = None) -> str:
+    """JSON that keeps readable letters as they are but no character a terminal obeys.
+
+    ``json.dumps`` escapes C0 controls only: DEL, the C1 controls (U+009B
+    is CSI to some terminals) and the bidi controls are escaped here too,
+    which changes no value a JSON reader gets back.
+    """
+    text = json.dumps(value, indent=indent, ensure_ascii=False)
+    return _JSON_RAW.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
 def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(to_jsonable(value), indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.write(json_text(to_jsonable(value), indent=2) + "\n")
 
 
 def human(value: Any) -> str:
+    """``value`` as one plain line for a table cell or a ``key: value`` line."""
     if value is None:
         return "-"
     if isinstance(value, datetime):
@@ -41,8 +115,8 @@ def human(value: Any) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(human(v) for v in value)
     if isinstance(value, Mapping):
-        return ", ".join(f"{k}={v}" for k, v in sorted(value.items())) or "-"
-    return str(value)
+        return ", ".join(f"{human(k)}={human(v)}" for k, v in sorted(value.items())) or "-"
+    return plain(str(value))
 
 
 def ago(delta: timedelta) -> str:
@@ -61,7 +135,10 @@ def print_rows(
     title: str | None = None,
     empty: str = "nothing to show",
 ) -> None:
-    """Print ``rows``; JSON carries every key, the table only ``columns``."""
+    """Print ``rows``; JSON carries every key, the table only ``columns``.
+
+    Cells are one plain line each, and ``Text``: never markup, whichever console prints them.
+    """
     if as_json:
         print_json(list(rows))
         return
@@ -72,5 +149,5 @@ def print_rows(
     for column in columns:
         table.add_column(column.replace("_", " "))
     for row in rows:
-        table.add_row(*(human(row.get(column)) for column in columns))
+        table.add_row(*(Text(human(row.get(column))) for column in columns))
     console.print(table)

@@ -14,8 +14,9 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.text import Text
 
-from agent.output import console, errors
+from agent.output import console, errors, plain
 from agent.sync import SyncResult
 from connectors.records import Batch
 
@@ -27,14 +28,14 @@ def sync_progress(
     """A progress bar on stderr; ``position`` maps a batch to how far the source is read."""
     columns: list[Any] = [
         SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn() if total is None else TextColumn("{task.percentage:>3.0f}%"),
-        TextColumn("{task.fields[counts]}"),
+        TextColumn("{task.fields[counts]}", markup=False),
         TimeElapsedColumn(),
     ]
     with Progress(*columns, console=errors, transient=True) as bar:
-        task = bar.add_task(name, total=total, counts="")
+        task = bar.add_task(plain(name), total=total, counts="")
 
         def update(batch: Batch, result: SyncResult) -> None:
             where = position(batch) if position else None
@@ -51,11 +52,13 @@ def sync_progress(
 def print_summary(result: SyncResult, *, dry_run: bool = False) -> None:
     verb = "would log" if dry_run else "logged"
     console.print(
-        f"[bold]{result.connector}[/bold]: {result.status}; read {result.items}, "
-        f"{verb} {result.logged}"
-        + ("" if dry_run else f" ({result.interactions_created} new)")
-        + f", skipped {sum(result.skipped.values())}, quarantined {result.quarantined}"
-        + f" in {result.seconds:.1f}s"
+        Text.assemble(
+            (plain(result.connector), "bold"),
+            f": {result.status}; read {result.items}, {verb} {result.logged}"
+            + ("" if dry_run else f" ({result.interactions_created} new)")
+            + f", skipped {sum(result.skipped.values())}, quarantined {result.quarantined}"
+            + f" in {result.seconds:.1f}s",
+        )
     )
     if dry_run and result.would_create:
         console.print(f"  would create {len(result.would_create)} contacts:")
@@ -68,6 +71,8 @@ def print_summary(result: SyncResult, *, dry_run: bool = False) -> None:
         )
     for reason, count in sorted(result.skipped.items(), key=lambda kv: (-kv[1], kv[0])):
         console.print(f"  skipped {count:>5}  {reason}")
+    for reason, count in sorted(result.limited.items(), key=lambda kv: (-kv[1], kv[0])):
+        console.print(f"  limited {count:>5}  {reason} (logged up to a bound of [limits])")
     if result.resynced:
         console.print("  the stored cursor had expired: a full resync ran")
     if result.error:

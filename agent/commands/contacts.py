@@ -10,13 +10,13 @@ from __future__ import annotations
 import csv
 import getpass
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
-from rich.markup import escape
+from rich.text import Text
 from sqlalchemy.orm import Session
 
 from agent.app import App
@@ -29,7 +29,7 @@ from agent.matching import (
     normalize_email,
     registrable_domain,
 )
-from agent.output import console, errors, human, print_json, print_rows
+from agent.output import console, errors, human, plain, print_json, print_rows
 from agent.pipeline import company_name
 from storage import audit, edits, fields
 from storage import contacts as contact_queries
@@ -124,27 +124,29 @@ def contacts_show(app: App, email: str, limit: int, as_json: bool) -> None:
 
 
 def _print_contact(record: dict[str, Any], email: str) -> None:
-    name = escape(record["name"] or email)
-    console.print(f"[bold]{name}[/bold]  {', '.join(record['emails'])}", highlight=False)
+    header = Text.assemble((human(record["name"] or email), "bold"), "  ", human(record["emails"]))
+    console.print(header, highlight=False)
     shown = [n for n in fields.FIELDS if n not in ("display_name", "company", "do_not_contact")]
     for key in ("company", *shown, "last_contacted_at"):
         if record[key]:
             mark = " (set by hand)" if key in record["manual"] else ""
-            console.print(f"  {key.replace('_', ' ')}: {human(record[key])}{mark}", markup=False)
+            label = key.replace("_", " ")
+            console.print(f"  {label}: {_field_text(label, record[key])}{mark}", markup=False)
     if record["do_not_contact"] == "true":
         console.print("  do not contact", style="bold red")
     for key, value in sorted(record["extra"].items()):
-        console.print(f"  extra.{key}: {human(value)}", markup=False)
+        console.print(f"  extra.{human(key)}: {human(value)}", markup=False)
     for s in record["suggestions"]:
         console.print(
-            f"  suggestion: {s['field']} = {s['value']!r} "
-            f"(seen by {s['source']} {human(s['observed_at'])}; kept {s['current']!r})",
+            f"  suggestion: {human(s['field'])} = {s['value']!r} "
+            f"(seen by {human(s['source'])} {human(s['observed_at'])}; kept {s['current']!r})",
             markup=False,
         )
     for c in record["conflicts"]:
         console.print(
-            f"  conflict {c['id']}: {c['field']} is {c['manual']!r} ({c['manual_by']}), "
-            f"{c['latest_by']} wrote {c['latest']!r}: `crm-sync conflicts resolve {c['id']}`",
+            f"  conflict {c['id']}: {human(c['field'])} is {c['manual']!r} "
+            f"({human(c['manual_by'])}), {human(c['latest_by'])} wrote {c['latest']!r}: "
+            f"`crm-sync conflicts resolve {c['id']}`",
             markup=False,
             style="yellow",
         )
@@ -155,6 +157,13 @@ def _print_contact(record: dict[str, Any], email: str) -> None:
         title="timeline",
         empty="no interactions yet",
     )
+
+
+def _field_text(label: str, value: Any) -> str:
+    """One plain line, but an address keeps its lines, aligned under the first."""
+    if label != "address" or not isinstance(value, str):
+        return human(value)
+    return ("\n" + " " * (len(label) + 4)).join(plain(line) for line in value.splitlines())
 
 
 @contacts.command("set", epilog=FIELDS_HELP)
@@ -342,8 +351,8 @@ def read_people_csv(path: Path) -> list[tuple[str, dict[str, str | None]]]:
     Empty cells are left out, so they change nothing.
     """
     with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
+        lines = _csv_lines(path, handle)
+        _, header = next(lines, (0, []))
         if not header:
             raise click.UsageError(f"{path}: empty file (expected a header row with `email`)")
         columns = [_column(name) for name in header]
@@ -351,8 +360,7 @@ def read_people_csv(path: Path) -> list[tuple[str, dict[str, str | None]]]:
         problems: list[str] = []
         rows: list[tuple[str, dict[str, str | None]]] = []
         first_line: dict[str, int] = {}
-        for cells in reader:
-            line = reader.line_num
+        for line, cells in lines:
             if not any(cell.strip() for cell in cells):
                 continue
             row = dict(zip(columns, cells, strict=False))
@@ -379,8 +387,37 @@ def read_people_csv(path: Path) -> list[tuple[str, dict[str, str | None]]]:
         shown = problems[:20] + (
             [f"... and {len(problems) - 20} more"] if len(problems) > 20 else []
         )
-        raise click.UsageError(f"{path}:\n  " + "\n  ".join(shown))
+        raise click.UsageError(f"{path}:\n  " + "\n  ".join(human(p) for p in shown))
     return rows
+
+
+def _csv_lines(path: Path, handle: TextIO) -> Iterator[tuple[int, list[str]]]:
+    """Each row with the line it ends on.
+
+    A row the csv module refuses (a cell over its size limit, a stray
+    quote) or text that is not UTF-8 is a usage error naming the file and
+    line, never a traceback.
+    """
+    reader = csv.reader(handle)
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise click.UsageError(f"{path}, line {reader.line_num}: {_csv_problem(exc)}") from None
+        except UnicodeDecodeError:
+            raise click.UsageError(
+                f"{path}, after line {reader.line_num}: not UTF-8 text (save it as CSV UTF-8)"
+            ) from None
+        yield reader.line_num, cells
+
+
+def _csv_problem(exc: csv.Error) -> str:
+    limit = csv.field_size_limit()
+    if str(exc).startswith("field larger than field limit"):
+        return f"a cell is longer than {limit} characters, the most a cell may hold"
+    return f"not readable as CSV ({exc})"
 
 
 def _column(name: str) -> str:
@@ -389,17 +426,18 @@ def _column(name: str) -> str:
 
 
 def _check_columns(path: Path, columns: Sequence[str]) -> None:
+    """Headers reach the message through :func:`human`: click prints usage errors raw."""
     if "email" not in columns:
-        raise click.UsageError(f"{path}: no `email` column (columns: {', '.join(columns)})")
+        raise click.UsageError(f"{path}: no `email` column (columns: {human(columns)})")
     unknown = [c for c in columns if c != "email" and not fields.is_field(c)]
     if unknown:
         raise click.UsageError(
-            f"{path}: unknown columns: {', '.join(unknown)} "
+            f"{path}: unknown columns: {human(unknown)} "
             f"(settable: {', '.join(fields.FIELDS)}, extra.KEY)"
         )
     repeated = sorted({c for c in columns if columns.count(c) > 1})
     if repeated:
-        raise click.UsageError(f"{path}: columns given twice: {', '.join(repeated)}")
+        raise click.UsageError(f"{path}: columns given twice: {human(repeated)}")
 
 
 def _edit(

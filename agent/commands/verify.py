@@ -8,10 +8,11 @@ from dataclasses import asdict
 from typing import Any
 
 import click
+from rich.text import Text
 
 from agent.app import App
 from agent.commands.common import EXIT_FAILURE, EXIT_USAGE, pass_app
-from agent.output import console, errors, print_json, print_rows
+from agent.output import console, errors, plain, print_json, print_rows
 from agent.pipeline import Policy
 from agent.registry import NotAvailable, build_connector, mailbox_of
 from agent.verify import NotVerifiable, Report, record_result, verify_connector
@@ -70,11 +71,14 @@ def _print(report: Report, *, show_all: bool, as_json: bool) -> None:
         return
     summary = report.summary()
     console.print(
-        f"[bold]{report.connector}[/bold]: the provider holds {summary['held']} in the synced "
-        f"window; {summary['logged']} logged, {summary['quarantined']} quarantined, "
-        f"{summary['explained']} not logged for a reason, "
-        f"[{'red' if report.unexplained else 'green'}]{report.unexplained} unexplained[/]"
-        + (f"; {report.extra} logged but no longer there" if report.extra else ""),
+        Text.assemble(
+            (plain(report.connector), "bold"),
+            f": the provider holds {summary['held']} in the synced "
+            f"window; {summary['logged']} logged, {summary['quarantined']} quarantined, "
+            f"{summary['explained']} not logged for a reason, ",
+            (f"{report.unexplained} unexplained", "red" if report.unexplained else "green"),
+            f"; {report.extra} logged but no longer there" if report.extra else "",
+        ),
         highlight=False,
     )
     if report.missing:
