@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -9,7 +10,10 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from config import Settings, load_settings
+from agent.dberrors import ENCODE_HINT, parse_url
+from agent.debug import name_database
+from config import ConfigError, Settings, load_settings
+from config.loader import ENV_DATABASE_URL
 from storage.db import (
     current_revision,
     make_engine,
@@ -26,6 +30,8 @@ class SchemaOutOfDate(Exception):
 @dataclass
 class App:
     config_path: Path | None = None
+    debug: bool = False
+    """``--debug``: errors come with their traceback (scrubbed like any log line)."""
     _settings: tuple[Settings, Path | None] | None = field(default=None, repr=False)
 
     @classmethod
@@ -52,8 +58,29 @@ class App:
         return self.config_file.parent if self.config_file else Path.cwd()
 
     @cached_property
+    def database_url(self) -> str:
+        """The database URL, refused without being repeated when it does not parse as written."""
+        url = self.settings.database.url
+        if parse_url(url) is not None:
+            return url
+        if os.environ.get(ENV_DATABASE_URL):
+            raise ConfigError(None, [f"${ENV_DATABASE_URL}: not a valid URL ({ENCODE_HINT})"])
+        raise ConfigError(self.config_file, [f"database.url: not a valid URL ({ENCODE_HINT})"])
+
+    @property
+    def database_source(self) -> str:
+        """Where the database URL was set, for messages that ask a person to check it."""
+        if os.environ.get(ENV_DATABASE_URL):
+            return f"${ENV_DATABASE_URL}"
+        if self.config_file is not None:
+            return f"[database] url in {self.config_file}"
+        return "[database] url (no config file: the default is ./crm-sync.db)"
+
+    @cached_property
     def engine(self) -> Engine:
-        return make_engine(self.settings.database.url)
+        engine = make_engine(self.database_url)
+        name_database(engine.url)
+        return engine
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:

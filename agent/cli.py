@@ -13,11 +13,12 @@ import sys
 from pathlib import Path
 
 import click
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from agent import logs
 from agent.app import App, SchemaOutOfDate
 from agent.commands.common import EXIT_FAILURE, EXIT_USAGE
+from agent.dberrors import describe, is_database_error, parse_url
+from agent.debug import configure_logs, scrubbed_traceback
 from agent.output import errors
 from config import ConfigError
 from config.loader import DEFAULT_FILE, ENV_CONFIG
@@ -70,23 +71,29 @@ class _LazyGroup(click.Group):
     type=click.Path(path_type=Path, dir_okay=False),
     help=f"Config file. Default: ${ENV_CONFIG}, then ./{DEFAULT_FILE}.",
 )
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="Show the traceback of an error (secrets still masked), not just its one line.",
+)
 @click.version_option(package_name="crm-sync")
 @click.pass_context
-def cli(ctx: click.Context, config_path: Path | None) -> None:
+def cli(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
     """crm-sync logs your team's email and meetings into a shared customer database.
 
     Start with `crm-sync init` to write a config file, `crm-sync db upgrade`
     to create the database, then `crm-sync status`.
     """
-    logs.configure(level=logs.level_from_env(default="WARNING"))
-    ctx.obj = App(config_path=config_path)
-
+    configure_logs(debug, level=logs.level_from_env(default="WARNING"))
+    app = ctx.ensure_object(App)
+    app.config_path, app.debug = config_path, debug
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: turns the errors an admin can fix into messages and exit codes."""
+    app = App()
     try:
-        cli.main(args=argv, prog_name="crm-sync", standalone_mode=False)
+        cli.main(args=argv, prog_name="crm-sync", standalone_mode=False, obj=app)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:
@@ -96,6 +103,8 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except ConfigError as exc:
+        if app.debug:
+            errors.print(scrubbed_traceback(exc), highlight=False, markup=False, soft_wrap=True)
         errors.print(f"config error: {exc.path or 'configuration'}", highlight=False)
         for problem in exc.problems:
             errors.print(f"  {problem}", highlight=False, markup=False)
@@ -103,9 +112,19 @@ def main(argv: list[str] | None = None) -> None:
     except SchemaOutOfDate as exc:
         errors.print(f"error: {exc}")
         sys.exit(EXIT_FAILURE)
-    except OperationalError as exc:
-        errors.print(f"database error: {exc.orig}", highlight=False, markup=False)
+    except Exception as exc:
+        if not is_database_error(exc):
+            raise
+        if app.debug:
+            errors.print(scrubbed_traceback(exc), highlight=False, markup=False, soft_wrap=True)
+        errors.print(_database_error(app, exc), highlight=False, markup=False, soft_wrap=True)
         sys.exit(EXIT_FAILURE)
-    except SQLAlchemyError as exc:
-        errors.print(f"database error: {exc}", highlight=False, markup=False)
-        sys.exit(EXIT_FAILURE)
+
+
+def _database_error(app: App, exc: BaseException) -> str:
+    """One line: what failed, where, and what to try, with where the URL was set."""
+    try:
+        url, source = parse_url(app.database_url), app.database_source
+    except Exception:
+        url, source = None, None
+    return describe(exc, url).line(source)

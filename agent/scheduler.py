@@ -22,6 +22,15 @@ delays another. A run:
    leaves the connector parked as ``needs_auth``;
 5. releases the lease.
 
+A run that ends on a database error (the server went away mid-run) cannot
+write its outcome, and its row still says ``syncing``. The agent remembers
+it and, on its next successful contact with the database (the heartbeat
+tries every third of the lease's time to live), records the connector as
+``failing`` with the error and frees the run's lease
+(:func:`storage.leases.record_lost_run`). Within this agent a connector
+has one run, verification or such recording at a time (:meth:`Agent._reserve`);
+across agents, the lease keeps them apart.
+
 Leases are renewed by one heartbeat thread per agent, every third of the
 lease's time to live, rather than between batches: a batch may legitimately
 take minutes (a provider's Retry-After, a slow IMAP server), and a heartbeat
@@ -60,10 +69,12 @@ from typing import Protocol, cast
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import select
+from sqlalchemy import Engine, select
+from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, sessionmaker
 
 from agent import verify
+from agent.debug import summary_of
 from agent.pipeline import Policy
 from agent.planning import processes_for
 from agent.registry import build_connector, mailbox_of
@@ -83,6 +94,7 @@ PARKED = frozenset({"paused", "needs_auth"})
 """Statuses only an admin command ends; the scheduler skips these connectors."""
 
 FAILED = frozenset({"failing", "needs_auth"})
+_IN_THIS_AGENT = "held by this agent: a run or verification of it is in progress"
 MAX_WORKERS = 8
 _IDLE_WAIT = 300.0
 _VERIFY_FIRST = timedelta(minutes=10)
@@ -165,6 +177,14 @@ class _Active:
         self.progress = time.monotonic()
 
 
+@dataclass(frozen=True)
+class _Unrecorded:
+    """A run that ended on a database error, its outcome still to be written."""
+
+    lease: Lease
+    error: str
+
+
 class Agent:
     """Schedules and runs the connectors of ``settings`` under this process's leases."""
 
@@ -190,6 +210,9 @@ class Agent:
         self._build = build
         self._journal = journal
         self._active: dict[str, _Active] = {}
+        self._busy: set[str] = set()
+        self._unrecorded: dict[str, _Unrecorded] = {}
+        self._url = _url_of(sessions)
         self._again: set[str] = set()
         self._lock = threading.Condition()
         self._stopping = threading.Event()
@@ -255,6 +278,7 @@ class Agent:
             with _Pool(self.workers, thread_name_prefix="crm-sync-run") as pool:
                 return list(pool.map(self.run_connector, self.connectors))
         finally:
+            self._settle_all()
             self._stop_keeper()
 
     def stop(self, timeout: float) -> bool:
@@ -267,11 +291,20 @@ class Agent:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
         deadline = time.monotonic() + timeout
-        with self._lock:
-            while self._active and (left := deadline - time.monotonic()) > 0:
+        with self._lock:  # a run is busy from before its claim, so none slips past this
+            while self._busy and (left := deadline - time.monotonic()) > 0:
                 self._lock.wait(left)
-            unfinished = sorted(self._active)
-        freed = leases.release_owner(self.sessions, self.owner)
+            unfinished = sorted(self._busy)
+        self._settle_all()
+        try:
+            freed = leases.release_owner(self.sessions, self.owner)
+        except Exception as exc:
+            freed = []
+            log.warning(
+                "stopping: could not release the leases (%s); they lapse within %s",
+                summary_of(exc),
+                _seconds(self.timing.lease_ttl),
+            )
         self._stop_keeper()
         if unfinished:
             log.warning(
@@ -327,30 +360,55 @@ class Agent:
     def run_connector(self, config: ConnectorConfig) -> RunRecord:
         """One leased run of one connector; never raises."""
         started = datetime.now(timezone.utc)
+        name = config.name
         if self._stopping.is_set():
-            return RunRecord(config.name, self.owner, started, started, "stopped")
+            return RunRecord(name, self.owner, started, started, "stopped")
+        if not self._reserve(name):
+            return RunRecord(name, self.owner, started, started, "held", error=_IN_THIS_AGENT)
         try:
-            claimed = leases.claim(
-                self.sessions,
-                config.name,
-                self.owner,
-                self.timing.lease_ttl,
-                kind=config.kind,
-                parked=PARKED,
-            )
-        except Exception as exc:
-            log.warning("%s: could not claim its lease: %s", config.name, exc)
-            return RunRecord(config.name, self.owner, started, started, "failing", error=str(exc))
-        if isinstance(claimed, Refused):
-            log.debug("%s: skipped: %s", config.name, claimed.detail)
-            return RunRecord(
-                config.name, self.owner, started, started, claimed.reason, error=claimed.detail
-            )
-        return self._leased_run(config, claimed)
+            self._settle(name)
+            try:
+                claimed = leases.claim(
+                    self.sessions,
+                    name,
+                    self.owner,
+                    self.timing.lease_ttl,
+                    kind=config.kind,
+                    parked=PARKED,
+                )
+            except Exception as exc:
+                error = summary_of(exc)
+                log.warning("%s: could not claim its lease: %s", name, error)
+                return RunRecord(name, self.owner, started, started, "failing", error=error)
+            if isinstance(claimed, Refused):
+                log.debug("%s: skipped: %s", name, claimed.detail)
+                return RunRecord(
+                    name, self.owner, started, started, claimed.reason, error=claimed.detail
+                )
+            if self._stopping.is_set():
+                with contextlib.suppress(Exception):
+                    leases.release(self.sessions, claimed)
+                return RunRecord(name, self.owner, started, started, "stopped")
+            return self._leased_run(config, claimed)
+        finally:
+            self._unreserve(name)
+
+    def _reserve(self, name: str) -> bool:
+        """Whether ``name`` was free in this agent and is now reserved by the caller."""
+        with self._lock:
+            if name in self._busy:
+                return False
+            self._busy.add(name)
+            return True
+
+    def _unreserve(self, name: str) -> None:
+        with self._lock:
+            self._busy.discard(name)
+            self._lock.notify_all()
 
     def _leased_run(self, config: ConnectorConfig, lease: Lease) -> RunRecord:
         name = config.name
-        if lease.taken_over_from:
+        if lease.taken_over_from and not lease.holder_died:  # claim logged a dead holder
             log.warning(
                 "%s: the lease of %s had expired; resuming from its committed cursor",
                 name,
@@ -378,10 +436,15 @@ class Agent:
             self._log_outcome(record, result)
             self._write_journal(record)
         except Exception as exc:
+            # sync_connector records a connector's own failures; one that escapes it is
+            # a failure to write (the database went away), so the outcome waits for it
             log.exception("%s: run failed", name, extra={"connector": name})
+            error = summary_of(exc, self._url)
+            with self._lock:
+                self._unrecorded[name] = _Unrecorded(lease, error)
             failures = None
             record = replace(
-                record, ended_at=datetime.now(timezone.utc), status="failing", error=str(exc)
+                record, ended_at=datetime.now(timezone.utc), status="failing", error=error
             )
             self._write_journal(record)
         finally:
@@ -417,6 +480,40 @@ class Agent:
             )
         finally:
             _close(connector)
+
+    def _settle(self, name: str) -> None:
+        """Record a run of ``name`` the database cut short, if it answers now.
+
+        The caller holds ``name``'s reservation, so no run of it starts meanwhile.
+        """
+        with self._lock:
+            lost = self._unrecorded.get(name)
+        if lost is None:
+            return
+        try:
+            recorded = leases.record_lost_run(self.sessions, lost.lease, lost.error)
+        except Exception as exc:
+            log.debug("%s: its failed run is not recorded yet: %s", name, summary_of(exc))
+            return
+        with self._lock:
+            self._unrecorded.pop(name, None)
+        if recorded:
+            log.warning(
+                "%s: the database answers again; its run that failed is recorded: %s",
+                name,
+                lost.error,
+                extra={"connector": name},
+            )
+
+    def _settle_all(self) -> None:
+        with self._lock:
+            names = list(self._unrecorded)
+        for name in names:
+            if self._reserve(name):
+                try:
+                    self._settle(name)
+                finally:
+                    self._unreserve(name)
 
     def _count_outcome(self, lease: Lease, result: SyncResult) -> int | None:
         """Count a failure (or end a failure streak); the streak's length, None if unknown."""
@@ -498,15 +595,21 @@ class Agent:
 
     def verify_connector(self, config: ConnectorConfig) -> None:
         """The daily reconciliation of one connector, under its lease; never raises."""
-        if self._stopping.is_set():
+        if self._stopping.is_set() or not self._reserve(config.name):
             return
+        try:
+            self._verify(config)
+        finally:
+            self._unreserve(config.name)
+
+    def _verify(self, config: ConnectorConfig) -> None:
         name = config.name
         try:
             claimed = leases.claim(
                 self.sessions, name, self.owner, self.timing.lease_ttl, parked=PARKED
             )
         except Exception as exc:
-            log.warning("%s: could not claim its lease to verify: %s", name, exc)
+            log.warning("%s: could not claim its lease to verify: %s", name, summary_of(exc))
             return
         if isinstance(claimed, Refused):
             return
@@ -564,7 +667,8 @@ class Agent:
                 log.exception("lease heartbeat failed; retrying")
 
     def tend(self) -> None:
-        """Renew the leases of runs making progress; free those stalled past the limit."""
+        """Renew the leases of runs making progress; free those stalled past the limit;
+        record the runs a database outage cut short, once it answers again."""
         limit = self.timing.stall_limit.total_seconds()
         with self._lock:
             running = [a for a in self._active.values() if not a.lost]
@@ -580,9 +684,22 @@ class Agent:
                 active.lost = True
                 if leases.free_stalled(self.sessions, lease, reason):
                     log.error("%s: stuck: %s", lease.connector, reason)
-            elif leases.renew(self.sessions, lease, self.timing.lease_ttl) is None:
-                active.lost = True
-                log.warning("%s: lease lost to another agent", lease.connector)
+            else:
+                self._renew(active)
+        self._settle_all()
+
+    def _renew(self, active: _Active) -> None:
+        lease = active.lease
+        try:
+            renewed = leases.renew(self.sessions, lease, self.timing.lease_ttl)
+        except Exception as exc:
+            log.warning(
+                "%s: could not renew its lease (%s); retrying", lease.connector, summary_of(exc)
+            )
+            return
+        if renewed is None:
+            active.lost = True
+            log.warning("%s: lease lost to another agent", lease.connector)
 
     # -- IMAP IDLE -------------------------------------------------------------------------
 
@@ -623,6 +740,12 @@ class Agent:
     def _status(self, name: str) -> str | None:
         with self.sessions() as session:
             return session.scalar(select(SyncState.status).where(SyncState.connector == name))
+
+
+def _url_of(sessions: sessionmaker[Session]) -> URL | None:
+    """The database's URL, to name its host in messages (never its password)."""
+    bind = sessions.kw.get("bind")
+    return bind.url if isinstance(bind, Engine) else None
 
 
 def _close(connector: object) -> None:

@@ -11,10 +11,14 @@ removed        the row exists, the config no longer names the connector
 paused         ``enabled = false`` in the config, or status ``paused``
 needs_auth     status ``needs_auth``: only an admin can restore access
 stuck          status ``stuck`` (a run made no progress for the stall
-               limit), or a lease still held after it expired (its agent
-               died or hangs, and no agent has taken the connector over)
+               limit); a lease still held after it expired (its agent
+               died or hangs, and no agent has taken the connector over);
+               a lease held by a process of this host that no longer
+               runs; or status ``syncing`` with no lease at all (a run
+               ended without recording its outcome: the database went
+               away mid-run, or its agent was stopped mid-run)
 failing        status ``failing``
-syncing        status ``syncing`` under a live lease
+syncing        status ``syncing`` under a live lease of a live holder
 never_synced   no row, or no pass has ever completed
 lagging        the last complete pass is older than 3 intervals
 ok             otherwise
@@ -25,14 +29,17 @@ Each state that needs a person comes with ``fix``: one line saying what to try.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config import Settings
 from config.schema import ConnectorConfig
-from storage.models import SyncState
+from storage.leases import holder_gone
+from storage.models import Quarantine, SyncState
 from storage.sync_state import list_states
 
 LAG_INTERVALS = 3
@@ -45,11 +52,16 @@ def _quota_units(counters: dict[str, Any]) -> int | None:
     return sum(int(v) for v in spent.values()) if isinstance(spent, dict) else None
 
 
+Gone = Callable[[str], bool]
+"""Whether a lease owner is a process known to have ended (:func:`storage.leases.holder_gone`)."""
+
+
 def derive_state(
     row: SyncState | None,
     config: ConnectorConfig | None,
     interval: timedelta,
     now: datetime,
+    gone: Gone = holder_gone,
 ) -> str:
     """The display state of one connector; see the module docstring's table."""
     if config is None:
@@ -59,7 +71,7 @@ def derive_state(
         return "paused"
     if status == "needs_auth":
         return "needs_auth"
-    if status == "stuck" or (row is not None and _lease_expired(row, now)):
+    if status == "stuck" or (row is not None and _stranded(row, now, gone)):
         return "stuck"
     if status == "failing":
         return "failing"
@@ -73,8 +85,13 @@ def derive_state(
     return "ok"
 
 
-def _lease_expired(row: SyncState, now: datetime) -> bool:
-    return bool(row.lease_owner and row.lease_expires_at and row.lease_expires_at < now)
+def _stranded(row: SyncState, now: datetime, gone: Gone) -> str | None:
+    """Why the row's lease or run outlived its holder (``expired``, ``gone``, ``unrecorded``)."""
+    if row.lease_owner:
+        if row.lease_expires_at and row.lease_expires_at < now:
+            return "expired"
+        return "gone" if gone(row.lease_owner) else None
+    return "unrecorded" if row.status == "syncing" else None
 
 
 def fix_for(
@@ -83,6 +100,7 @@ def fix_for(
     row: SyncState | None,
     config: ConnectorConfig | None,
     now: datetime,
+    gone: Gone = holder_gone,
 ) -> str:
     """One line: what to try for ``state``; empty when nothing is needed."""
     if state == "needs_auth":
@@ -98,10 +116,24 @@ def fix_for(
             )
         return f"run `crm-sync connectors auth {name}`"
     if state == "stuck":
-        if row is not None and _lease_expired(row, now):
+        why = _stranded(row, now, gone) if row is not None else None
+        holder = row.lease_owner if row is not None else None
+        if why == "expired":
             return (
-                f"the agent holding it ({row.lease_owner}) stopped renewing its lease: make sure "
+                f"the agent holding it ({holder}) stopped renewing its lease: make sure "
                 "`crm-sync run` is running; it takes over from the committed cursor"
+            )
+        if why == "gone":
+            return (
+                f"the process holding it ({holder}) no longer runs: `crm-sync run` takes it "
+                f"over at its next tick, `crm-sync sync --connector {name}` now; either resumes "
+                "from the committed cursor"
+            )
+        if why == "unrecorded":
+            return (
+                "its last run ended without recording its outcome (the database went away, or "
+                "the agent stopped, mid-run): once the database answers, run "
+                f"`crm-sync sync --connector {name}`; it resumes from the committed cursor"
             )
         return (
             "a run made no progress and was freed; if it recurs, check the network to the "
@@ -145,6 +177,7 @@ def connector_status(settings: Settings, session: Session, now: datetime) -> lis
                 "lag": (now - last_success) if last_success else None,
                 "items": counters.get("items", 0),
                 "skipped": counters.get("skipped", {}),
+                "limited": counters.get("limited", {}),
                 "quarantined": counters.get("quarantined", 0),
                 "last_error": _one_line(row.last_error) if row else None,
                 "fix": fix_for(state, name, row, config, now) or None,
@@ -158,6 +191,22 @@ def connector_status(settings: Settings, session: Session, now: datetime) -> lis
             }
         )
     return result
+
+
+def quarantine_rows(session: Session) -> list[dict[str, Any]]:
+    """Every quarantined item, newest first: what an admin looks at when a count is not 0."""
+    found = session.scalars(
+        select(Quarantine).order_by(Quarantine.created_at.desc(), Quarantine.id.desc())
+    )
+    return [
+        {
+            "connector": row.connector,
+            "source_id": row.source_id,
+            "reason": row.reason,
+            "created_at": row.created_at,
+        }
+        for row in found
+    ]
 
 
 def _one_line(text: str | None) -> str | None:

@@ -5,6 +5,11 @@ commit in ONE transaction, so a crash anywhere loses nothing and duplicates
 nothing: the next pass starts from the last committed cursor and every
 write is idempotent.
 
+A batch that fails for what it holds rather than for the database's state
+(a value the database refuses) is written again in halves, down to single
+items: the items that fail alone are quarantined with the reason, the rest
+and the cursor commit, and the connector is never stuck on one message.
+
 A pass run by the scheduler holds the connector's lease (storage.leases):
 each of its transactions first checks that the lease is still its own, so a
 run that lost it (expired and taken over, or freed as stuck) commits
@@ -17,20 +22,23 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from agent.pipeline import BatchPlan, Policy
+from agent.dberrors import is_database_error
+from agent.logs import scrub
+from agent.pipeline import BatchPlan, Policy, plan_batch
 from agent.planning import Planner
 from connectors.errors import AuthError, CursorInvalid, TransientError
-from connectors.records import Batch, Connector, Cursor
+from connectors.records import Batch, Connector, Cursor, Item, Limited
 from storage import audit
-from storage.db import is_retryable, transaction
-from storage.ingest import WriteStats, contact_ids, write_batch
+from storage.db import describe_error, is_data_error, is_retryable, transaction
+from storage.ingest import BatchWrite, WriteStats, contact_ids, write_batch
 from storage.leases import Lease, LeaseLost, verify
 from storage.models import SyncState
 from storage.sync_state import get_state
@@ -45,6 +53,7 @@ class SyncResult:
     items: int = 0
     logged: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
+    limited: Counter[str] = field(default_factory=Counter)
     quarantined: int = 0
     removed: int = 0
     interactions_created: int = 0
@@ -158,8 +167,10 @@ def sync_connector(
     except TransientError as exc:
         _finish(sessions, connector.name, result, "failing", f"temporary: {exc}", dry_run, fence)
     except Exception as exc:
+        if is_database_error(exc) and not is_data_error(exc):
+            raise  # the database itself failed: the caller records it once it answers again
         log.exception("%s: sync failed", connector.name)
-        error = f"{type(exc).__name__}: {exc}"
+        error = f"{type(exc).__name__}: {describe_error(exc)}"
         _finish(sessions, connector.name, result, "failing", error, dry_run, fence)
     else:
         _finish(sessions, connector.name, result, "ok", None, dry_run, fence)
@@ -214,9 +225,8 @@ def _run(
             if dry_run:
                 _account_dry(sessions, batch, plan, result)
             else:
-                stats = _commit_batch(
-                    sessions, connector.name, batch, plan, propagate_deletes, fence
-                )
+                writer = _Writer(sessions, connector.name, propagate_deletes, fence)
+                plan, stats = writer.commit(batch, plan, policy)
                 _account(result, batch, plan, stats)
             if progress is not None:
                 progress(batch, result)
@@ -227,44 +237,117 @@ def _run(
 _BATCH_ATTEMPTS = 5
 
 
-def _commit_batch(
-    sessions: sessionmaker[Session],
-    name: str,
-    batch: Batch,
-    plan: BatchPlan,
-    propagate_deletes: bool,
-    fence: _Fence,
-) -> WriteStats:
-    """Write the batch and its cursor in one transaction, again if it lost a race.
+@dataclass(frozen=True)
+class _Writer:
+    """Writes one connector's batches: each with its cursor in one transaction."""
 
-    Another agent or a person may change the same contact meanwhile; the
-    writes are idempotent, so the batch is simply written again.
-    """
-    for attempt in range(1, _BATCH_ATTEMPTS + 1):
+    sessions: sessionmaker[Session]
+    name: str
+    propagate_deletes: bool
+    fence: _Fence
+
+    def commit(self, batch: Batch, plan: BatchPlan, policy: Policy) -> tuple[BatchPlan, WriteStats]:
+        """Write ``batch`` and its cursor; in parts when it holds an item the database refuses.
+
+        Returns the plan as written (with the refused items quarantined) and
+        what the writes did.
+        """
         try:
-            with transaction(sessions) as session:
-                stats = write_batch(
-                    session,
-                    plan.write,
-                    propagate_deletes=propagate_deletes,
-                    actor=audit.connector(name),
-                )
-                fence.check(session)
-                state = get_state(session, name)
-                state.cursor = batch.cursor
-                _count(state, batch, plan, stats)
-            return stats
+            return plan, self._write(plan.write, batch, plan)
         except Exception as exc:
-            if attempt == _BATCH_ATTEMPTS or not is_retryable(exc):
+            if not is_data_error(exc):
                 raise
-            log.info("%s: batch lost a race with another writer; writing it again", name)
-    raise AssertionError("unreachable")
+            log.warning(
+                "%s: a batch of %d items was refused (%s); writing it in parts",
+                self.name,
+                len(batch.items),
+                describe_error(exc),
+            )
+        return self._in_parts(batch, policy)
+
+    def _in_parts(self, batch: Batch, policy: Policy) -> tuple[BatchPlan, WriteStats]:
+        """Halve the batch until the items that fail alone are found; quarantine those.
+
+        The parts commit without the cursor, which moves last, with the
+        quarantine entries: a crash in between writes the parts again, and
+        writes are idempotent.
+        """
+        written, stats = BatchPlan(), WriteStats()
+        refused: list[tuple[str, str, str]] = []
+        pending: list[Sequence[Item]] = [batch.items]
+        while pending:
+            group = pending.pop()
+            plan = plan_batch(group, policy)
+            try:
+                _add_stats(stats, self._write(plan.write, None, plan))
+            except Exception as exc:
+                if not is_data_error(exc):
+                    raise
+                if len(group) == 1:
+                    reason = f"the database refused it: {describe_error(exc)}"
+                    refused.append((self.name, group[0].source_id, reason))
+                    log.warning("%s: %s quarantined: %s", self.name, group[0].source_id, reason)
+                else:
+                    half = len(group) // 2
+                    pending += [group[half:], group[:half]]
+                continue
+            _add_plan(written, plan)
+        written.write.quarantined += refused
+        _add_stats(stats, self._write(BatchWrite(quarantined=refused), batch, written))
+        return written, stats
+
+    def _write(self, write: BatchWrite, batch: Batch | None, plan: BatchPlan) -> WriteStats:
+        """One transaction; with ``batch``, it also moves the cursor and counts the batch.
+
+        Written again if it lost a race with another agent or a person
+        changing the same contact: the writes are idempotent. Records that
+        reused another message's dedupe key are added to ``plan.limited``.
+        """
+        for attempt in range(1, _BATCH_ATTEMPTS + 1):
+            try:
+                with transaction(self.sessions) as session:
+                    stats = write_batch(
+                        session,
+                        write,
+                        propagate_deletes=self.propagate_deletes,
+                        actor=audit.connector(self.name),
+                    )
+                    self.fence.check(session)
+                    collided = [
+                        Limited(source_id, "dedupe_collision", f"{key} names another message")
+                        for source_id, key in stats.collisions
+                    ]
+                    if batch is not None:
+                        state = get_state(session, self.name)
+                        state.cursor = batch.cursor
+                        _count(state, batch, plan, collided)
+                plan.limited += collided
+                return stats
+            except Exception as exc:
+                if attempt == _BATCH_ATTEMPTS or not is_retryable(exc):
+                    raise
+                log.info("%s: batch lost a race with another writer; writing it again", self.name)
+        raise AssertionError("unreachable")
+
+
+def _add_plan(total: BatchPlan, plan: BatchPlan) -> None:
+    for name in ("interactions", "new_contacts", "facts", "removed", "withdrawn", "quarantined"):
+        getattr(total.write, name).extend(getattr(plan.write, name))
+    total.skipped.update(plan.skipped)
+    total.logged += plan.logged
+    total.limited += plan.limited
+
+
+def _add_stats(total: WriteStats, stats: WriteStats) -> None:
+    for name, value in vars(stats).items():
+        setattr(total, name, getattr(total, name) + value)
 
 
 def _account(result: SyncResult, batch: Batch, plan: BatchPlan, stats: WriteStats) -> None:
     result.items += len(batch.items)
     result.logged += plan.logged
     result.skipped.update(plan.skipped)
+    result.limited.update(note.reason for note in plan.limited)
     result.quarantined += len(plan.write.quarantined)
     result.removed += len(plan.write.removed)
     result.interactions_created += stats.interactions_created
@@ -282,15 +365,27 @@ def _account_dry(
     _account(result, batch, plan, WriteStats())
 
 
-def _count(state: SyncState, batch: Batch, plan: BatchPlan, stats: WriteStats) -> None:
+def _count(state: SyncState, batch: Batch, plan: BatchPlan, extra: Sequence[Limited]) -> None:
     counters = dict(state.counters or {})
     counters["items"] = int(counters.get("items", 0)) + len(batch.items)
     counters["logged"] = int(counters.get("logged", 0)) + plan.logged
     counters["quarantined"] = int(counters.get("quarantined", 0)) + len(plan.write.quarantined)
-    skipped = Counter({k: int(v) for k, v in dict(counters.get("skipped", {})).items()})
-    skipped.update(plan.skipped)
-    counters["skipped"] = dict(sorted(skipped.items()))
+    counters["skipped"] = _added(counters.get("skipped"), plan.skipped)
+    notes = [*plan.limited, *extra]
+    if notes:
+        counters["limited"] = _added(counters.get("limited"), (n.reason for n in notes))
     state.counters = counters
+    for note in notes:
+        log.info("%s: %s: %s (%s)", state.connector, note.source_id, note.detail, note.reason)
+
+
+def _added(
+    stored: Mapping[str, Any] | None, found: Iterable[str] | Mapping[str, int]
+) -> dict[str, int]:
+    """A stored count by reason (JSON) with ``found`` added."""
+    total = Counter({k: int(v) for k, v in (stored or {}).items()})
+    total.update(found)
+    return dict(sorted(total.items()))
 
 
 def mark_failed(
@@ -331,7 +426,7 @@ def _finish(
                 state.last_success_at = now
                 state.last_error = None
             elif error is not None:
-                state.last_error = error
+                state.last_error = scrub(error, addresses=True)
                 state.last_error_at = now
                 log.warning("%s: %s", name, error)
     except LeaseLost as exc:

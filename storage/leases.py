@@ -18,16 +18,32 @@ process holding it and ``lease_expires_at`` is when it lapses unless renewed.
 On PostgreSQL every expiry is computed with the database's clock, so agents
 on machines whose clocks disagree still agree on when a lease lapsed.
 
+A holder that died does not make others wait for its expiry when it ran on
+this machine: owners are ``host:pid:nonce:machine-start``, where
+``machine`` names this kernel's boot and PID namespace and ``start`` is the
+process's start time (``/proc/<pid>/stat``). :func:`holder_gone` is true
+only when all of that matches here and the pid no longer runs, is a zombie,
+or now belongs to a process started at another time (the pid was reused).
+Anything it cannot prove -- another host, another container, a reboot, an
+owner without the suffix (written where ``/proc`` is missing), a process
+``/proc`` hides from this user -- counts as alive and waits for the expiry.
+A wrong "gone" would cost no data (every commit is fenced), only
+duplicated work.
+
 SQLite takes one agent process per database file, enforced by
 :class:`AgentLock`, an OS file lock beside the database that the kernel
-drops when the process dies, even by ``SIGKILL``. The lock holder is then
-the only agent, so any lease found in the rows is a dead process's and
-:func:`clear_all` frees them at start.
+drops when the process dies, even by ``SIGKILL``. The lock says nothing
+about the leases: a ``crm-sync sync`` holds a lease without being an agent,
+so an agent starting frees only the leases of dead holders
+(:func:`free_dead`) and waits, like any claim, for a live one.
 """
 
 from __future__ import annotations
 
 import fcntl
+import functools
+import hashlib
+import logging
 import os
 import secrets
 import socket
@@ -41,24 +57,36 @@ from typing import IO
 
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from config.private_files import create_private_file
 from storage.db import transaction
 from storage.models import SyncState
+from storage.sync_state import bump_counters
 from storage.upsert import insert_for, table_of
 
+log = logging.getLogger(__name__)
+
 _STATE = table_of(SyncState)
-"""The advisory lock key for schema upgrades (a positive bigint)."""
+_DEAD_STATES = frozenset("ZXx")
+"""``/proc/<pid>/stat`` states of a process that has exited (zombie, dead)."""
 
 
 @dataclass(frozen=True)
 class Lease:
-    """Held by ``owner`` until ``expires_at``; ``taken_over_from`` names an expired holder."""
+    """Held by ``owner`` until ``expires_at``.
+
+    ``taken_over_from`` names the previous holder when the lease was taken
+    from one: after its expiry, or at once when ``holder_died`` (a process
+    of this machine that no longer runs).
+    """
 
     connector: str
     owner: str
     expires_at: datetime
     taken_over_from: str | None = None
+    holder_died: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,8 +109,59 @@ class LeaseLost(Exception):
 
 
 def new_owner() -> str:
-    """This process's name in ``lease_owner``: host and pid for people, a nonce for uniqueness."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    """This process's name in ``lease_owner``: host and pid for people, a nonce for uniqueness,
+    and where :func:`holder_gone` can check it, the machine and start time that prove it died."""
+    pid = os.getpid()
+    owner = f"{socket.gethostname()}:{pid}:{secrets.token_hex(3)}"
+    machine, stat = _machine(), _proc_stat(pid)
+    return f"{owner}:{machine}-{stat[1]}" if machine and stat else owner
+
+
+def holder_gone(owner: str) -> bool:
+    """Whether ``owner`` is a process of this machine that no longer runs (see the module
+    docstring); False whenever that cannot be proved."""
+    parts = owner.split(":")
+    if len(parts) != 4 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+        return False
+    machine, _, start = parts[3].partition("-")
+    pid = int(parts[1])
+    if pid <= 0 or not start.isdigit() or machine != _machine():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass  # it exists, as another user
+    except OSError:
+        return False
+    stat = _proc_stat(pid)
+    if stat is None:
+        return False
+    state, started = stat
+    return state in _DEAD_STATES or started != int(start)
+
+
+@functools.cache
+def _machine() -> str | None:
+    """This kernel's boot and PID namespace: where a pid names the same process as here."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+    return hashlib.sha256(f"{boot} {namespace}".encode()).hexdigest()[:8]
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """The state letter and start time (clock ticks after boot) of ``pid``."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+        # the command name, in parentheses, may itself hold spaces and parentheses
+        fields = text[text.rindex(")") + 2 :].split()
+        return fields[0], int(fields[19])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def claim(
@@ -98,9 +177,10 @@ def claim(
 
     A live lease refuses even its own owner: owners are unique per process,
     so that is another thread of this agent (a sync and a verification of
-    the same connector must not overlap either). A connector whose status is
-    in ``parked`` (waiting for an admin) is refused without being locked,
-    which keeps idle ticks cheap.
+    the same connector must not overlap either). A lease whose holder is
+    gone (:func:`holder_gone`) is taken at once rather than at its expiry.
+    A connector whose status is in ``parked`` (waiting for an admin) is
+    refused without being locked, which keeps idle ticks cheap.
     """
     with sessions() as session:
         status = session.scalar(select(_STATE.c.status).where(_STATE.c.connector == connector))
@@ -123,7 +203,9 @@ def claim(
             return Refused(connector, row.status, f"status is {row.status}")
         now = _now(session)
         holder = row.lease_owner
-        if holder and row.lease_expires_at and row.lease_expires_at > now:
+        live = bool(holder and row.lease_expires_at and row.lease_expires_at > now)
+        died = live and holder_gone(holder)
+        if live and not died:
             return Refused(
                 connector, "held", f"held by {holder} until {row.lease_expires_at.isoformat()}"
             )
@@ -133,7 +215,13 @@ def claim(
             .where(_STATE.c.connector == connector)
             .values(lease_owner=owner, lease_expires_at=expires)
         )
-    return Lease(connector, owner, expires, taken_over_from=holder or None)
+    if died:
+        log.warning(
+            "%s: took the lease of %s at once: that process no longer runs on this host",
+            connector,
+            holder,
+        )
+    return Lease(connector, owner, expires, taken_over_from=holder or None, holder_died=died)
 
 
 def renew(sessions: sessionmaker[Session], lease: Lease, ttl: timedelta) -> Lease | None:
@@ -175,7 +263,16 @@ def held(
         done.set()
         thread.join()
         if not lost.is_set():
-            release(sessions, lease)
+            try:
+                release(sessions, lease)
+            except SQLAlchemyError as exc:
+                # The block's own error, if any, is the one to report; the lease lapses
+                # by itself, or at once for the next claim once this process has exited.
+                log.debug(
+                    "%s: could not release its lease (%s); it lapses at its expiry",
+                    lease.connector,
+                    str(exc.orig if isinstance(exc, DBAPIError) else exc).splitlines()[0],
+                )
 
 
 def verify(session: Session, lease: Lease) -> None:
@@ -216,9 +313,55 @@ def release_owner(sessions: sessionmaker[Session], owner: str) -> list[str]:
     return _clear(sessions, _STATE.c.lease_owner == owner)
 
 
-def clear_all(sessions: sessionmaker[Session]) -> list[str]:
-    """Free every lease: only for the one agent of a SQLite database, holding :class:`AgentLock`."""
-    return _clear(sessions, _STATE.c.lease_owner.is_not(None))
+def free_dead(sessions: sessionmaker[Session]) -> dict[str, str]:
+    """Free every lease whose holder is gone (:func:`holder_gone`): connector -> that holder.
+
+    An agent calls it as it starts, so ``status`` stops reporting the
+    leases of a predecessor that died, before any tick claims them.
+    """
+    with transaction(sessions) as session:
+        held = session.execute(
+            select(_STATE.c.connector, _STATE.c.lease_owner).where(
+                _STATE.c.lease_owner.is_not(None)
+            )
+        ).all()
+        dead = {row.connector: row.lease_owner for row in held if holder_gone(row.lease_owner)}
+        for connector, holder in dead.items():
+            session.execute(
+                update(_STATE)
+                .where(_STATE.c.connector == connector, _STATE.c.lease_owner == holder)
+                .values(lease_owner=None, lease_expires_at=None)
+            )
+    return dead
+
+
+def record_lost_run(sessions: sessionmaker[Session], lease: Lease, error: str) -> bool:
+    """Record as ``failing`` a run that ended on a database error; whether it was recorded.
+
+    Such a run could not write its own outcome, so its row still says
+    ``syncing`` and may still hold its lease: call this once the database
+    answers again. The row is only touched while no one else has the
+    connector: the lease is still the run's (it is freed), or it is free
+    and the row still says ``syncing`` (another holder's run would hold the
+    lease or have written its outcome). Any other status stays: the run got
+    to write its outcome after all, or never started.
+    """
+    with transaction(sessions) as session:
+        state = session.get(SyncState, lease.connector, with_for_update=True)
+        if state is None:
+            return False
+        ours = state.lease_owner == lease.owner
+        if not ours and state.lease_owner is not None:
+            return False
+        if ours:
+            state.lease_owner, state.lease_expires_at = None, None
+        if state.status != "syncing":
+            return False  # the run wrote its outcome, or never started writing
+        state.status = "failing"
+        state.last_error = error
+        state.last_error_at = _now(session)
+        bump_counters(state, failures=1, consecutive_failures=1)
+        return True
 
 
 def _update_held(session: Session, lease: Lease, **values: object) -> bool:
@@ -262,6 +405,9 @@ class AgentRunning(Exception):
 class AgentLock:
     """An exclusive ``flock`` on ``<database>.agent.lock``, held for the process's lifetime.
 
+    It keeps agents apart, not connectors: those stay with their leases,
+    which a ``crm-sync sync`` run beside the agent holds too.
+
     The file is never deleted: unlinking a lock file lets a third process
     lock a fresh inode while the second still holds the old one.
     """
@@ -282,7 +428,7 @@ class AgentLock:
 
     def acquire(self) -> None:
         """Take the lock or raise :class:`AgentRunning` naming the process that has it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        create_private_file(self.path)  # beside the database, as private as it
         handle = self.path.open("a+")
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

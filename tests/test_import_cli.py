@@ -70,7 +70,9 @@ def test_sync_dry_run_shows_what_would_happen_and_writes_nothing(tmp_path: Path)
     done = run_cli("sync", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     skipped = json.loads(run_cli("status", "--skipped", "--json", cwd=tmp_path).stdout)
-    assert skipped == [{"connector": "alice", "reason": "automated_bulk", "count": 1}]
+    assert skipped == [
+        {"connector": "alice", "outcome": "skipped", "reason": "automated_bulk", "count": 1}
+    ]
 
 
 def test_sync_waits_its_turn_while_another_agent_holds_the_connector(tmp_path: Path) -> None:

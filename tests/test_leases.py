@@ -157,13 +157,49 @@ def test_free_stalled_marks_stuck_and_frees(sessions: sessionmaker[Session]) -> 
     assert leases.free_stalled(sessions, lease, "again") is False, "no longer a's to free"
 
 
-def test_release_owner_and_clear_all(sessions: sessionmaker[Session]) -> None:
+def test_release_owner(sessions: sessionmaker[Session]) -> None:
     for name, owner in (("one", "a"), ("two", "a"), ("three", "b")):
         assert isinstance(leases.claim(sessions, name, owner, TTL), Lease)
     assert sorted(leases.release_owner(sessions, "a")) == ["one", "two"]
-    assert leases.clear_all(sessions) == ["three"]
+    assert leases.free_dead(sessions) == {}, "owners it cannot check are alive"
     with sessions() as session:
-        assert session.scalars(select(SyncState.lease_owner)).all() == [None, None, None]
+        held = dict(session.execute(select(SyncState.connector, SyncState.lease_owner)).all())
+    assert held == {"one": None, "two": None, "three": "b"}
+
+
+@pytest.mark.parametrize(
+    ("status", "holder", "recorded", "after"),
+    [
+        ("syncing", "a", True, ("failing", None)),
+        ("syncing", None, True, ("failing", None)),
+        ("syncing", "b", False, ("syncing", "b")),
+        ("ok", "a", False, ("ok", None)),
+        ("paused", None, False, ("paused", None)),
+    ],
+    ids=["still-its-lease", "lease-freed", "another-holder", "outcome-written", "paused"],
+)
+def test_a_run_the_database_cut_short_is_recorded_once_it_answers(
+    sessions: sessionmaker[Session],
+    status: str,
+    holder: str | None,
+    recorded: bool,
+    after: tuple[str, str | None],
+) -> None:
+    lease = _claim(sessions, "a")
+    assert isinstance(lease, Lease)
+    with sessions.begin() as session:
+        session.execute(
+            update(SyncState)
+            .where(SyncState.connector == NAME)
+            .values(status=status, lease_owner=holder)
+        )
+    error = "database error: lost the connection to db:5432: is PostgreSQL running?"
+    assert leases.record_lost_run(sessions, lease, error) is recorded
+    row = _row(sessions)
+    assert (row.status, row.lease_owner) == after
+    if recorded:
+        assert row.last_error == error and row.last_error_at is not None
+        assert (row.counters["failures"], row.counters["consecutive_failures"]) == (1, 1)
 
 
 # -- a leased sync pass -----------------------------------------------------------------------
@@ -437,13 +473,15 @@ def _items(engine: Engine) -> dict[str, int]:
     return {name: int((counters or {}).get("items", 0)) for name, counters in rows}
 
 
-def test_a_killed_agents_connector_is_taken_over_after_its_lease_expires(
-    pg_url: str, tmp_path: Path
-) -> None:
+@pytest.mark.parametrize("where", ["this-host", "another-host"])
+def test_a_killed_agents_connector_is_taken_over(pg_url: str, tmp_path: Path, where: str) -> None:
+    """On this host the restarted agent frees a dead agent's lease at once; a holder on
+    another host (its owner renamed so) is waited for until its lease expires."""
     box = write_mbox(tmp_path / "big.mbox", [_customer_mail("big", n) for n in range(1500)])
     config = _agents_config(tmp_path, pg_url, {"big": box}, "1s")
     journal_a, journal_b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
-    common = ("--config", str(config), "run", "--lease-ttl", "2s")
+    ttl = "30s" if where == "this-host" else "2s"
+    common = ("--config", str(config), "run", "--lease-ttl", ttl)
     first = start_cli(*common, "--journal", str(journal_a), cwd=tmp_path, output=tmp_path / "a.log")
     engine = make_engine(pg_url)
     second = None
@@ -461,6 +499,11 @@ def test_a_killed_agents_connector_is_taken_over_after_its_lease_expires(
         _wait(committed, 60, "a first batch committed")
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
+        if where == "another-host":
+            with sessions.begin() as session:
+                row = session.get(SyncState, "big")
+                assert row is not None and row.lease_owner
+                row.lease_owner = "elsewhere.example:" + row.lease_owner.split(":", 1)[1]
         killed = _row(sessions, "big")
         assert killed.lease_owner and killed.lease_expires_at
         assert 0 < killed.counters["items"] < 1500, "killed in the middle of the first sync"
@@ -481,12 +524,17 @@ def test_a_killed_agents_connector_is_taken_over_after_its_lease_expires(
         engine.dispose()
 
     (started,) = [e for e in _journal(journal_b) if e["event"] == "start"][:1]
-    assert started["taken_over_from"] == killed.lease_owner
-    assert _when(started["started_at"]) >= killed.lease_expires_at, "not before the lease expired"
     waited = (_when(started["started_at"]) - killed.lease_expires_at).total_seconds()
+    if where == "this-host":
+        log = (tmp_path / "b.log").read_text()
+        assert f"the lease of {killed.lease_owner}" in log and "no longer runs" in log
+        assert waited < 0, "taken before the lease expired"
+    else:
+        assert started["taken_over_from"] == killed.lease_owner
+        assert waited >= 0, "not before the lease expired"
     print(
-        f"\nkilled at {killed.counters['items']} of 1500 items; taken over "
-        f"{waited:.2f} s after the lease expired"
+        f"\n{where}: killed at {killed.counters['items']} of 1500 items; resumed "
+        f"{waited:+.2f} s from the lease's expiry"
     )
     assert done.counters["items"] == 1500, "every message counted once across the two agents"
     assert interactions == 1500

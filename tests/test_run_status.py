@@ -53,7 +53,7 @@ EXPIRED = {"lease_owner": "host:1:ab", "lease_expires_at": NOW - MINUTE}
         (_row(status="syncing", **EXPIRED), _mbox(), "stuck"),
         (_row(status="failing"), _mbox(), "failing"),
         (_row(status="syncing", **HELD), _mbox(), "syncing"),
-        (_row(status="syncing", last_success_at=None), _mbox(), "never_synced"),
+        (_row(status="syncing", last_success_at=None), _mbox(), "stuck"),
         (None, _mbox(), "never_synced"),
         (_row(status="new", last_success_at=None), _mbox(), "never_synced"),
         (_row(status="ok", last_success_at=None), _mbox(), "never_synced"),
@@ -70,7 +70,7 @@ EXPIRED = {"lease_owner": "host:1:ab", "lease_expires_at": NOW - MINUTE}
         "lease-expired",
         "failing",
         "syncing",
-        "syncing-lease-released",
+        "syncing-without-a-lease",
         "no-row",
         "new",
         "interrupted-first-sync",
@@ -102,6 +102,7 @@ IMAP = ImapConnector(name="i", kind="imap", account="a@example.com", host="mail.
             "make sure `crm-sync run` is running",
         ),
         ("stuck", _mbox(), _row(status="stuck"), "`crm-sync sync --connector c`"),
+        ("stuck", _mbox(), _row(status="syncing"), "ended without recording its outcome"),
         ("failing", _mbox(), None, "`crm-sync sync --connector c` to retry now"),
         ("lagging", _mbox(), None, "check that `crm-sync run` is running"),
         ("paused", _mbox(enabled=False), None, "set enabled = true"),
@@ -117,6 +118,7 @@ IMAP = ImapConnector(name="i", kind="imap", account="a@example.com", host="mail.
         "imap-password",
         "agent-died",
         "stalled",
+        "run-cut-short",
         "failing",
         "lagging",
         "disabled",
@@ -134,6 +136,15 @@ def test_each_state_that_needs_a_person_says_what_to_try(
     text = fix_for(state, name, row, config, NOW)
     assert fix in text if fix else text == ""
     assert "\n" not in text
+
+
+def test_a_lease_whose_holder_is_gone_is_stuck_before_it_expires() -> None:
+    row = _row(status="syncing", **HELD)
+    gone = {"host:1:ab"}.__contains__
+    assert derive_state(row, _mbox(), INTERVAL, NOW, gone) == "stuck"
+    fix = fix_for("stuck", "c", row, _mbox(), NOW, gone)
+    assert "host:1:ab" in fix and "no longer runs" in fix
+    assert derive_state(row, _mbox(), INTERVAL, NOW, lambda _owner: False) == "syncing"
 
 
 def test_status_rows_name_configured_and_removed_connectors(sqlite_engine: Engine) -> None:

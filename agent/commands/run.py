@@ -18,6 +18,7 @@ import click
 from agent import logs
 from agent.app import App
 from agent.commands.common import EXIT_FAILURE, pass_app, safe_url
+from agent.debug import configure_logs
 from agent.output import errors, to_jsonable
 from agent.scheduler import Agent, RunRecord, Timing
 from config.schema import parse_duration
@@ -105,11 +106,11 @@ def run(
     PostgreSQL database (each connector runs in one of them at a time); a
     SQLite database takes one agent.
     """
-    logs.configure(json=json_logs, level=logs.level_from_env(default="INFO"))
+    configure_logs(app.debug, json=json_logs, level=logs.level_from_env(default="INFO"))
     settings = app.settings
     if not any(c.enabled for c in settings.connectors):
         raise click.UsageError("no enabled connectors in the config (add [[connectors]] tables)")
-    lock = AgentLock.for_url(settings.database.url)
+    lock = AgentLock.for_url(app.database_url)
     if lock is not None:
         try:
             lock.acquire()
@@ -117,10 +118,8 @@ def run(
             errors.print(f"error: {exc}", highlight=False, markup=False)
             sys.exit(EXIT_FAILURE)
     app.upgrade()
-    if lock is not None:
-        stale = leases.clear_all(app.sessions)
-        if stale:
-            log.warning("freed leases left by an agent that died: %s", ", ".join(stale))
+    for connector, holder in leases.free_dead(app.sessions).items():
+        log.warning("%s: freed the lease of %s, a process that no longer runs", connector, holder)
     agent = Agent(
         settings,
         app.sessions,

@@ -13,6 +13,7 @@ import click
 
 from agent.app import App
 from agent.commands.common import EXIT_FAILURE, pass_app
+from agent.debug import summary_of
 from agent.pipeline import Policy
 from agent.planning import processes_for
 from agent.registry import NotAvailable, build_connector, mailbox_of
@@ -100,7 +101,14 @@ LEASE_TTL = timedelta(seconds=60)
 def _run_sync(
     app: App, connector: Connector, kind: str, mailbox: str, full: bool, dry_run: bool
 ) -> SyncResult:
-    """One pass under the connector's lease, so it never overlaps a running agent's."""
+    """One pass under the connector's lease, so it never overlaps a running agent's.
+
+    An error that escapes the pass (the database went away: the pass records
+    its own failures otherwise) ends the command, the caller printing it in
+    one line; should the database answer again by then, the connector is
+    recorded as ``failing`` first, so ``status`` never shows it ``syncing``
+    for a run that is over.
+    """
     policy = Policy.from_settings(app.settings, connector.name, mailbox)
     total, position = _progress_scale(connector)
     lease: leases.Lease | None = None
@@ -117,20 +125,31 @@ def _run_sync(
         if lease is not None:
             stack.enter_context(leases.held(app.sessions, lease, LEASE_TTL))
         progress = stack.enter_context(sync_progress(connector.name, total, position))
-        result = sync_connector(
-            app.sessions,
-            connector,
-            policy,
-            kind=kind,
-            full=full,
-            dry_run=dry_run,
-            propagate_deletes=app.settings.agent.propagate_deletes,
-            progress=progress,
-            lease=lease,
-            processes=processes_for(app.settings.agent.planning_processes),
-        )
+        try:
+            result = sync_connector(
+                app.sessions,
+                connector,
+                policy,
+                kind=kind,
+                full=full,
+                dry_run=dry_run,
+                propagate_deletes=app.settings.agent.propagate_deletes,
+                progress=progress,
+                lease=lease,
+                processes=processes_for(app.settings.agent.planning_processes),
+            )
+        except Exception as exc:
+            if lease is not None:
+                _record_lost_run(app, lease, exc)
+            raise
     print_summary(result, dry_run=dry_run)
     return result
+
+
+def _record_lost_run(app: App, lease: leases.Lease, exc: BaseException) -> None:
+    """Try once to record the run as failing; the database is likely still away."""
+    with contextlib.suppress(Exception):
+        leases.record_lost_run(app.sessions, lease, summary_of(exc))
 
 
 def _progress_scale(connector: Connector) -> tuple[int | None, Any]:
