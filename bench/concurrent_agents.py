@@ -2,7 +2,7 @@
 
 The same generated mail (one company's customer threads, 200 contacts) is
 dealt to 1, 2, 4 and 8 processes, each running the real sync pass
-(``agent.sync.sync_connector``) as its own connector; a quarter of the
+(``agent.runtime.sync_pass.sync_connector``) as its own connector; a quarter of the
 messages go to two processes, so they also race on the same interactions,
 contacts and companies. Each configuration runs on a fresh database and is
 checked after the run: exactly one interaction per distinct message.
@@ -45,8 +45,8 @@ def _deal(messages: list[bytes], processes: int) -> list[list[tuple[str, bytes]]
 
 
 def _agent(url: str, number: int, share: list[tuple[str, bytes]], start: Any, out: Any) -> None:
-    from agent.pipeline import Policy
-    from agent.sync import sync_connector
+    from agent.pipeline.plan import Policy
+    from agent.runtime.sync_pass import sync_connector
     from config import parse_settings
     from connectors.memory import MemoryConnector
     from connectors.records import MailMessage
@@ -121,7 +121,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
 
-    from agent.mailgen import iter_messages
+    from tests.support.mailgen import iter_messages
 
     messages = list(
         iter_messages(args.seed, args.messages, 200, mailbox=OWNER, attachment_bytes=(200, 2_000))

@@ -1,6 +1,6 @@
 """First sync of a big Gmail mailbox through the fake Google server, one run per scenario.
 
-The fake server (tests/fakes/google_api.py) gets N generated small messages
+The fake server (tests/support/fake_google/__init__.py) gets N generated small messages
 (default 10,000; four in five in INBOX, the rest in SENT). The Gmail connector
 then runs a full first sync over loopback HTTP with the real client library,
 in ``metadata`` mode (the default scope), first cleanly, then with a share of
@@ -31,12 +31,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from connectors.gmail import GmailConnector
-from connectors.google_auth import gmail_scopes, user_credentials
-from connectors.google_errors import RetryPolicy
-from connectors.quota import DEFAULT_RATE
+from connectors.google.auth import gmail_scopes, user_credentials
+from connectors.google.errors import RetryPolicy
+from connectors.google.gmail import GmailConnector
+from connectors.google.quota import DEFAULT_RATE
 from connectors.records import MailMessage
-from tests.fakes.google_api import FakeGoogle, FaultPlan
+from tests.support.fake_google import FakeGoogle, FaultPlan
 
 ACCOUNT = "bench@example.com"
 BACKOFF = RetryPolicy(max_retries=100_000, max_seconds=600.0, base=0.01, cap=0.5)

@@ -28,9 +28,9 @@ sys.path.insert(0, str(ROOT))
 
 from storage.db import make_engine  # noqa: E402
 from storage.models import Interaction, Quarantine, SyncState  # noqa: E402
-from tests.cli_helpers import run_measured  # noqa: E402
-from tests.mailbuilder import write_mbox  # noqa: E402
+from tests.support.cli import run_measured  # noqa: E402
 from tests.support.hostile_corpus import CALENDARS, MAIL, OWNER  # noqa: E402
+from tests.support.mailbuilder import write_mbox  # noqa: E402
 
 PG = (
     f"postgresql+psycopg://{os.environ.get('PGUSER', 'postgres')}@"

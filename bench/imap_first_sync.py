@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from connectors.imap import ImapConnector
+from connectors.imap.connector import ImapConnector
 from connectors.records import MailMessage
 from tests.support.dovecot import DovecotServer, ImapUser, running_dovecot
 

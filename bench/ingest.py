@@ -1,6 +1,6 @@
 """Ingest throughput and memory: the whole mail pipeline against a parse-only baseline.
 
-On one generated mbox (replies, HTML, attachments; ``agent.mailgen``) this
+On one generated mbox (replies, HTML, attachments; ``tests.support.mailgen``) this
 times, side by side and interleaved:
 
 * ``parse``: the stdlib alone -- ``mailbox.mbox`` plus ``email`` with
@@ -48,8 +48,8 @@ def _child_parse(mbox: Path) -> dict[str, Any]:
 
 
 def _child_pipeline(mbox: Path, database: Path) -> dict[str, Any]:
-    from agent.pipeline import Policy
-    from agent.sync import sync_connector
+    from agent.pipeline.plan import Policy
+    from agent.runtime.sync_pass import sync_connector
     from config import parse_settings
     from connectors.mbox import MboxConnector
     from storage.db import make_engine, session_factory, upgrade
@@ -93,7 +93,7 @@ def _generate(path: Path, messages: int, contacts: int, seed: int) -> None:
         [
             sys.executable,
             "-m",
-            "agent.mailgen",
+            "tests.support.mailgen",
             "bench",
             str(path),
             "--messages",

@@ -20,7 +20,7 @@ Settings (``[limits]`` in the config file: a team may need more):
 - ``contact_recipients``: a message naming more people who could become
   contacts is logged but creates none (``too_many_recipients``).
 - ``recurrence_steps`` (not in the file): a rule needing more candidate dates
-  than this to reach its window is cut there (``connectors.bounded_rules``).
+  than this to reach its window is cut there (``connectors.ical.bounded_rules``).
 
 Fixed, because they protect the parser and the schema:
 

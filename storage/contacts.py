@@ -104,7 +104,7 @@ def list_companies(session: Session) -> list[CompanyRow]:
 
 
 def find_contact(session: Session, email: str) -> Contact | None:
-    """The contact holding ``email``, given as stored (``agent.matching.normalize_email``)."""
+    """The contact holding ``email``, given as stored (``agent.mail.addresses.normalize_email``)."""
     return session.scalar(
         select(Contact)
         .join(ContactEmail, ContactEmail.contact_id == Contact.id)

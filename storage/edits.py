@@ -108,7 +108,7 @@ class Edit:
     """Changes to the contact holding ``email``, made from ``base`` (``None``: from now).
 
     ``email`` is normalized as contact addresses are stored
-    (``agent.matching.normalize_email``). ``changes`` maps field names
+    (``agent.mail.addresses.normalize_email``). ``changes`` maps field names
     (``storage.fields``) to text; ``None`` or a blank clears. With
     ``create``, a missing contact is created first (an import), with the
     company the caller chose for its domain.

@@ -18,7 +18,7 @@ person. One that never had an outside participant (internal mail logged on
 purpose) only loses the target's rows. A company whose every domain is on
 the never-log list goes too once none of its contacts is left. Email with one of *our* own addresses
 on the never-log list is deleted outright, as the pipeline would have
-skipped it (``agent.filters.skip_never_log``); meetings drop the address, as
+skipped it (``agent.pipeline.filters.skip_never_log``); meetings drop the address, as
 the pipeline does with their attendees.
 
 Which side an address is on is the caller's decision (:data:`Ours`), asked

@@ -8,7 +8,6 @@ tests skip with a reason, except under ``CI=true``, where they fail.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,26 +16,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from storage.db import make_engine, upgrade
-
-FIXTURES = Path(__file__).parent / "fixtures"
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-PG_HOST = os.environ.get("PGHOST", "127.0.0.1")
-PG_PORT = os.environ.get("PGPORT", "5432")
-PG_USER = os.environ.get("PGUSER", "postgres")
-PG_ADMIN_URL = f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/postgres"
-PG_HOW_TO = (
-    "no PostgreSQL server answers on "
-    f"{PG_HOST}:{PG_PORT} as user {PG_USER}; start one with "
-    "`bash tests/setup/postgres.sh` (or set PGHOST/PGPORT/PGUSER)"
-)
-
-
-def need_server(reason: str) -> None:
-    """Skip for lack of a server -- or fail, in CI, where every server must be there."""
-    if IN_CI:
-        pytest.fail(f"CI=true and {reason}", pytrace=False)
-    pytest.skip(reason)
+from tests.support.servers import PG_ADMIN_URL, PG_HOW_TO, need_server
 
 
 @pytest.fixture

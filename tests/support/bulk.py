@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.mailbuilder import message, write_mbox
+from tests.support.mailbuilder import message, write_mbox
 
 OWNER = "alice@example.com"
 

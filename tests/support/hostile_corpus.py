@@ -4,7 +4,7 @@
 (``mail/*.eml``, ``calendars/*.ics``); a test checks that the files there are
 what this module builds, so the corpus and its description never drift apart.
 Every case is something a stranger can send. What the agent must make of each
-is asserted in ``tests/test_hostile.py``; the bounds are ``config.limits``.
+is asserted in ``tests/agent/runtime/test_hostile.py``; the bounds are ``config.limits``.
 
 The mailbox belongs to ``alice@northwind.example`` (internal domain
 ``northwind.example``); customers write from ``acme.example`` and
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 
-from tests.mailbuilder import message
+from tests.support.mailbuilder import message
 
 HOSTILE = Path(__file__).resolve().parents[1] / "fixtures" / "hostile"
 OWNER = "alice@northwind.example"

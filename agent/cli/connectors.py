@@ -1,0 +1,565 @@
+"""``connectors``: the admin's work on the mailboxes and calendars the agent syncs.
+
+Commands that change the config file edit it through ``config.edit``,
+so the admin's comments survive and a change the agent would refuse is never
+written. Commands that change a connector's state write its ``sync_state``
+row, which every agent process sharing the database reads: ``paused`` and
+``needs_auth`` connectors are not scheduled until ``resume`` or ``auth`` set
+them back to ``ok``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import tomllib
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from sqlalchemy import delete
+
+from agent.cli.common import EXIT_FAILURE, EXIT_USAGE, pass_app
+from agent.cli.output import console, errors, print_rows
+from agent.runtime.app import App
+from agent.runtime.health import connector_status
+from agent.runtime.registry import NotAvailable, build_connector, token_store
+from config import ConfigError
+from config import edit as config_edit
+from config.loader import find_config
+from config.schema import CONNECTOR_KINDS, ConnectorConfig
+from config.schema import GmailConnector as GmailConfig
+from config.schema import GoogleCalendarConnector as CalendarConfig
+from config.secrets import KEY_ENV, SecretStoreError, ensure_key_file
+from connectors.errors import AuthError, ConnectorError
+from connectors.google.auth import CALENDAR_READONLY_SCOPE, gmail_scopes, run_oauth_flow
+from connectors.google.gmail import GmailConnector
+from connectors.ical.files import IcsConnector
+from connectors.imap.connector import ImapConnector
+from connectors.mbox import MboxConnector
+from connectors.records import CalendarEvent, Connector
+from storage.db import transaction
+from storage.models import InteractionSource, Quarantine, SyncState
+from storage.sync_state import get_state
+
+_ENV_REF = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+RESUMABLE = ("paused", "needs_auth", "failing", "stuck")
+
+
+@click.group()
+def connectors() -> None:
+    """Add, check, authorise, pause and remove the mailboxes and calendars to sync."""
+
+
+# ------------------------------------------------------------------------------------ list
+
+
+@connectors.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def connectors_list(app: App, as_json: bool) -> None:
+    """Every configured connector with its settings (no secrets) and its state."""
+    app.require_schema()
+    with app.sessions() as session:
+        health = {
+            row["connector"]: row
+            for row in connector_status(app.settings, session, now=datetime.now(timezone.utc))
+        }
+    rows = [
+        {
+            "name": config.name,
+            "kind": config.kind,
+            "account": config.account,
+            "state": health[config.name]["state"],
+            "interval": app.settings.interval_of(config),
+            "last_success": health[config.name]["last_success"],
+            "items": health[config.name]["items"],
+            "last_error": health[config.name]["last_error"],
+            "settings": config.model_dump(mode="json", exclude={"password"}),
+        }
+        for config in app.settings.connectors
+    ]
+    print_rows(
+        rows,
+        ["name", "kind", "account", "state", "interval", "last_success", "items"],
+        as_json=as_json,
+        empty="no connectors configured: add one with `crm-sync connectors add KIND --name NAME`",
+    )
+
+
+# ------------------------------------------------------------------------------------- add
+
+
+@connectors.command("add")
+@click.argument("kind", type=click.Choice(CONNECTOR_KINDS))
+@click.option("--name", required=True, help="The connector's name: letters, digits, . _ -")
+@click.option("--account", metavar="ADDRESS", help="Whose mailbox or calendar this is.")
+@click.option("--path", type=click.Path(path_type=Path), help="mbox/ics: the file or folder.")
+@click.option("--host", help="imap: the server.")
+@click.option("--port", type=int, help="imap: the port (default 993, or 143 with starttls).")
+@click.option("--security", type=click.Choice(["tls", "starttls", "plain"]), help="imap.")
+@click.option("--username", help="imap: the login, when it is not the address.")
+@click.option(
+    "--password-env",
+    metavar="VAR",
+    help="imap: the environment variable holding the password (written as ${VAR}).",
+)
+@click.option("--folder", "folders", multiple=True, help="imap: a folder beside INBOX and Sent.")
+@click.option("--auth", type=click.Choice(["oauth", "service_account"]), help="gmail/calendar.")
+@click.option("--key-file", type=click.Path(path_type=Path), help="A service account's JSON key.")
+@click.option(
+    "--client-secrets", type=click.Path(path_type=Path), help="An OAuth client's JSON file."
+)
+@click.option("--scope", type=click.Choice(["metadata", "readonly"]), help="gmail.")
+@click.option("--label", "labels", multiple=True, help="gmail: a label id to sync.")
+@click.option("--calendar", "calendars", multiple=True, help="google_calendar: a calendar id.")
+@click.option("--since", metavar="DATE|AGE", help="Backfill from then on: 2024-01-01 or 90d.")
+@click.option("--interval", metavar="DURATION", help="Override agent.interval: 90s, 5m, 1h.")
+@click.option("--api-endpoint", metavar="URL", help="gmail/calendar: another API root.")
+@click.option(
+    "--set",
+    "extra",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help='Any other key of the table; VALUE is TOML (true, 10, ["a"]) or plain text.',
+)
+@pass_app
+def connectors_add(
+    app: App, /, kind: str, name: str, extra: tuple[str, ...], **options: Any
+) -> None:
+    """Add a KIND connector to the config file, keeping its comments.
+
+    The file is checked as the agent would check it before anything is
+    written; a duplicate name or an option the kind does not take is refused
+    with the reason. Passwords are never written into the file: give the
+    variable that holds one with --password-env. Relative paths are made
+    absolute. Example:
+
+        crm-sync connectors add imap --name bob-imap --account bob@example.com
+        --host imap.example.com --password-env BOB_IMAP_PASSWORD
+    """
+    path = _config_file(app)
+    values = _table(kind, name, options)
+    try:
+        values.update(_parse_assignments(extra))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--set") from None
+    _refuse_secret(values)
+    document = config_edit.read(path)
+    if name in config_edit.connector_names(document):
+        _refuse(f"a connector named {name!r} exists in {path}")
+    config_edit.add_connector(document, values)
+    _write(path, document)
+    console.print(f"added connector {name} ({kind}) to {path}")
+    oauth = kind in ("gmail", "google_calendar") and values.get("auth", "oauth") == "oauth"
+    following = "auth" if oauth else "test"
+    console.print(f"next: crm-sync connectors {following} {name}")
+
+
+def _table(kind: str, name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The new table's keys, in a readable order; only what the admin gave."""
+    values: dict[str, Any] = {"name": name, "kind": kind}
+    for key in (
+        "account", "path", "host", "port", "security", "username", "auth", "key_file",
+        "client_secrets", "scope", "since", "interval", "api_endpoint",
+    ):  # fmt: skip
+        value = options.get(key)
+        if value is not None:
+            values[key] = _absolute(value) if isinstance(value, Path) else value
+    if options.get("password_env"):
+        values["password"] = "${" + options["password_env"] + "}"
+    for key in ("folders", "labels", "calendars"):
+        if options.get(key):
+            values[key] = list(options[key])
+    return values
+
+
+def _parse_assignments(assignments: tuple[str, ...]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for assignment in assignments:
+        key, equals, text = assignment.partition("=")
+        if not equals or not key.strip():
+            raise ValueError(f"expected KEY=VALUE, got {assignment!r}")
+        try:
+            values[key.strip()] = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            values[key.strip()] = text
+    return values
+
+
+def _refuse_secret(values: dict[str, Any]) -> None:
+    password = values.get("password")
+    if password is not None and not (isinstance(password, str) and _ENV_REF.match(password)):
+        _refuse(
+            "a password is never written into the config file: put it in an environment "
+            "variable and give --password-env VAR"
+        )
+
+
+# ------------------------------------------------------------------------------------ test
+
+
+@connectors.command("test")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def connectors_test(app: App, name: str, as_json: bool) -> None:
+    """Connect as NAME would, check its credentials and scope, count what a first sync reads.
+
+    Writes nothing: not the database, not the token store. Exits with
+    status 1 and the error when the connector cannot work.
+    """
+    config = _configured(app, name)
+    try:
+        connector = build_connector(config, app.settings, app.base_dir)
+        rows = list(_first_sync_size(connector))
+    except (NotAvailable, ConnectorError, OSError, ValueError) as exc:
+        hint = exc.hint if isinstance(exc, AuthError) else ""
+        errors.print(f"{name}: failed: {exc} {hint}".strip(), highlight=False, markup=False)
+        sys.exit(EXIT_FAILURE)
+    print_rows(
+        rows,
+        ["scope", "count", "unit"],
+        as_json=as_json,
+        title=f"{name}: connected; a first sync would read",
+    )
+
+
+def _first_sync_size(connector: Connector) -> Iterator[dict[str, Any]]:
+    """Rows of (scope, count, unit): per file, folder or label."""
+    if isinstance(connector, MboxConnector):
+        count = sum(1 for _ in connector.inventory())
+        yield {"scope": str(connector.path), "count": count, "unit": "messages"}
+    elif isinstance(connector, IcsConnector):
+        events = sum(
+            isinstance(item, CalendarEvent)
+            for batch in connector.fetch(None)
+            for item in batch.items
+        )
+        yield {"scope": str(connector.path), "count": events, "unit": "meeting occurrences"}
+    elif isinstance(connector, ImapConnector):
+        for folder, count in connector.folder_counts().items():
+            yield {"scope": folder, "count": count, "unit": "messages"}
+    elif isinstance(connector, GmailConnector):
+        estimate = connector.estimate()
+        for label, count in estimate["labels"].items():
+            yield {
+                "scope": f"label {label}",
+                "count": count,
+                "unit": "messages (Google's estimate)",
+            }
+        yield {
+            "scope": f"mailbox {estimate['account']}",
+            "count": estimate["messages_total"],
+            "unit": "messages in all labels",
+        }
+    else:
+        raise NotAvailable(f"connector {connector.name!r} cannot be tested yet")
+
+
+# ------------------------------------------------------------------------------------ auth
+
+
+@connectors.command("auth")
+@click.argument("name")
+@click.option(
+    "--no-browser",
+    is_flag=True,
+    help="Print the consent URL instead of opening a browser (on a server: open it "
+    "elsewhere, with an SSH tunnel to --port).",
+)
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=0, help="Loopback port to listen on."
+)
+@click.option(
+    "--timeout", type=click.IntRange(min=1), default=600, show_default=True, help="Seconds."
+)
+@pass_app
+def connectors_auth(app: App, name: str, no_browser: bool, port: int, timeout: int) -> None:
+    """Grant NAME access to a Google mailbox or calendar (OAuth consent), read-only.
+
+    Asks only for the connector's one read scope, stores the grant encrypted
+    in the token store (making the key file if there is none), and sets a
+    connector parked as needs_auth back to ok.
+    """
+    from google_auth_oauthlib.flow import WSGITimeoutError
+    from oauthlib.oauth2.rfc6749.errors import OAuth2Error  # type: ignore[import-untyped]
+
+    config = _configured(app, name)
+    if not isinstance(config, GmailConfig | CalendarConfig):
+        _refuse(f"{name} is a {config.kind} connector; only Google connectors use OAuth")
+    if config.auth != "oauth":
+        _refuse(
+            f"{name} uses a service account (key_file): there is nothing to authorise here; "
+            "grant its client id the scope in the Google Admin console (domain-wide delegation)"
+        )
+    if config.client_secrets is None:
+        _refuse(
+            f"{name} sets no client_secrets: download the OAuth client (Desktop app) JSON from "
+            "the Google Cloud console and set client_secrets to its path"
+        )
+    app.require_schema()
+    scopes = (
+        gmail_scopes(config.scope) if isinstance(config, GmailConfig) else [CALENDAR_READONLY_SCOPE]
+    )
+    base = app.base_dir
+    try:
+        if not os.environ.get(KEY_ENV):
+            ensure_key_file(base / app.settings.secrets.key_file)
+        store = token_store(app.settings, base)
+        record = run_oauth_flow(
+            base / config.client_secrets,
+            scopes,
+            open_browser=not no_browser,
+            port=port,
+            timeout_seconds=timeout,
+        )
+        store.save(name, record)
+    except AuthError as exc:
+        errors.print(f"error: {exc} {exc.hint}".strip(), highlight=False, markup=False)
+        sys.exit(EXIT_FAILURE)
+    except ConnectorError as exc:
+        _refuse(str(exc))
+    except WSGITimeoutError:
+        errors.print(f"error: no answer from the browser within {timeout}s; run it again")
+        sys.exit(EXIT_FAILURE)
+    except (OAuth2Error, SecretStoreError, OSError) as exc:
+        errors.print(f"error: {exc}", highlight=False, markup=False)
+        sys.exit(EXIT_FAILURE)
+    console.print(f"{name}: access granted; the token is stored encrypted")
+    before, after = _set_status(app, name, config.kind, _after_auth)
+    if after == "paused":
+        console.print(f"{name} is still paused: `crm-sync connectors resume {name}` resumes it")
+    elif before != after:
+        console.print(f"{name}: {before} -> {after}")
+
+
+def _after_auth(status: str) -> str:
+    return "ok" if status in ("needs_auth", "failing") else status
+
+
+# --------------------------------------------------------------------------- pause / resume
+
+
+@connectors.command("pause")
+@click.argument("name")
+@pass_app
+def connectors_pause(app: App, name: str) -> None:
+    """Stop scheduling NAME (in every agent sharing the database) until `resume`."""
+    config = _configured(app, name)
+    app.require_schema()
+    before, after = _set_status(app, name, config.kind, lambda _status: "paused")
+    console.print(f"{name}: {before} -> {after}")
+
+
+@connectors.command("resume")
+@click.argument("name")
+@pass_app
+def connectors_resume(app: App, name: str) -> None:
+    """Schedule NAME again: after `pause`, or after a failure you have fixed."""
+    config = _configured(app, name)
+    app.require_schema()
+    before, after = _set_status(
+        app, name, config.kind, lambda status: "ok" if status in RESUMABLE else status
+    )
+    console.print(f"{name}: {before} -> {after}" if before != after else f"{name}: {after}")
+
+
+def _set_status(app: App, name: str, kind: str, change: Callable[[str], str]) -> tuple[str, str]:
+    """Apply ``change`` to the connector's status; a move to ok clears the last error."""
+    with transaction(app.sessions) as session:
+        state = get_state(session, name, kind)
+        before = state.status
+        state.status = change(before)
+        if state.status == "ok" and before != "ok":
+            state.last_error = None
+        return before, state.status
+
+
+# ------------------------------------------------------------------------------------ remove
+
+
+@connectors.command("remove")
+@click.argument("name")
+@click.option(
+    "--keep-data",
+    is_flag=True,
+    help="Keep its cursor, sources and quarantine rows (adding it back resumes where it was).",
+)
+@pass_app
+def connectors_remove(app: App, name: str, keep_data: bool) -> None:
+    """Remove NAME's table from the config file, keeping the file's comments.
+
+    Its sync state (cursor, counters), quarantine rows, source rows and stored
+    token go too, unless --keep-data. The interactions it logged stay.
+    """
+    path = _config_file(app)
+    document = config_edit.read(path)
+    if name not in config_edit.connector_names(document):
+        _refuse(f"no connector named {name!r} in {path}")
+    if not keep_data:
+        app.require_schema()
+    config_edit.remove_connector(document, name)
+    _write(path, document)
+    console.print(f"removed connector {name} from {path}")
+    if keep_data:
+        return
+    with transaction(app.sessions) as session:
+        sources = session.execute(
+            delete(InteractionSource)
+            .where(InteractionSource.connector == name)
+            .returning(InteractionSource.id)
+        ).all()
+        quarantined = session.execute(
+            delete(Quarantine).where(Quarantine.connector == name).returning(Quarantine.id)
+        ).all()
+        session.execute(delete(SyncState).where(SyncState.connector == name))
+    token = _delete_token(app, name)
+    console.print(
+        f"  forgot its sync state, {len(sources)} source rows and {len(quarantined)} "
+        "quarantined items"
+        + (", and its stored token" if token else "")
+        + "; the interactions it logged stay"
+    )
+
+
+def _delete_token(app: App, name: str) -> bool:
+    """Forget the stored grant; without the key (nothing could read it) by path."""
+    try:
+        return token_store(app.settings, app.base_dir).delete(name)
+    except AuthError:
+        path = app.base_dir / app.settings.secrets.token_dir / f"{name}.token"
+        existed = path.exists()
+        path.unlink(missing_ok=True)
+        return existed
+
+
+# ---------------------------------------------------------------------------------- add-team
+
+
+@connectors.command("add-team")
+@click.option("--domain", required=True, help="The Workspace domain: example.com")
+@click.option(
+    "--key-file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The service account's JSON key (domain-wide delegation).",
+)
+@click.option("--users", "users", required=True, multiple=True, help="alice,bob,... (or addresses)")
+@click.option("--opt-out", "opt_outs", multiple=True, help="Users left out: carol,dave")
+@click.option("--scope", type=click.Choice(["metadata", "readonly"]), default="metadata")
+@click.option("--since", metavar="DATE|AGE", help="Backfill from then on: 2024-01-01 or 90d.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def connectors_add_team(
+    app: App,
+    domain: str,
+    key_file: Path,
+    users: tuple[str, ...],
+    opt_outs: tuple[str, ...],
+    scope: str,
+    since: str | None,
+    as_json: bool,
+) -> None:
+    """Add a Gmail and a Google Calendar connector for each user of a Workspace team.
+
+    One service-account key serves them all, each impersonating its user.
+    Users who opted out and connector names that exist are skipped, so
+    running it again with more users adds only the new ones.
+    """
+    _check_service_account_key(key_file)
+    path = _config_file(app)
+    document = config_edit.read(path)
+    existing = set(config_edit.connector_names(document))
+    out = {_address(u, domain) for u in _split(opt_outs)}
+    rows: list[dict[str, Any]] = []
+    for account in dict.fromkeys(_address(u, domain) for u in _split(users)):
+        for kind, suffix in (("gmail", "gmail"), ("google_calendar", "calendar")):
+            name = f"{_NAME_UNSAFE.sub('-', account.partition('@')[0])}-{suffix}"
+            row = {"user": account, "connector": name, "kind": kind}
+            if account in out:
+                rows.append(row | {"result": "skipped: opted out"})
+                continue
+            if name in existing:
+                rows.append(row | {"result": "skipped: exists"})
+                continue
+            values: dict[str, Any] = {
+                "name": name,
+                "kind": kind,
+                "account": account,
+                "auth": "service_account",
+                "key_file": str(_absolute(key_file)),
+            }
+            if kind == "gmail":
+                values["scope"] = scope
+            if since:
+                values["since"] = since
+            config_edit.add_connector(document, values)
+            existing.add(name)
+            rows.append(row | {"result": "added"})
+    if any(row["result"] == "added" for row in rows):
+        _write(path, document)
+    print_rows(
+        rows, ["user", "connector", "kind", "result"], as_json=as_json, title=f"team {domain}"
+    )
+
+
+def _split(values: tuple[str, ...]) -> list[str]:
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def _address(user: str, domain: str) -> str:
+    user = user.strip().lower()
+    return user if "@" in user else f"{user}@{domain.strip().lower()}"
+
+
+def _check_service_account_key(key_file: Path) -> None:
+    try:
+        info = json.loads(key_file.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        _refuse(f"{key_file}: not a readable JSON key: {exc}")
+    if not isinstance(info, dict) or info.get("type") != "service_account":
+        _refuse(f"{key_file} is not a service account key (its type must be service_account)")
+    if not info.get("client_email") or not info.get("private_key"):
+        _refuse(f"{key_file} lacks client_email or private_key")
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+def _configured(app: App, name: str) -> ConnectorConfig:
+    try:
+        return app.settings.connector(name)
+    except KeyError:
+        _refuse(f"no connector named {name!r} in the config")
+
+
+def _config_file(app: App) -> Path:
+    path = find_config(app.config_path)
+    if path is None:
+        _refuse("no config file: run `crm-sync init` first, or give --config PATH")
+    return path
+
+
+def _write(path: Path, document: Any) -> None:
+    try:
+        config_edit.write(path, document)
+    except ConfigError as exc:
+        errors.print(f"refused: {path} would not be a valid config:", highlight=False)
+        for problem in exc.problems:
+            errors.print(f"  {problem}", highlight=False, markup=False)
+        sys.exit(EXIT_USAGE)
+
+
+def _refuse(reason: str) -> NoReturn:
+    errors.print(f"refused: {reason}", highlight=False, markup=False)
+    sys.exit(EXIT_USAGE)
+
+
+def _absolute(path: Path) -> Path:
+    return Path(os.path.abspath(path.expanduser()))

@@ -1,0 +1,134 @@
+"""From a connector's config to a running connector.
+
+Credentials are resolved here, at the edge: a service-account key file for
+domain-wide delegation, or a user's OAuth grant from the encrypted token
+store. Connectors themselves only ever see a credentials object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from config import Settings
+from config.schema import ConnectorConfig
+from config.schema import GmailConnector as GmailConfig
+from config.schema import GoogleCalendarConnector as CalendarConfig
+from config.schema import IcsConnector as IcsConfig
+from config.schema import ImapConnector as ImapConfig
+from config.schema import MboxConnector as MboxConfig
+from config.secrets import SecretStoreError, TokenStore
+from connectors.errors import AuthError
+from connectors.records import Connector
+
+if TYPE_CHECKING:
+    import google.auth.credentials
+
+
+class NotAvailable(Exception):
+    """This kind of connector cannot run in this installation yet."""
+
+
+def build_connector(
+    config: ConnectorConfig, settings: Settings, base: Path | None = None
+) -> Connector:
+    """The connector for ``config``; ``base`` anchors relative paths (the config's folder)."""
+    # Each kind's module (and the Google client behind two of them) loads only when used.
+    root = base or Path.cwd()
+    if isinstance(config, MboxConfig):
+        from connectors.mbox import MboxConnector
+
+        return MboxConnector(config.name, root / config.path, config.account, since=config.since)
+    if isinstance(config, IcsConfig):
+        from connectors.ical.files import IcsConnector
+
+        return IcsConnector(
+            config.name,
+            root / config.path,
+            config.account,
+            since=config.since,
+            horizon_days=max(1, config.horizon.days),
+            limits=settings.limits.to_limits(),
+        )
+    if isinstance(config, ImapConfig):
+        from connectors.imap.connector import ImapConnector
+
+        return ImapConnector(
+            config.name,
+            host=config.host,
+            port=config.port,
+            security=config.security,
+            username=config.username or config.account,
+            password=config.password,
+            address=config.account,
+            folders=config.folders,
+            default_folders=config.default_folders,
+            since=config.since.date() if config.since else None,
+            idle=config.idle,
+        )
+    if isinstance(config, GmailConfig):
+        from connectors.google.auth import gmail_scopes
+        from connectors.google.gmail import GmailConnector
+
+        return GmailConnector(
+            config.name,
+            config.account,
+            google_credentials(config, gmail_scopes(config.scope), settings, root),
+            mode=config.scope,
+            labels=config.labels,
+            since=config.since,
+            api_endpoint=config.api_endpoint,
+        )
+    if isinstance(config, CalendarConfig):
+        from connectors.google.auth import CALENDAR_READONLY_SCOPE
+        from connectors.google.calendar import GoogleCalendarConnector
+
+        return GoogleCalendarConnector(
+            config.name,
+            config.account,
+            google_credentials(config, [CALENDAR_READONLY_SCOPE], settings, root),
+            calendars=config.calendars,
+            since=config.since,
+            horizon_days=max(1, config.horizon.days),
+            api_endpoint=config.api_endpoint,
+            limits=settings.limits.to_limits(),
+        )
+    raise NotAvailable(f"connector kind {config.kind!r} is not available in this version")
+
+
+def google_credentials(
+    config: GmailConfig | CalendarConfig, scopes: Sequence[str], settings: Settings, base: Path
+) -> google.auth.credentials.Credentials:
+    """A Google connector's credentials: its service account impersonating the account,
+    or the OAuth grant held in the token store under the connector's name."""
+    from connectors.google.auth import service_account_credentials, user_credentials
+
+    if config.auth == "service_account":
+        if config.key_file is None:
+            raise AuthError(
+                f"connector {config.name!r} uses a service account but sets no key_file",
+                hint="set key_file to the service account's JSON key",
+            )
+        return service_account_credentials(base / config.key_file, scopes, subject=config.account)
+    info = token_store(settings, base).load(config.name)
+    if info is None:
+        raise AuthError(
+            f"connector {config.name!r} has no OAuth grant yet",
+            hint=f"run `crm-sync connectors auth {config.name}`",
+        )
+    return user_credentials(info, scopes)
+
+
+def token_store(settings: Settings, base: Path) -> TokenStore:
+    try:
+        return TokenStore.open(
+            base / settings.secrets.token_dir, key_file=base / settings.secrets.key_file
+        )
+    except SecretStoreError as exc:
+        raise AuthError(str(exc), hint="see [secrets] in the config") from exc
+
+
+def mailbox_of(config: ConnectorConfig) -> str:
+    """The owner's address: it decides direction and who "we" are."""
+    return config.account

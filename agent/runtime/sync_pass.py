@@ -1,0 +1,442 @@
+"""One sync pass of one connector: fetch from the committed cursor, plan, write, commit.
+
+Each batch's interactions, facts, counters and the connector's new cursor
+commit in ONE transaction, so a crash anywhere loses nothing and duplicates
+nothing: the next pass starts from the last committed cursor and every
+write is idempotent.
+
+A batch that fails for what it holds rather than for the database's state
+(a value the database refuses) is written again in halves, down to single
+items: the items that fail alone are quarantined with the reason, the rest
+and the cursor commit, and the connector is never stuck on one message.
+
+A pass run by the scheduler holds the connector's lease (storage.leases):
+each of its transactions first checks that the lease is still its own, so a
+run that lost it (expired and taken over, or freed as stuck) commits
+nothing. It may also be asked to stop: it ends after the batch that has
+just committed, and the next pass resumes from that batch's cursor.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import partial
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from agent.pipeline.plan import BatchPlan, Policy, plan_batch
+from agent.pipeline.workers import Planner
+from agent.runtime.db_errors import is_database_error
+from agent.runtime.logs import scrub
+from connectors.errors import AuthError, CursorInvalid, TransientError
+from connectors.records import Batch, Connector, Cursor, Item, Limited
+from storage import audit
+from storage.db import describe_error, is_data_error, is_retryable, transaction
+from storage.ingest import BatchWrite, WriteStats, contact_ids, write_batch
+from storage.leases import Lease, LeaseLost, verify
+from storage.models import SyncState
+from storage.sync_state import get_state
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SyncResult:
+    connector: str
+    status: str = "ok"
+    items: int = 0
+    logged: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    limited: Counter[str] = field(default_factory=Counter)
+    quarantined: int = 0
+    removed: int = 0
+    interactions_created: int = 0
+    contacts_created: int = 0
+    companies_created: int = 0
+    would_create: set[str] = field(default_factory=set)
+    error: str | None = None
+    seconds: float = 0.0
+    resynced: bool = False
+
+
+Progress = Callable[[Batch, SyncResult], None]
+
+
+class _Stopped(Exception):
+    """The agent is stopping: the pass ends after the batch that just committed."""
+
+
+@dataclass(frozen=True)
+class _Fence:
+    """What a leased pass checks: the lease before each commit, the stop request after."""
+
+    lease: Lease | None = None
+    stop: Callable[[], bool] | None = None
+
+    def check(self, session: Session) -> None:
+        if self.lease is not None:
+            verify(session, self.lease)
+
+    def stopping(self) -> bool:
+        return self.stop is not None and self.stop()
+
+
+_NO_FENCE = _Fence()
+
+
+def sync_connector(
+    sessions: sessionmaker[Session],
+    connector: Connector,
+    policy: Policy,
+    *,
+    kind: str,
+    full: bool = False,
+    dry_run: bool = False,
+    propagate_deletes: bool = False,
+    progress: Progress | None = None,
+    lease: Lease | None = None,
+    stop: Callable[[], bool] | None = None,
+    processes: int = 0,
+) -> SyncResult:
+    """Run one pass; connector failures are recorded on its row, never raised.
+
+    With ``lease``, every write first checks that the lease is still held; a
+    lost lease ends the pass with status ``lease_lost`` and leaves the row to
+    its new holder. With ``stop``, asked after each committed batch, a pass
+    asked to stop ends with status ``stopped`` (the row says ``ok``, and
+    ``last_success_at`` stays, as the pass did not complete). ``processes``
+    worker processes plan the batches once the pass has a backlog
+    (``agent.pipeline.workers``).
+    """
+    result = SyncResult(connector=connector.name)
+    fence = _Fence(lease, stop)
+    started = time.monotonic()
+    try:
+        with transaction(sessions) as session:
+            fence.check(session)
+            state = get_state(session, connector.name, kind)
+            cursor: Cursor | None = None if full else state.cursor
+            if not dry_run:
+                state.status = _unless_paused(state.status, "syncing")
+                state.last_run_at = _now()
+    except LeaseLost as exc:
+        return _lost(result, exc)
+    run = partial(
+        _run,
+        sessions,
+        connector,
+        policy,
+        result=result,
+        dry_run=dry_run,
+        propagate_deletes=propagate_deletes,
+        progress=progress,
+        fence=fence,
+        processes=processes,
+    )
+    try:
+        try:
+            run(cursor)
+        except CursorInvalid as exc:
+            if cursor is None:
+                raise
+            log.warning("%s: cursor no longer valid (%s); full resync", connector.name, exc)
+            result.resynced = True
+            run(None)
+    except LeaseLost as exc:
+        return _lost(result, exc)
+    except _Stopped:
+        _finish(sessions, connector.name, result, "ok", None, dry_run, fence, complete=False)
+        if result.status == "ok":
+            result.status = "stopped"
+    except AuthError as exc:
+        _finish(
+            sessions,
+            connector.name,
+            result,
+            "needs_auth",
+            f"{exc} {exc.hint}".strip(),
+            dry_run,
+            fence,
+        )
+    except TransientError as exc:
+        _finish(sessions, connector.name, result, "failing", f"temporary: {exc}", dry_run, fence)
+    except Exception as exc:
+        if is_database_error(exc) and not is_data_error(exc):
+            raise  # the database itself failed: the caller records it once it answers again
+        log.exception("%s: sync failed", connector.name)
+        error = f"{type(exc).__name__}: {describe_error(exc)}"
+        _finish(sessions, connector.name, result, "failing", error, dry_run, fence)
+    else:
+        _finish(sessions, connector.name, result, "ok", None, dry_run, fence)
+    result.seconds = time.monotonic() - started
+    if not dry_run and result.status != "lease_lost":
+        _record_run(sessions, connector, result, fence)
+    return result
+
+
+def _lost(result: SyncResult, exc: LeaseLost) -> SyncResult:
+    log.warning("%s; this run commits nothing more", exc)
+    result.status = "lease_lost"
+    result.error = str(exc)
+    return result
+
+
+def _record_run(
+    sessions: sessionmaker[Session], connector: Connector, result: SyncResult, fence: _Fence
+) -> None:
+    """The last run's figures, and the API quota it spent where the connector counts it."""
+    spent = getattr(connector, "units_spent", None)
+    try:
+        with transaction(sessions) as session:
+            fence.check(session)
+            state = get_state(session, connector.name)
+            counters = dict(state.counters or {})
+            counters["last_run"] = {
+                "items": result.items,
+                "logged": result.logged,
+                "seconds": round(result.seconds, 3),
+                "quota_units": dict(spent) if isinstance(spent, Mapping) else None,
+            }
+            state.counters = counters
+    except LeaseLost as exc:
+        _lost(result, exc)
+
+
+def _run(
+    sessions: sessionmaker[Session],
+    connector: Connector,
+    policy: Policy,
+    cursor: Cursor | None,
+    result: SyncResult,
+    dry_run: bool,
+    propagate_deletes: bool,
+    progress: Progress | None,
+    fence: _Fence,
+    processes: int,
+) -> None:
+    with Planner(policy, processes) as planner:
+        for batch, plan in planner.plans(connector.fetch(cursor)):
+            if dry_run:
+                _account_dry(sessions, batch, plan, result)
+            else:
+                writer = _Writer(sessions, connector.name, propagate_deletes, fence)
+                plan, stats = writer.commit(batch, plan, policy)
+                _account(result, batch, plan, stats)
+            if progress is not None:
+                progress(batch, result)
+            if fence.stopping():
+                raise _Stopped
+
+
+_BATCH_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class _Writer:
+    """Writes one connector's batches: each with its cursor in one transaction."""
+
+    sessions: sessionmaker[Session]
+    name: str
+    propagate_deletes: bool
+    fence: _Fence
+
+    def commit(self, batch: Batch, plan: BatchPlan, policy: Policy) -> tuple[BatchPlan, WriteStats]:
+        """Write ``batch`` and its cursor; in parts when it holds an item the database refuses.
+
+        Returns the plan as written (with the refused items quarantined) and
+        what the writes did.
+        """
+        try:
+            return plan, self._write(plan.write, batch, plan)
+        except Exception as exc:
+            if not is_data_error(exc):
+                raise
+            log.warning(
+                "%s: a batch of %d items was refused (%s); writing it in parts",
+                self.name,
+                len(batch.items),
+                describe_error(exc),
+            )
+        return self._in_parts(batch, policy)
+
+    def _in_parts(self, batch: Batch, policy: Policy) -> tuple[BatchPlan, WriteStats]:
+        """Halve the batch until the items that fail alone are found; quarantine those.
+
+        The parts commit without the cursor, which moves last, with the
+        quarantine entries: a crash in between writes the parts again, and
+        writes are idempotent.
+        """
+        written, stats = BatchPlan(), WriteStats()
+        refused: list[tuple[str, str, str]] = []
+        pending: list[Sequence[Item]] = [batch.items]
+        while pending:
+            group = pending.pop()
+            plan = plan_batch(group, policy)
+            try:
+                _add_stats(stats, self._write(plan.write, None, plan))
+            except Exception as exc:
+                if not is_data_error(exc):
+                    raise
+                if len(group) == 1:
+                    reason = f"the database refused it: {describe_error(exc)}"
+                    refused.append((self.name, group[0].source_id, reason))
+                    log.warning("%s: %s quarantined: %s", self.name, group[0].source_id, reason)
+                else:
+                    half = len(group) // 2
+                    pending += [group[half:], group[:half]]
+                continue
+            _add_plan(written, plan)
+        written.write.quarantined += refused
+        _add_stats(stats, self._write(BatchWrite(quarantined=refused), batch, written))
+        return written, stats
+
+    def _write(self, write: BatchWrite, batch: Batch | None, plan: BatchPlan) -> WriteStats:
+        """One transaction; with ``batch``, it also moves the cursor and counts the batch.
+
+        Written again if it lost a race with another agent or a person
+        changing the same contact: the writes are idempotent. Records that
+        reused another message's dedupe key are added to ``plan.limited``.
+        """
+        for attempt in range(1, _BATCH_ATTEMPTS + 1):
+            try:
+                with transaction(self.sessions) as session:
+                    stats = write_batch(
+                        session,
+                        write,
+                        propagate_deletes=self.propagate_deletes,
+                        actor=audit.connector(self.name),
+                    )
+                    self.fence.check(session)
+                    collided = [
+                        Limited(source_id, "dedupe_collision", f"{key} names another message")
+                        for source_id, key in stats.collisions
+                    ]
+                    if batch is not None:
+                        state = get_state(session, self.name)
+                        state.cursor = batch.cursor
+                        _count(state, batch, plan, collided)
+                plan.limited += collided
+                return stats
+            except Exception as exc:
+                if attempt == _BATCH_ATTEMPTS or not is_retryable(exc):
+                    raise
+                log.info("%s: batch lost a race with another writer; writing it again", self.name)
+        raise AssertionError("unreachable")
+
+
+def _add_plan(total: BatchPlan, plan: BatchPlan) -> None:
+    for name in ("interactions", "new_contacts", "facts", "removed", "withdrawn", "quarantined"):
+        getattr(total.write, name).extend(getattr(plan.write, name))
+    total.skipped.update(plan.skipped)
+    total.logged += plan.logged
+    total.limited += plan.limited
+
+
+def _add_stats(total: WriteStats, stats: WriteStats) -> None:
+    for name, value in vars(stats).items():
+        setattr(total, name, getattr(total, name) + value)
+
+
+def _account(result: SyncResult, batch: Batch, plan: BatchPlan, stats: WriteStats) -> None:
+    result.items += len(batch.items)
+    result.logged += plan.logged
+    result.skipped.update(plan.skipped)
+    result.limited.update(note.reason for note in plan.limited)
+    result.quarantined += len(plan.write.quarantined)
+    result.removed += len(plan.write.removed)
+    result.interactions_created += stats.interactions_created
+    result.contacts_created += stats.contacts_created
+    result.companies_created += stats.companies_created
+
+
+def _account_dry(
+    sessions: sessionmaker[Session], batch: Batch, plan: BatchPlan, result: SyncResult
+) -> None:
+    wanted = {c.email for c in plan.write.new_contacts}
+    with sessions() as session:
+        existing = contact_ids(session, wanted)
+    result.would_create |= wanted - set(existing)
+    _account(result, batch, plan, WriteStats())
+
+
+def _count(state: SyncState, batch: Batch, plan: BatchPlan, extra: Sequence[Limited]) -> None:
+    counters = dict(state.counters or {})
+    counters["items"] = int(counters.get("items", 0)) + len(batch.items)
+    counters["logged"] = int(counters.get("logged", 0)) + plan.logged
+    counters["quarantined"] = int(counters.get("quarantined", 0)) + len(plan.write.quarantined)
+    counters["skipped"] = _added(counters.get("skipped"), plan.skipped)
+    notes = [*plan.limited, *extra]
+    if notes:
+        counters["limited"] = _added(counters.get("limited"), (n.reason for n in notes))
+    state.counters = counters
+    for note in notes:
+        log.info("%s: %s: %s (%s)", state.connector, note.source_id, note.detail, note.reason)
+
+
+def _added(
+    stored: Mapping[str, Any] | None, found: Iterable[str] | Mapping[str, int]
+) -> dict[str, int]:
+    """A stored count by reason (JSON) with ``found`` added."""
+    total = Counter({k: int(v) for k, v in (stored or {}).items()})
+    total.update(found)
+    return dict(sorted(total.items()))
+
+
+def mark_failed(
+    sessions: sessionmaker[Session], name: str, kind: str, error: Exception
+) -> SyncResult:
+    """Record a connector that could not even start (no grant, bad settings)."""
+    result = SyncResult(connector=name)
+    status = "needs_auth" if isinstance(error, AuthError) else "failing"
+    hint = error.hint if isinstance(error, AuthError) else ""
+    with transaction(sessions) as session:
+        get_state(session, name, kind)
+    _finish(sessions, name, result, status, f"{error} {hint}".strip(), dry_run=False)
+    return result
+
+
+def _finish(
+    sessions: sessionmaker[Session],
+    name: str,
+    result: SyncResult,
+    status: str,
+    error: str | None,
+    dry_run: bool,
+    fence: _Fence = _NO_FENCE,
+    *,
+    complete: bool = True,
+) -> None:
+    result.status = status
+    result.error = error
+    if dry_run:
+        return
+    try:
+        with transaction(sessions) as session:
+            fence.check(session)
+            state = get_state(session, name)
+            state.status = _unless_paused(state.status, status)
+            now = _now()
+            if error is None and complete:
+                state.last_success_at = now
+                state.last_error = None
+            elif error is not None:
+                state.last_error = scrub(error, addresses=True)
+                state.last_error_at = now
+                log.warning("%s: %s", name, error)
+    except LeaseLost as exc:
+        _lost(result, exc)
+
+
+def _unless_paused(current: str, new: str) -> str:
+    """An admin's pause (``connectors pause``, maybe during this pass) outlives any pass."""
+    return current if current == "paused" else new
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,686 @@
+"""Gmail connector (kind ``gmail``): one mailbox through the Gmail API.
+
+Terms. A message ``id`` is Gmail's immutable id within one mailbox and
+``threadId`` its conversation there. ``labelIds`` are Gmail's folders and flags
+(INBOX, SENT, TRASH, user labels ``Label_N``). Every change to the mailbox gets
+a ``historyId``; ids increase but are not contiguous, and ``users.history.list``
+returns the changes after a given one. The *synced scope* is every message
+carrying one of the connector's labels (INBOX and SENT by default) and none of
+SPAM, TRASH or CHAT.
+
+First sync (no cursor). The mailbox's ``historyId`` is read with
+``users.getProfile`` *before* listing, so whatever changes while the listing
+runs is replayed by the incremental sync that follows (the agent's writes are
+idempotent). ``users.messages.list`` then runs per label, page by page, and each
+page's ids are fetched with batch requests of at most 50 ``users.messages.get``
+calls. Each page becomes one :class:`~connectors.records.Batch` whose cursor
+names the next page, so an interrupted first sync resumes where it stopped::
+
+    {"v": 1, "phase": "full", "label_index": i, "page_token": t, "history_id": h}
+
+Incremental sync. ``users.history.list(startHistoryId=h)`` with the four change
+types, page by page; each page is one Batch and the last page's cursor is the
+response's ``historyId``::
+
+    {"v": 1, "phase": "incremental", "history_id": h}
+
+With nothing new that is exactly one API call. A 404 means Google no longer
+holds history that old: :class:`~connectors.errors.CursorInvalid`, and the agent
+starts a full sync. Within one history page a message added and deleted again is
+dropped; a deleted message, or one that left the scope (relabelled, trashed,
+marked spam), becomes :class:`~connectors.records.SourceRemoved`; any other
+change of a relevant label is refetched and yielded again, so the agent can
+re-evaluate labels (a private label added later). A message that history names
+but ``messages.get`` answers 404 is gone, not a failure.
+
+Formats. In ``readonly`` mode (scope ``gmail.readonly``) messages are fetched
+with ``format=raw``: the whole RFC 822 message (padded base64url), so the agent's
+one MIME parser serves Gmail like every other source. Google's sync guide names
+FULL or RAW for the first fetch; RAW avoids rebuilding a message from FULL's part
+tree. In ``metadata`` mode (scope ``gmail.metadata``) messages are fetched with
+``format=metadata`` and the headers in :data:`METADATA_HEADERS`, and ``raw`` is a
+header-only message (``truncated=True``). That scope forbids ``q`` and the
+``full``/``raw`` formats, so the backfill window ``since`` is applied by
+``internalDate`` there (listings come newest first, so a page entirely older than
+``since`` ends the label), and by an ``after:`` query in ``readonly`` mode.
+
+Errors and quota. Calls are retried per :mod:`connectors.google.errors`; parts of
+a batch that fail with a retryable error are re-sent (the client library only
+re-sends 401 parts). :class:`~connectors.google.quota.QuotaMeter` counts the units
+spent per method and paces the run under the per-user rate. A connector object
+owns one ``httplib2.Http``, which is not thread-safe: use it from one thread at
+a time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import google.auth.credentials
+from googleapiclient.errors import HttpError
+
+from connectors.errors import BadItem, ConnectorError, CursorInvalid
+from connectors.google.errors import Action, RetryPolicy, Verdict, classify_exception
+from connectors.google.quota import DEFAULT_RATE, GMAIL_UNITS
+from connectors.google.service import GoogleApiClient
+from connectors.records import Batch, Cursor, Item, MailMessage, SourceRemoved, Unreadable
+
+log = logging.getLogger(__name__)
+
+KIND = "gmail"
+Mode = Literal["metadata", "readonly"]
+DEFAULT_LABELS = ("INBOX", "SENT")
+DEFAULT_API_ENDPOINT = "https://gmail.googleapis.com/"
+METADATA_HEADERS = (
+    "From",
+    "To",
+    "Cc",
+    "Bcc",
+    "Reply-To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "In-Reply-To",
+    "References",
+    "List-Id",
+    "List-Unsubscribe",
+    "Precedence",
+    "Auto-Submitted",
+    "Content-Type",
+)
+HISTORY_TYPES = ("messageAdded", "messageDeleted", "labelAdded", "labelRemoved")
+EXCLUDED_LABELS = frozenset({"SPAM", "TRASH", "CHAT"})
+MAX_BATCH = 50
+"""Google advises against batches of more than 50 calls (rate limiting)."""
+CURSOR_VERSION = 1
+_COSMETIC_LABELS = frozenset({"UNREAD", "STARRED", "IMPORTANT"})
+
+
+# --------------------------------------------------------------------------- cursors
+
+
+@dataclass(frozen=True)
+class FullCursor:
+    """A first sync in progress: the next page to list, and the history id to go on from."""
+
+    label_index: int
+    page_token: str | None
+    history_id: str
+
+    def to_json(self) -> Cursor:
+        return {
+            "v": CURSOR_VERSION,
+            "phase": "full",
+            "label_index": self.label_index,
+            "page_token": self.page_token,
+            "history_id": self.history_id,
+        }
+
+
+@dataclass(frozen=True)
+class IncrementalCursor:
+    """Every change up to ``history_id`` has been delivered."""
+
+    history_id: str
+
+    def to_json(self) -> Cursor:
+        return {"v": CURSOR_VERSION, "phase": "incremental", "history_id": self.history_id}
+
+
+def parse_cursor(
+    cursor: Cursor | None, label_count: int
+) -> FullCursor | IncrementalCursor | None:
+    """A stored cursor back into its type; anything unexpected is CursorInvalid."""
+    if cursor is None:
+        return None
+    if not isinstance(cursor, Mapping) or cursor.get("v") != CURSOR_VERSION:
+        raise CursorInvalid(f"not a version-{CURSOR_VERSION} Gmail cursor: {cursor!r}")
+    history_id = cursor.get("history_id")
+    if not isinstance(history_id, str) or not history_id.isdigit():
+        raise CursorInvalid(f"Gmail cursor has no valid history_id: {cursor!r}")
+    phase = cursor.get("phase")
+    if phase == "incremental":
+        return IncrementalCursor(history_id)
+    if phase == "full":
+        index = cursor.get("label_index")
+        token = cursor.get("page_token")
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < label_count:
+            raise CursorInvalid(f"Gmail cursor's label_index is out of range: {cursor!r}")
+        if token is not None and not isinstance(token, str):
+            raise CursorInvalid(f"Gmail cursor's page_token is not a string: {cursor!r}")
+        return FullCursor(index, token, history_id)
+    raise CursorInvalid(f"Gmail cursor has an unknown phase: {cursor!r}")
+
+
+def _after_page(
+    label_index: int, next_token: str | None, label_count: int, history_id: str
+) -> FullCursor | IncrementalCursor:
+    """The cursor that follows a listed page."""
+    if next_token:
+        return FullCursor(label_index, next_token, history_id)
+    if label_index + 1 < label_count:
+        return FullCursor(label_index + 1, None, history_id)
+    return IncrementalCursor(history_id)
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+
+def in_scope(labels: frozenset[str], synced: Sequence[str]) -> bool:
+    """Whether a message with ``labels`` belongs to the synced scope."""
+    return not labels & EXCLUDED_LABELS and any(label in labels for label in synced)
+
+
+def _relevant(changed: Sequence[str]) -> bool:
+    """Label changes that can alter scope or privacy; read/star/category flags cannot."""
+    return any(
+        label not in _COSMETIC_LABELS and not label.startswith("CATEGORY_") for label in changed
+    )
+
+
+@dataclass
+class Change:
+    """The net effect of one history window on one message."""
+
+    added: bool = False
+    deleted: bool = False
+    relabelled: bool = False
+    labels: frozenset[str] | None = None
+
+
+def net_changes(records: Sequence[Mapping[str, Any]]) -> dict[str, Change]:
+    """Fold history records into one :class:`Change` per message, in first-seen order."""
+    changes: dict[str, Change] = {}
+
+    def entry(item: Mapping[str, Any]) -> Change:
+        message = item.get("message") or {}
+        change = changes.setdefault(str(message.get("id")), Change())
+        if "labelIds" in message:
+            change.labels = frozenset(message["labelIds"])
+        return change
+
+    for record in records:
+        for item in record.get("messagesAdded", ()):
+            entry(item).added = True
+        for item in record.get("messagesDeleted", ()):
+            entry(item).deleted = True
+        for kind in ("labelsAdded", "labelsRemoved"):
+            for item in record.get(kind, ()):
+                change = entry(item)
+                if _relevant(item.get("labelIds", ())):
+                    change.relabelled = True
+    changes.pop("None", None)
+    return changes
+
+
+def needs_fetch(change: Change, synced: Sequence[str]) -> bool:
+    """Whether a changed message must be fetched: it was added or relabelled and, as
+    far as history's latest ``labelIds`` tell, is in scope now. A message that
+    history already shows out of scope needs no fetch to be removed."""
+    if change.deleted or not (change.added or change.relabelled):
+        return False
+    return change.labels is None or in_scope(change.labels, synced)
+
+
+def resolve_change(
+    message_id: str,
+    change: Change,
+    fetched: MailMessage | None,
+    synced: Sequence[str],
+) -> Item | None:
+    """What one changed message becomes: re-yielded, removed, or nothing.
+
+    ``fetched`` is the message as fetched now; ``None`` when it is gone (404)
+    or was not fetched because history shows it deleted or out of scope. A
+    message first seen in this window and already out of scope was never
+    delivered, so there is nothing to remove.
+    """
+    if change.deleted:
+        return None if change.added else SourceRemoved(message_id)
+    if fetched is not None and in_scope(fetched.labels, synced):
+        return fetched
+    if change.added:
+        return None
+    return SourceRemoved(message_id)
+
+
+def decode_base64url(data: str) -> bytes:
+    """Gmail's base64url, padded or not (``raw`` is padded, ``body.data`` is not);
+    binascii.Error for anything outside the alphabet."""
+    padded = data.rstrip("=") + "=" * (-len(data.rstrip("=")) % 4)
+    return base64.b64decode(padded, altchars=b"-_", validate=True)
+
+
+def header_block(headers: Sequence[Mapping[str, Any]]) -> bytes:
+    """A header-only RFC 5322 message from ``payload.headers`` (metadata format)."""
+    lines = []
+    for header in headers:
+        name = str(header.get("name", ""))
+        if not name or any(c in name for c in ": \r\n\t"):
+            continue
+        value = " ".join(str(header.get("value", "")).split())
+        lines.append(f"{name}: {value}\r\n")
+    return ("".join(lines) + "\r\n").encode("utf-8")
+
+
+def to_mail_message(resource: Mapping[str, Any], *, mailbox: str, mode: Mode) -> MailMessage:
+    """A fetched ``Message`` resource as the agent's record; BadItem if it cannot be read."""
+    source_id = str(resource.get("id", ""))
+    labels = frozenset(resource.get("labelIds") or ())
+    internal_date: datetime | None = None
+    try:
+        if resource.get("internalDate") is not None:
+            millis = int(resource["internalDate"])
+            internal_date = datetime.fromtimestamp(millis / 1000, tz=UTC)
+        if mode == "readonly":
+            raw = decode_base64url(str(resource["raw"]))
+        else:
+            raw = header_block(resource.get("payload", {}).get("headers", []))
+    except (KeyError, ValueError, TypeError, binascii.Error, OverflowError) as exc:
+        raise BadItem(source_id, f"unreadable Gmail message resource: {exc!r}") from exc
+    return MailMessage(
+        source_id=source_id,
+        mailbox=mailbox,
+        raw=raw,
+        labels=labels,
+        thread_id=resource.get("threadId"),
+        internal_date=internal_date,
+        truncated=mode == "metadata",
+    )
+
+
+# --------------------------------------------------------------------------- connector
+
+
+class GmailConnector(GoogleApiClient):
+    """Changes in one Gmail mailbox since a cursor (see the module docstring).
+
+    ``labels`` are label ids. ``since`` (aware) bounds the first sync.
+    ``api_endpoint`` defaults to Google's. The retry budget and the quota rate
+    (units per second; ``None`` counts without pacing) apply per run; ``sleep``,
+    ``clock`` and ``rand`` are injectable so tests run fast and deterministically.
+    """
+
+    kind = KIND
+
+    def __init__(
+        self,
+        name: str,
+        account: str,
+        credentials: google.auth.credentials.Credentials,
+        *,
+        mode: Mode = "metadata",
+        labels: Sequence[str] = DEFAULT_LABELS,
+        since: datetime | None = None,
+        api_endpoint: str | None = None,
+        quota_rate: float | None = DEFAULT_RATE,
+        retry_policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rand: Callable[[], float] = random.random,
+        timeout: float = 60.0,
+        page_size: int = 500,
+        batch_size: int = MAX_BATCH,
+    ) -> None:
+        if mode not in ("metadata", "readonly"):
+            raise ValueError(f"Gmail mode must be 'metadata' or 'readonly', not {mode!r}")
+        if not labels:
+            raise ValueError("a Gmail connector needs at least one label")
+        if since is not None and since.tzinfo is None:
+            raise ValueError("since must be timezone-aware")
+        if not 1 <= batch_size <= MAX_BATCH:
+            raise ValueError(f"batch_size must be within 1..{MAX_BATCH}")
+        if not 1 <= page_size <= 500:
+            raise ValueError("page_size must be within 1..500")
+        super().__init__(
+            name,
+            credentials,
+            api="gmail",
+            version="v1",
+            api_endpoint=api_endpoint or DEFAULT_API_ENDPOINT,
+            units=GMAIL_UNITS,
+            quota_rate=quota_rate,
+            retry_policy=retry_policy,
+            sleep=sleep,
+            clock=clock,
+            rand=rand,
+            timeout=timeout,
+        )
+        self.account = account
+        self.mode: Mode = mode
+        self.labels = tuple(labels)
+        self.since = since
+        self._unreadable: list[Unreadable] = []
+        self._page_size = page_size
+        self._batch_size = batch_size
+
+    def __repr__(self) -> str:
+        return f"GmailConnector(name={self.name!r}, account={self.account!r}, mode={self.mode!r})"
+
+    def fetch(self, cursor: Cursor | None) -> Iterator[Batch]:
+        """Batches of changes since ``cursor``; ``None`` means a first (full) sync."""
+        position = parse_cursor(cursor, len(self.labels))
+        self._start_run()
+        if isinstance(position, IncrementalCursor):
+            yield from self._incremental(position.history_id)
+        else:
+            yield from self._full(position)
+
+    def _start_run(self) -> None:
+        super()._start_run()
+        self._label_map: dict[str, str] | None = None
+        self._unreadable = []
+
+    # -- what the mailbox holds (connectors test, verify)
+
+    def estimate(self) -> dict[str, Any]:
+        """What a first sync would read, without reading it.
+
+        ``users.getProfile`` gives the address and the mailbox's total, one
+        ``users.messages.list`` per label with ``maxResults=1`` Google's
+        ``resultSizeEstimate``; one listed message is then fetched in the format
+        the sync uses, which proves the grant covers the connector's scope.
+        """
+        self._start_run()
+        profile = self._execute("users.getProfile", self._users().getProfile(userId="me"))
+        labels: dict[str, int] = {}
+        sample: str | None = None
+        for label in self.labels:
+            response = self._execute(
+                "users.messages.list", self._list_request(label, None, page_size=1)
+            )
+            labels[label] = int(response.get("resultSizeEstimate", 0))
+            listed = [str(m["id"]) for m in response.get("messages", ())]
+            sample = sample or next(iter(listed), None)
+        if sample is not None:
+            self._fetch_messages([sample])
+            self._take_unreadable()
+        return {
+            "account": str(profile.get("emailAddress", "")),
+            "messages_total": int(profile.get("messagesTotal", 0)),
+            "labels": labels,
+        }
+
+    def inventory(self, cursor: Cursor | None = None) -> Iterator[str]:
+        """Ids of the messages in the synced scope, listed per label without fetching them.
+
+        With a first-sync cursor, only the labels that sync has finished. The
+        window ``since`` applies as in the first sync: by query in ``readonly``
+        mode; in ``metadata`` mode the listing stops after the first page whose
+        oldest message (one ``minimal`` get) is older than ``since``, and older
+        messages on that page are left for the caller to judge by their date.
+        """
+        position = parse_cursor(cursor, len(self.labels))
+        self._start_run()
+        done = position.label_index if isinstance(position, FullCursor) else len(self.labels)
+        seen: set[str] = set()
+        for label in self.labels[:done]:
+            page_token: str | None = None
+            while True:
+                response = self._list_page(label, page_token)
+                ids = [str(m["id"]) for m in response.get("messages", ())]
+                yield from (i for i in ids if i not in seen)
+                seen.update(ids)
+                page_token = response.get("nextPageToken") or None
+                if page_token is None or (ids and self._older_than_window(ids[-1])):
+                    break
+
+    def lookup(self, source_ids: Iterable[str]) -> Iterator[Item]:
+        """The messages with these ids, fetched as the sync does; gone ones yield nothing."""
+        ids = list(dict.fromkeys(source_ids))
+        for start in range(0, len(ids), self._page_size):
+            fetched = self._fetch_messages(ids[start : start + self._page_size])
+            yield from (message for message in fetched.values() if message is not None)
+            yield from self._take_unreadable()
+
+    def _older_than_window(self, message_id: str) -> bool:
+        if self.since is None or self.mode == "readonly":
+            return False
+        request = self._users().messages().get(userId="me", id=message_id, format="minimal")
+        resource = self._execute("users.messages.get", request)
+        millis = resource.get("internalDate")
+        return millis is not None and int(millis) < self.since.timestamp() * 1000
+
+    def _with_label_names(self, message: MailMessage) -> MailMessage:
+        """Add the names of user labels to their ids.
+
+        Admins configure labels by name (``privacy.private_label = "Private"``)
+        while Gmail reports ids (``Label_12``); the scope checks keep using the
+        ids. The names are read once per run, and only when a user label shows up.
+        """
+        user_labels = [label for label in message.labels if label.startswith("Label_")]
+        if not user_labels:
+            return message
+        if self._label_map is None:
+            self._label_map = self.label_names()
+        names = {self._label_map[label] for label in user_labels if label in self._label_map}
+        return replace(message, labels=message.labels | names)
+
+    def label_names(self) -> dict[str, str]:
+        """Label id -> name (``users.labels.list``, one unit).
+
+        ``MailMessage.labels`` holds ids (``Label_12``); this lets the agent find
+        the id of a label configured by name, such as the private label.
+        """
+        response = self._execute("users.labels.list", self._users().labels().list(userId="me"))
+        labels = response.get("labels", ())
+        return {str(label["id"]): str(label.get("name", label["id"])) for label in labels}
+
+    # -- first sync
+
+    def _full(self, start: FullCursor | None) -> Iterator[Batch]:
+        if start is None:
+            profile = self._execute("users.getProfile", self._users().getProfile(userId="me"))
+            start = FullCursor(0, None, str(profile["historyId"]))
+        page_token = start.page_token
+        for index in range(start.label_index, len(self.labels)):
+            while True:
+                response = self._list_page(self.labels[index], page_token)
+                ids = [str(m["id"]) for m in response.get("messages", ())]
+                fetched = [m for m in self._fetch_messages(ids).values() if m is not None]
+                items: list[Item] = [m for m in fetched if self._keep_in_full_sync(m, index)]
+                items += self._take_unreadable()
+                page_token = response.get("nextPageToken") or None
+                if page_token and self._older_than_since(fetched):
+                    page_token = None
+                after = _after_page(index, page_token, len(self.labels), start.history_id)
+                yield Batch(items, after.to_json())
+                if page_token is None:
+                    break
+
+    def _list_page(self, label: str, page_token: str | None) -> dict[str, Any]:
+        """One ``messages.list`` page. A page token Google no longer accepts (a 400
+        on a resumed cursor) means the listing must start again: CursorInvalid."""
+        request = self._list_request(label, page_token)
+        try:
+            return self._execute("users.messages.list", request)
+        except ConnectorError as exc:
+            if page_token and type(exc) is ConnectorError:
+                raise CursorInvalid(f"Gmail rejected the saved page token: {exc}") from exc
+            raise
+
+    def _list_request(
+        self, label: str, page_token: str | None, *, page_size: int | None = None
+    ) -> Any:
+        query = None
+        if self.since is not None and self.mode == "readonly":
+            query = f"after:{int(self.since.timestamp()) - 1}"
+        return self._users().messages().list(
+            userId="me",
+            labelIds=[label],
+            includeSpamTrash=False,
+            maxResults=page_size or self._page_size,
+            pageToken=page_token,
+            q=query,
+        )
+
+    def _keep_in_full_sync(self, message: MailMessage, index: int) -> bool:
+        """In scope, within the window, and not already yielded under an earlier label."""
+        if not in_scope(message.labels, self.labels):
+            return False
+        if any(label in message.labels for label in self.labels[:index]):
+            return False
+        return not self._before_since(message)
+
+    def _before_since(self, message: MailMessage) -> bool:
+        return (
+            self.since is not None
+            and message.internal_date is not None
+            and message.internal_date < self.since
+        )
+
+    def _older_than_since(self, fetched: Sequence[MailMessage]) -> bool:
+        """A whole page older than the window: later pages (newest first) are older still."""
+        return self.since is not None and bool(fetched) and all(map(self._before_since, fetched))
+
+    # -- incremental sync
+
+    def _incremental(self, start: str) -> Iterator[Batch]:
+        position = start
+        page_token: str | None = None
+        while True:
+            request = self._users().history().list(
+                userId="me",
+                startHistoryId=start,
+                historyTypes=list(HISTORY_TYPES),
+                maxResults=self._page_size,
+                pageToken=page_token,
+            )
+            response = self._execute("users.history.list", request, missing=CursorInvalid)
+            records: list[Mapping[str, Any]] = response.get("history", [])
+            page_token = response.get("nextPageToken") or None
+            if page_token is None:
+                reached = str(response.get("historyId") or position)
+            else:
+                reached = str(records[-1]["id"]) if records else position
+            items = self._apply_history(records)
+            if items or reached != position:
+                yield Batch(items, IncrementalCursor(reached).to_json())
+            position = reached
+            if page_token is None:
+                return
+
+    def _apply_history(self, records: Sequence[Mapping[str, Any]]) -> list[Item]:
+        changes = net_changes(records)
+        wanted = [mid for mid, change in changes.items() if needs_fetch(change, self.labels)]
+        fetched = self._fetch_messages(wanted)
+        items: list[Item] = []
+        for message_id, change in changes.items():
+            if not (change.added or change.deleted or change.relabelled):
+                continue
+            if message_id in wanted and message_id not in fetched:
+                continue
+            item = resolve_change(message_id, change, fetched.get(message_id), self.labels)
+            if item is not None:
+                items.append(item)
+        return items + self._take_unreadable()
+
+    def _take_unreadable(self) -> list[Unreadable]:
+        """Messages that could not be read, to quarantine in the batch that passes them."""
+        taken, self._unreadable = self._unreadable, []
+        return taken
+
+    # -- fetching messages
+
+    def _get_request(self, message_id: str) -> Any:
+        messages = self._users().messages()
+        if self.mode == "readonly":
+            return messages.get(userId="me", id=message_id, format="raw")
+        return messages.get(
+            userId="me",
+            id=message_id,
+            format="metadata",
+            metadataHeaders=list(METADATA_HEADERS),
+        )
+
+    def _fetch_messages(self, ids: Sequence[str]) -> dict[str, MailMessage | None]:
+        """Fetch ``ids`` with batches of at most ``batch_size`` calls, keyed in ``ids`` order.
+
+        ``None`` marks a message that is gone (404); an unreadable one is left
+        out and kept for ``_take_unreadable``. Parts that fail with a retryable error
+        are re-sent after a backoff whose exponent is the number of times the
+        same message has failed.
+        """
+        resources: dict[str, Mapping[str, Any] | None] = {}
+        failures: Counter[str] = Counter()
+        pending = list(dict.fromkeys(ids))
+        while pending:
+            chunk, pending = pending[: self._batch_size], pending[self._batch_size :]
+            retry, verdict = self._run_batch(chunk, resources)
+            if retry and verdict is not None:
+                self._retrier.backoff(verdict, max(failures[i] for i in retry))
+                failures.update(retry)
+                pending = retry + pending
+        messages: dict[str, MailMessage | None] = {}
+        for message_id in dict.fromkeys(ids):
+            resource = resources.get(message_id)
+            if resource is None:
+                messages[message_id] = None
+                continue
+            try:
+                messages[message_id] = self._with_label_names(
+                    to_mail_message(resource, mailbox=self.account, mode=self.mode)
+                )
+            except BadItem as bad:
+                log.warning("gmail %s: unreadable message %s: %s", self.name, bad.source_id, bad)
+                self._unreadable.append(Unreadable(bad.source_id, bad.reason))
+        return messages
+
+    def _run_batch(
+        self, ids: Sequence[str], resources: dict[str, Mapping[str, Any] | None]
+    ) -> tuple[list[str], Verdict | None]:
+        """One batch request; returns the ids to re-send and the failure to back off on."""
+        self._ensure_token()
+        self._quota.spend("users.messages.get", len(ids))
+        answers: dict[str, tuple[Any, HttpError | None]] = {}
+
+        def collect(request_id: str, response: Any, exception: HttpError | None) -> None:
+            answers[request_id] = (response, exception)
+
+        batch = self._service_object().new_batch_http_request(callback=collect)
+        for message_id in ids:
+            batch.add(self._get_request(message_id), request_id=message_id)
+        try:
+            batch.execute()
+        except Exception as exc:
+            verdict = classify_exception(exc)
+            if verdict is None:
+                raise
+            if verdict.action is not Action.RETRY:
+                raise verdict.error(auth_hint=self._auth_hint()) from exc
+            return [i for i in ids if i not in answers], verdict
+        retry: list[str] = []
+        worst: Verdict | None = None
+        for message_id in ids:
+            response, error = answers.get(message_id, (None, None))
+            if error is None and response is not None:
+                resources[message_id] = response
+                continue
+            verdict = (
+                classify_exception(error)
+                if error is not None
+                else Verdict(Action.RETRY, None, "noAnswer", "batch part without an answer")
+            )
+            if verdict is None or verdict.action is Action.MISSING:
+                resources[message_id] = None
+                continue
+            if verdict.action is not Action.RETRY:
+                raise verdict.error(auth_hint=self._auth_hint()) from error
+            retry.append(message_id)
+            if worst is None or (verdict.retry_after or 0) > (worst.retry_after or 0):
+                worst = verdict
+        return retry, worst
+
+    # -- plumbing
+
+    def _users(self) -> Any:
+        return self._service_object().users()

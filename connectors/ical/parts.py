@@ -1,0 +1,217 @@
+"""iCalendar to CRM: what one VEVENT occurrence means as a ``CalendarEvent``.
+
+Shared by every source that speaks iCalendar: ICS files, Google Calendar
+(whose JSON events are rebuilt as VEVENTs so they expand the same way) and
+``text/calendar`` parts of invitations that arrive by mail. The conversion
+reads one occurrence as produced by ``connectors.ical.recurrence.expand``: its
+DTSTART and DTEND are the occurrence's own, its RECURRENCE-ID is the start
+the series originally gave it.
+
+Times come out as aware UTC datetimes. An all-day event (a DATE, not a
+DATE-TIME) becomes midnight UTC of its date, and a floating time (no TZID,
+no ``Z``) is read as UTC: neither names a zone, and UTC keeps the result
+independent of the machine the agent runs on.
+
+Addresses are normalized only locally (``mailto:`` stripped, lower-cased,
+display name from ``CN``); the agent normalizes them again with the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
+
+from icalendar import Calendar, Component
+from icalendar.prop import vDDDTypes
+
+from config.limits import MAX_NAME_CHARS, bounded_id, clip
+from connectors.records import Address, Attendee, CalendarEvent, ResponseStatus
+
+EventStatus = Literal["confirmed", "tentative", "cancelled"]
+
+_RESPONSES: Mapping[str, ResponseStatus] = {
+    "NEEDS-ACTION": "needs_action",
+    "ACCEPTED": "accepted",
+    "DECLINED": "declined",
+    "TENTATIVE": "tentative",
+}
+_STATUSES: Mapping[str, EventStatus] = {
+    "CONFIRMED": "confirmed",
+    "TENTATIVE": "tentative",
+    "CANCELLED": "cancelled",
+}
+_RESOURCE_TYPES = frozenset({"ROOM", "RESOURCE"})
+
+
+def parse_calendar(data: bytes) -> Calendar:
+    """Read the bytes of a .ics file or a ``text/calendar`` part as one calendar.
+
+    Several VCALENDAR blocks in one file (concatenated exports) are merged, so
+    an override in one block still finds its series in another; the first
+    block's calendar properties (X-WR-TIMEZONE among them) apply to all. Raises
+    ``ValueError`` when no complete VCALENDAR is there: a file caught half
+    written must read as broken, not as empty, or every meeting in it would
+    look deleted.
+    """
+    calendars = Calendar.from_ical(data, multiple=True)
+    if not calendars:
+        raise ValueError("no complete VCALENDAR block")
+    if len(calendars) == 1:
+        return calendars[0]
+    merged = Calendar()
+    merged.update(calendars[0])
+    for calendar in calendars:
+        merged.subcomponents.extend(calendar.subcomponents)
+    return merged
+
+
+def stable_uid(component: Component) -> str:
+    """The component's UID or, when it has none, one derived from its start and summary.
+
+    RFC 5545 requires a UID but some generators omit it; the fallback stays the
+    same from one read of the file to the next, so the meeting is not taken for
+    a new one each time. A UID longer than ``config.limits.MAX_ID_CHARS`` is
+    replaced by its hash, which still names the same meeting everywhere.
+    """
+    uid = str(component.get("UID", "")).strip()
+    if uid:
+        return bounded_id(uid)
+    start = component.get("DTSTART")
+    seed = "\n".join(
+        (
+            start.to_ical().decode() if isinstance(start, vDDDTypes) else "",
+            _text(component, "SUMMARY"),
+        )
+    )
+    return "no-uid-" + hashlib.sha256(seed.encode()).hexdigest()[:24]
+
+
+def to_calendar_event(
+    occurrence: Component,
+    *,
+    calendar: str,
+    owner: str,
+    source_prefix: str,
+    method: str = "",
+) -> CalendarEvent:
+    """The CRM's record of one expanded occurrence.
+
+    ``source_id`` is ``f"{source_prefix}/{uid}/{original start, ISO}"``: stable
+    for as long as the source holds the occurrence, whatever else changes
+    about it. ``method`` is the calendar's METHOD; ``CANCEL`` (an organizer
+    withdrawing an invitation) makes the occurrence cancelled whatever its
+    STATUS says.
+    """
+    start_value = occurrence.get("DTSTART")
+    if not isinstance(start_value, vDDDTypes) or not isinstance(start_value.dt, date):
+        raise ValueError("an occurrence needs a DTSTART date or date-time")
+    uid = stable_uid(occurrence)
+    start = to_utc(start_value.dt)
+    original_start = _moment(occurrence, "RECURRENCE-ID") or start
+    status = _STATUSES.get(_text(occurrence, "STATUS").upper(), "confirmed")
+    if method.upper() == "CANCEL":
+        status = "cancelled"
+    return CalendarEvent(
+        source_id=f"{source_prefix}/{uid}/{original_start.isoformat()}",
+        calendar=calendar,
+        owner=owner,
+        uid=uid,
+        original_start=original_start,
+        start=start,
+        end=_end(occurrence, start_value.dt),
+        summary=_text(occurrence, "SUMMARY"),
+        description=_text(occurrence, "DESCRIPTION"),
+        location=_text(occurrence, "LOCATION"),
+        status=status,
+        organizer=address(_first(occurrence.get("ORGANIZER"))),
+        attendees=_attendees(occurrence.get("ATTENDEE")),
+        sequence=_sequence(occurrence.get("SEQUENCE")),
+        updated=_moment(occurrence, "LAST-MODIFIED") or _moment(occurrence, "DTSTAMP"),
+    )
+
+
+def to_utc(value: date) -> datetime:
+    """An aware UTC datetime: dates at midnight UTC, floating times read as UTC."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+    return datetime(value.year, value.month, value.day, tzinfo=UTC)
+
+
+def address(value: Any) -> Address | None:
+    """An ORGANIZER or ATTENDEE value as an ``Address``; ``None`` when it holds no email."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if text.lower().startswith("mailto:"):
+        text = text[len("mailto:") :]
+    email = text.strip().lower()
+    if "@" not in email:
+        return None
+    params = getattr(value, "params", {})
+    return Address(email=email, name=clip(str(params.get("CN", "")).strip(), MAX_NAME_CHARS))
+
+
+def response_status(partstat: str) -> ResponseStatus:
+    """PARTSTAT as the CRM's response status; DELEGATED and the rest are ``unknown``."""
+    return _RESPONSES.get(partstat.strip().upper(), "unknown")
+
+
+def _attendees(values: Any) -> tuple[Attendee, ...]:
+    attendees: dict[str, Attendee] = {}
+    for value in _all(values):
+        person = address(value)
+        if person is None or person.email in attendees:
+            continue
+        params = getattr(value, "params", {})
+        attendees[person.email] = Attendee(
+            address=person,
+            response_status=response_status(str(params.get("PARTSTAT", ""))),
+            is_resource=str(params.get("CUTYPE", "")).upper() in _RESOURCE_TYPES,
+            optional=str(params.get("ROLE", "")).upper() == "OPT-PARTICIPANT",
+        )
+    return tuple(attendees.values())
+
+
+def _end(occurrence: Component, start: date) -> datetime:
+    """DTEND, else DTSTART plus DURATION, else RFC 5545's default: a day, or no time at all."""
+    end = _moment(occurrence, "DTEND")
+    if end is not None:
+        return end
+    duration = getattr(_first(occurrence.get("DURATION")), "dt", None)
+    if isinstance(duration, timedelta):
+        return to_utc(start) + duration
+    if isinstance(start, datetime):
+        return to_utc(start)
+    return to_utc(start) + timedelta(days=1)
+
+
+def _moment(component: Component, name: str) -> datetime | None:
+    value = getattr(_first(component.get(name)), "dt", None)
+    return to_utc(value) if isinstance(value, date) else None
+
+
+def _sequence(value: Any) -> int:
+    try:
+        return int(_first(value))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _text(component: Component, name: str) -> str:
+    value = _first(component.get(name))
+    return "" if value is None else str(value)
+
+
+def _first(value: Any) -> Any:
+    values = _all(value)
+    return values[0] if values else None
+
+
+def _all(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]

@@ -1,0 +1,599 @@
+"""The Gmail connector against the fake Google server: the real client over real HTTP."""
+
+from __future__ import annotations
+
+import email.policy
+import pickle
+from collections import Counter, deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.parser import BytesParser
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from connectors.errors import AuthError, CursorInvalid, TransientError
+from connectors.google.auth import gmail_scopes, user_credentials
+from connectors.google.errors import RetryPolicy
+from connectors.google.gmail import METADATA_HEADERS, GmailConnector, Mode, in_scope
+from connectors.records import Cursor, Item, MailMessage, SourceRemoved
+from tests.support.fake_google import (
+    GMAIL_METADATA,
+    FakeGoogle,
+    FaultPlan,
+    Mailbox,
+    make_email,
+)
+from tests.support.paths import FIXTURES
+
+ACCOUNT = "alice@example.com"
+NAME = "alice-gmail"
+REPLIES = FIXTURES / "talon" / "standard_replies"
+EMLS = sorted(REPLIES.glob("*.eml"))
+GENEROUS = RetryPolicy(max_retries=10_000, max_seconds=1e9)
+
+
+def no_sleep(_seconds: float) -> None:
+    return None
+
+
+@dataclass
+class Run:
+    """Everything one ``fetch`` yielded."""
+
+    items: list[Item] = field(default_factory=list)
+    cursors: list[Cursor] = field(default_factory=list)
+
+    @property
+    def cursor(self) -> Cursor:
+        return self.cursors[-1]
+
+    @property
+    def messages(self) -> list[MailMessage]:
+        return [i for i in self.items if isinstance(i, MailMessage)]
+
+    @property
+    def ids(self) -> list[str]:
+        return [m.source_id for m in self.messages]
+
+    @property
+    def removed(self) -> list[str]:
+        return [i.source_id for i in self.items if isinstance(i, SourceRemoved)]
+
+
+def sync(connector: GmailConnector, cursor: Cursor | None = None) -> Run:
+    run = Run()
+    for batch in connector.fetch(cursor):
+        run.items.extend(batch.items)
+        run.cursors.append(batch.cursor)
+    return run
+
+
+def make_connector(
+    fake: FakeGoogle, *, mode: Mode = "metadata", account: str = ACCOUNT, **options: Any
+) -> GmailConnector:
+    scopes = gmail_scopes(mode)
+    info = {
+        "refresh_token": fake.issue_refresh_token(account, scopes),
+        "client_id": "test-client",
+        "client_secret": "test-secret",
+    }
+    credentials = user_credentials(info, scopes, token_uri=fake.token_uri)
+    options.setdefault("sleep", no_sleep)
+    return GmailConnector(NAME, account, credentials, mode=mode, api_endpoint=fake.url, **options)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeGoogle]:
+    with FakeGoogle(seed=7) as server:
+        yield server
+
+
+@pytest.fixture
+def mailbox(fake: FakeGoogle) -> Mailbox:
+    return fake.add_mailbox(ACCOUNT)
+
+
+def deliver_fixtures(mailbox: Mailbox) -> dict[str, bytes]:
+    """The talon replies into INBOX; Gmail id -> the exact bytes."""
+    return {mailbox.add_message(path.read_bytes(), ["INBOX", "UNREAD"]): path.read_bytes()
+            for path in EMLS}
+
+
+def deliver(mailbox: Mailbox, count: int, labels: tuple[str, ...] = ("INBOX",)) -> list[str]:
+    start = datetime(2024, 3, 1, tzinfo=UTC)
+    return [
+        mailbox.add_message(
+            make_email(subject=f"Quote {i}", date=start + timedelta(hours=i)), labels
+        )
+        for i in range(count)
+    ]
+
+
+def scoped_ids(mailbox: Mailbox, labels: tuple[str, ...] = ("INBOX", "SENT")) -> set[str]:
+    return {m.id for m in mailbox.messages.values() if in_scope(frozenset(m.labels), labels)}
+
+
+# --------------------------------------------------------------------------- first sync
+
+
+def test_first_sync_yields_every_message_in_scope_once(fake: FakeGoogle, mailbox: Mailbox) -> None:
+    raws = deliver_fixtures(mailbox)
+    sent = deliver(mailbox, 3, ("SENT",))
+    to_self = mailbox.add_message(make_email(subject="note to self"), ["INBOX", "SENT"])
+    for labels in (["SPAM"], ["INBOX", "TRASH"], ["DRAFT"], ["CHAT"]):
+        mailbox.add_message(make_email(subject="never"), labels)
+    history_before = str(mailbox.history_id)
+
+    run = sync(make_connector(fake, page_size=5))
+
+    assert Counter(run.ids) == Counter({*raws, *sent, to_self})
+    by_id = {m.source_id: m for m in run.messages}
+    some_id = next(iter(raws))
+    assert by_id[some_id].labels == frozenset({"INBOX", "UNREAD"})
+    assert by_id[some_id].thread_id == mailbox.messages[some_id].thread_id
+    assert by_id[some_id].internal_date == datetime.fromtimestamp(
+        mailbox.messages[some_id].internal_date / 1000, tz=UTC
+    )
+    assert all(m.mailbox == ACCOUNT for m in run.messages)
+    assert pickle.loads(pickle.dumps(run.messages)) == run.messages  # for planning workers
+    phases = [c["phase"] for c in run.cursors]
+    assert phases[-1] == "incremental" and set(phases[:-1]) == {"full"}
+    assert run.cursor == {"v": 1, "phase": "incremental", "history_id": history_before}
+
+
+def test_metadata_mode_yields_headers_only(fake: FakeGoogle, mailbox: Mailbox) -> None:
+    raws = deliver_fixtures(mailbox)
+    run = sync(make_connector(fake))
+    allowed = {h.lower() for h in METADATA_HEADERS}
+    for message in run.messages:
+        original = BytesParser(policy=email.policy.default).parsebytes(raws[message.source_id])
+        parsed = BytesParser(policy=email.policy.default).parsebytes(message.raw)
+        assert message.truncated
+        assert message.raw.endswith(b"\r\n\r\n")
+        assert parsed.get_payload() == ""
+        assert {k.lower() for k in parsed} <= allowed
+        assert parsed["Subject"] == original["Subject"]
+        assert parsed["Message-ID"] == original["Message-ID"]
+
+
+def test_metadata_mode_never_asks_for_bodies_or_search(
+    fake: FakeGoogle, mailbox: Mailbox
+) -> None:
+    ids = deliver(mailbox, 30)
+    connector = make_connector(fake, since=datetime(2024, 3, 2, tzinfo=UTC), page_size=10)
+    run = sync(connector)
+    mailbox.add_message(make_email(subject="new"))
+    mailbox.modify(ids[-1], add=["Label_1"])
+    sync(connector, run.cursor)
+
+    gets = fake.api_calls("users.messages.get")
+    assert gets and {c.format for c in gets} == {"metadata"}
+    assert {c.params["metadataHeaders"] for c in gets} == {METADATA_HEADERS}
+    assert all(c.param("q") is None for c in fake.api_calls())
+    assert all(c.status == 200 for c in fake.api_calls())
+
+
+def test_readonly_mode_yields_the_exact_rfc822_bytes(fake: FakeGoogle, mailbox: Mailbox) -> None:
+    raws = deliver_fixtures(mailbox)
+    run = sync(make_connector(fake, mode="readonly"))
+    assert {m.source_id: m.raw for m in run.messages} == raws
+    assert not any(m.truncated for m in run.messages)
+    assert {c.format for c in fake.api_calls("users.messages.get")} == {"raw"}
+
+
+@pytest.mark.parametrize("mode", ["metadata", "readonly"])
+def test_since_bounds_the_first_sync(fake: FakeGoogle, mailbox: Mailbox, mode: Mode) -> None:
+    ids = deliver(mailbox, 40)
+    since = datetime(2024, 3, 1, tzinfo=UTC) + timedelta(hours=30)
+    run = sync(make_connector(fake, mode=mode, since=since, labels=["INBOX"], page_size=5))
+    assert sorted(run.ids) == sorted(ids[30:])
+    listed = fake.api_calls("users.messages.list")
+    if mode == "readonly":
+        assert all(c.param("q") == f"after:{int(since.timestamp()) - 1}" for c in listed)
+    else:
+        assert len(listed) <= 4, "a page wholly before `since` ends the listing"
+
+
+def test_batches_hold_at_most_fifty_calls(fake: FakeGoogle, mailbox: Mailbox) -> None:
+    ids = deliver(mailbox, 130)
+    run = sync(make_connector(fake, labels=["INBOX"]))
+    assert sorted(run.ids) == sorted(ids)
+    sizes = [int(c.param("parts") or 0) for c in fake.log if c.api_method == "batch"]
+    assert sizes == [50, 50, 30]
+
+
+def test_message_gone_between_list_and_get_is_skipped(
+    fake: FakeGoogle, mailbox: Mailbox
+) -> None:
+    ids = deliver(mailbox, 5)
+    connector = make_connector(fake)
+    run = sync(connector)
+    added = mailbox.add_message(make_email(subject="gone soon"))
+    mailbox.messages.pop(added)
+    relabelled = ids[0]
+    mailbox.modify(relabelled, add=["Label_1"])
+    mailbox.messages.pop(relabelled)
+    later = sync(connector, run.cursor)
+    assert later.items == [SourceRemoved(relabelled)]
+
+
+# --------------------------------------------------------------------------- incremental sync
+
+
+def test_incremental_after_new_deleted_and_relabelled_messages(
+    fake: FakeGoogle, mailbox: Mailbox
+) -> None:
+    ids = deliver(mailbox, 8)
+    connector = make_connector(fake)
+    first = sync(connector)
+    private = mailbox.create_label("Private")
+
+    new = mailbox.add_message(make_email(subject="new one"), ["INBOX", "UNREAD"])
+    mailbox.delete_message(ids[0])
+    mailbox.modify(ids[1], remove=["INBOX"])
+    mailbox.modify(ids[2], add=[private])
+    mailbox.modify(ids[3], add=["TRASH"])
+    mailbox.modify(ids[4], add=["SPAM"], remove=["INBOX"])
+    mailbox.modify(ids[5], remove=["UNREAD"], add=["STARRED"])
+    fleeting = mailbox.add_message(make_email(subject="fleeting"))
+    mailbox.delete_message(fleeting)
+    mailbox.add_message(make_email(subject="a draft"), ["DRAFT"])
+    mailbox.modify(ids[6], add=["SENT"])
+
+    second = sync(connector, first.cursor)
+
+    assert sorted(second.removed) == sorted([ids[0], ids[1], ids[3], ids[4]])
+    assert sorted(second.ids) == sorted([new, ids[2], ids[6]])
+    by_id = {m.source_id: m for m in second.messages}
+    assert private in by_id[ids[2]].labels
+    assert by_id[ids[6]].labels == frozenset({"INBOX", "SENT"})
+    assert second.cursor == {"v": 1, "phase": "incremental", "history_id": str(mailbox.history_id)}
+
+
+def test_label_names_map_ids_for_the_agent(fake: FakeGoogle, mailbox: Mailbox) -> None:
+    private = mailbox.create_label("crm-private")
+    connector = make_connector(fake)
+    names = connector.label_names()
+    assert names[private] == "crm-private" and names["INBOX"] == "INBOX"
+    assert connector.units_spent == {"users.labels.list": 1}
+
+
+def test_untrashed_message_comes_back(fake: FakeGoogle, mailbox: Mailbox) -> None:
+    ids = deliver(mailbox, 2)
+    connector = make_connector(fake)
+    cursor = sync(connector).cursor
+    mailbox.modify(ids[0], add=["TRASH"])
+    run = sync(connector, cursor)
+    assert run.removed == [ids[0]]
+    mailbox.modify(ids[0], remove=["TRASH"])
+    assert sync(connector, run.cursor).ids == [ids[0]]
+
+
+def test_history_is_read_page_by_page_with_a_cursor_per_page(
+    fake: FakeGoogle, mailbox: Mailbox
+) -> None:
+    connector = make_connector(fake, page_size=3)
+    cursor = sync(connector).cursor
+    new = deliver(mailbox, 10)
+    run = sync(connector, cursor)
+    assert run.ids == new
+    assert len(run.cursors) == 4
+    history_ids = [int(c["history_id"]) for c in run.cursors]
+    assert history_ids == sorted(history_ids)
+    assert run.cursors[-1]["history_id"] == str(mailbox.history_id)
+
+    resumed = sync(connector, run.cursors[1])
+    assert resumed.ids == new[6:]
+
+
+def test_no_change_incremental_is_exactly_one_api_call(
+    fake: FakeGoogle, mailbox: Mailbox
+) -> None:
+    deliver(mailbox, 5)
+    cursor = sync(make_connector(fake)).cursor
+
+    fresh = make_connector(fake)
+    fake.reset_counters()
+    run = sync(fresh, cursor)
+    assert run.items == []
+    assert [c.api_method for c in fake.log] == ["oauth2.token", "users.history.list"]
+
+    fake.reset_counters()
+    assert sync(fresh, cursor).items == []
+    assert [c.api_method for c in fake.log] == ["users.history.list"]
+    assert fresh.units_spent == {"users.history.list": 2}
+
+
+def test_expired_history_is_cursor_invalid_and_a_full_sync_recovers(
+    fake: FakeGoogle, mailbox: Mailbox
+) -> None:
+    ids = deliver(mailbox, 4)
+    connector = make_connector(fake)
+    cursor = sync(connector).cursor
+    mailbox.add_message(make_email(subject="while away"))
+    mailbox.expire_history()
+
+    with pytest.raises(CursorInvalid):
+        sync(connector, cursor)
+
+    again = sync(connector, None)
+    assert len(again.ids) == len(ids) + 1
+    assert sync(connector, again.cursor).items == []
+
+
+def test_history_window_expires_old_ids_only(fake: FakeGoogle, mailbox: Mailbox) -> None:
+    connector = make_connector(fake)
+    old = sync(connector).cursor
+    deliver(mailbox, 3)
+    recent = sync(connector, old).cursor
+    mailbox.history_limit = 2
+    deliver(mailbox, 3)
+    with pytest.raises(CursorInvalid):
+        sync(connector, old)
+    with pytest.raises(CursorInvalid):
+        sync(connector, recent)
+    assert sync(connector, None).cursor["phase"] == "incremental"
+
+
+def test_rejected_page_token_is_cursor_invalid(fake: FakeGoogle, mailbox: Mailbox) -> None:
+    deliver(mailbox, 3)
+    cursor = {"v": 1, "phase": "full", "label_index": 0, "page_token": "stale", "history_id": "1"}
+    with pytest.raises(CursorInvalid, match="page token"):
+        sync(make_connector(fake), cursor)
+
+
+def test_cursor_that_does_not_parse_is_cursor_invalid(fake: FakeGoogle) -> None:
+    with pytest.raises(CursorInvalid):
+        sync(make_connector(fake), {"v": 1, "phase": "incremental", "history_id": "abc"})
+    assert fake.log == []
+
+
+# --------------------------------------------------------------------------- resumption
+
+
+@pytest.mark.parametrize("stop_after", [1, 2, 5, 7])
+def test_interrupted_first_sync_resumes_from_its_cursor(
+    fake: FakeGoogle, mailbox: Mailbox, stop_after: int
+) -> None:
+    inbox = deliver(mailbox, 17)
+    sent = deliver(mailbox, 9, ("SENT",))
+    seen: list[str] = []
+    batches = make_connector(fake, page_size=4).fetch(None)
+    cursor: Cursor | None = None
+    for _ in range(stop_after):
+        batch = next(batches)
+        seen += [i.source_id for i in batch.items]
+        cursor = batch.cursor
+    del batches
+    late = mailbox.add_message(make_email(subject="arrived meanwhile"))
+
+    run = sync(make_connector(fake, page_size=4), cursor)
+    after = sync(make_connector(fake), run.cursor)
+
+    delivered = Counter(seen + run.ids + after.ids)
+    assert set(delivered) == {*inbox, *sent, late}
+    assert all(n == 1 for mid, n in delivered.items() if mid != late)
+
+
+# --------------------------------------------------------------------------- failures
+
+
+def test_injected_faults_still_deliver_every_message_exactly_once(
+    fake: FakeGoogle, mailbox: Mailbox
+) -> None:
+    ids = deliver(mailbox, 150)
+    fake.faults = FaultPlan(rate=0.2, statuses=(500, 503, 429), seed=3)
+    connector = make_connector(fake, page_size=40, retry_policy=GENEROUS)
+    first = sync(connector)
+    assert Counter(first.ids) == Counter(ids)
+
+    new = deliver(mailbox, 60)
+    for mid in ids[:20]:
+        mailbox.modify(mid, add=["TRASH"])
+    second = sync(connector, first.cursor)
+    assert Counter(second.ids) == Counter(new)
+    assert sorted(second.removed) == sorted(ids[:20])
+
+    failed = [c for c in fake.api_calls() if c.status >= 500 or c.status == 429]
+    assert fake.faults.injected == len(failed) > 30
+    assert any(c.in_batch for c in failed) and any(not c.in_batch for c in failed)
+    assert connector.retries > 0
+
+
+def test_a_spent_retry_budget_loses_nothing_across_runs(
+    fake: FakeGoogle, mailbox: Mailbox
+) -> None:
+    """Each run stops with TransientError when its budget is spent; the next run
+    starts from the last cursor the agent committed, as the scheduler would."""
+    ids = deliver(mailbox, 120)
+    fake.faults = FaultPlan(rate=0.3, statuses=(500, 503), seed=11)
+    committed: Cursor | None = None
+    delivered: list[str] = []
+    transient = 0
+    for _ in range(200):
+        connector = make_connector(fake, page_size=10, retry_policy=RetryPolicy(max_retries=3))
+        try:
+            for batch in connector.fetch(committed):
+                delivered += [i.source_id for i in batch.items]
+                committed = batch.cursor
+        except TransientError:
+            transient += 1
+            continue
+        if committed and committed["phase"] == "incremental":
+            break
+    assert transient > 0
+    assert Counter(delivered) == Counter(ids)
+
+
+def test_retry_after_is_honoured(fake: FakeGoogle, mailbox: Mailbox) -> None:
+    deliver(mailbox, 3)
+    fake.faults = FaultPlan(forced=deque([429]), retry_after=7)
+    slept: list[float] = []
+    sync(make_connector(fake, sleep=slept.append, quota_rate=None))
+    assert slept == [7.0]
+
+
+def test_dropped_connections_are_retried(fake: FakeGoogle, mailbox: Mailbox) -> None:
+    ids = deliver(mailbox, 3)
+    connector = make_connector(fake)
+    fake.faults.drop_connections = 4
+    run = sync(connector)
+    assert sorted(run.ids) == sorted(ids)
+    assert connector.retries >= 1
+
+
+def test_expired_access_token_in_a_batch_part_is_refreshed(
+    fake: FakeGoogle, mailbox: Mailbox
+) -> None:
+    ids = deliver(mailbox, 6)
+    fake.faults = FaultPlan(methods=frozenset({"users.messages.get"}))
+    fake.faults.forced.extend([0, 401, 0, 401])
+    run = sync(make_connector(fake))
+    assert sorted(run.ids) == sorted(ids)
+    assert fake.calls["oauth2.token"] == 2
+
+
+def test_revoked_grant_is_auth_error_naming_the_command(
+    fake: FakeGoogle, mailbox: Mailbox
+) -> None:
+    deliver(mailbox, 2)
+    connector = make_connector(fake)
+    cursor = sync(connector).cursor
+    for token in fake.refresh_tokens_of(ACCOUNT):
+        fake.revoke(token)
+
+    with pytest.raises(AuthError) as raised:
+        sync(connector, cursor)
+    assert "invalid_grant" in str(raised.value)
+    assert "crm-sync connectors auth alice-gmail" in raised.value.hint
+
+
+def test_token_without_gmail_scope_is_auth_error(fake: FakeGoogle, mailbox: Mailbox) -> None:
+    calendar_only = ["https://www.googleapis.com/auth/calendar.readonly"]
+    info = {
+        "refresh_token": fake.issue_refresh_token(ACCOUNT, calendar_only),
+        "client_id": "test-client",
+        "client_secret": "test-secret",
+    }
+    credentials = user_credentials(info, calendar_only, token_uri=fake.token_uri)
+    connector = GmailConnector(NAME, ACCOUNT, credentials, api_endpoint=fake.url, sleep=no_sleep)
+    with pytest.raises(AuthError, match="insufficient"):
+        sync(connector)
+
+
+def test_metadata_token_cannot_fetch_raw(fake: FakeGoogle, mailbox: Mailbox) -> None:
+    """A readonly connector given a metadata-scoped token fails loudly, not silently."""
+    deliver(mailbox, 1)
+    info = {
+        "refresh_token": fake.issue_refresh_token(ACCOUNT, [GMAIL_METADATA]),
+        "client_id": "test-client",
+        "client_secret": "test-secret",
+    }
+    credentials = user_credentials(info, [GMAIL_METADATA], token_uri=fake.token_uri)
+    connector = GmailConnector(
+        NAME, ACCOUNT, credentials, mode="readonly", api_endpoint=fake.url, sleep=no_sleep
+    )
+    with pytest.raises(AuthError, match="format RAW"):
+        sync(connector)
+
+
+# --------------------------------------------------------------------------- quota
+
+
+def test_quota_units_are_counted_per_method(fake: FakeGoogle, mailbox: Mailbox) -> None:
+    deliver(mailbox, 23)
+    deliver(mailbox, 4, ("SENT",))
+    connector = make_connector(fake, page_size=10)
+    run = sync(connector)
+    assert connector.units_spent == {
+        "users.getProfile": 1,
+        "users.messages.list": 5 * 4,
+        "users.messages.get": 5 * 27,
+    }
+    assert connector.units_spent == {k: v for k, v in fake.units.items() if v}
+    deliver(mailbox, 2)
+    sync(connector, run.cursor)
+    assert connector.units_spent == {"users.history.list": 2, "users.messages.get": 10}
+
+
+def test_quota_rate_paces_the_run(fake: FakeGoogle, mailbox: Mailbox) -> None:
+    deliver(mailbox, 60)
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    connector = make_connector(
+        fake, labels=["INBOX"], quota_rate=100.0, sleep=sleep, clock=lambda: now[0]
+    )
+    sync(connector)
+    total = 1 + 5 + 5 * 60
+    assert sum(slept) == pytest.approx((total - 100) / 100)
+    assert now[0] >= (total - 100) / 100
+
+
+# --------------------------------------------------------------------------- a model check
+
+
+OPERATIONS = st.lists(
+    st.one_of(
+        st.tuples(st.just("add"), st.sets(st.sampled_from(["INBOX", "SENT", "DRAFT", "SPAM"]),
+                                           min_size=1)),
+        st.tuples(st.just("delete"), st.integers(0, 1000)),
+        st.tuples(
+            st.just("modify"),
+            st.integers(0, 1000),
+            st.sets(st.sampled_from(["INBOX", "SENT", "TRASH", "Label_1", "UNREAD"])),
+            st.sets(st.sampled_from(["INBOX", "SENT", "TRASH", "Label_1", "UNREAD"])),
+        ),
+        st.tuples(st.just("sync")),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(initial=st.integers(0, 6), operations=OPERATIONS, page_size=st.integers(1, 4))
+def test_replaying_batches_reproduces_the_mailbox_scope(
+    initial: int, operations: list[tuple[Any, ...]], page_size: int
+) -> None:
+    """Applying every batch to a copy ends with exactly the mailbox's in-scope messages,
+    whatever the changes and however often the sync ran in between."""
+    with FakeGoogle(seed=1) as fake:
+        mailbox = fake.add_mailbox(ACCOUNT)
+        deliver(mailbox, initial)
+        connector = make_connector(fake, page_size=page_size, batch_size=3)
+        copy: dict[str, frozenset[str]] = {}
+
+        def apply(cursor: Cursor | None) -> Cursor:
+            run = sync(connector, cursor)
+            for item in run.items:
+                if isinstance(item, MailMessage):
+                    copy[item.source_id] = item.labels
+                else:
+                    copy.pop(item.source_id, None)
+            return run.cursor if run.cursors else cursor or {}
+
+        cursor = apply(None)
+        for operation in operations:
+            existing = sorted(mailbox.messages)
+            if operation[0] == "add":
+                mailbox.add_message(make_email(subject="x"), operation[1])
+            elif operation[0] == "delete" and existing:
+                mailbox.delete_message(existing[operation[1] % len(existing)])
+            elif operation[0] == "modify" and existing:
+                target = existing[operation[1] % len(existing)]
+                mailbox.modify(target, add=operation[2], remove=operation[3] - operation[2])
+            elif operation[0] == "sync":
+                cursor = apply(cursor)
+        apply(cursor)
+
+        assert set(copy) == scoped_ids(mailbox)
+        for mid, labels in copy.items():
+            assert labels - {"UNREAD"} == frozenset(mailbox.messages[mid].labels) - {"UNREAD"}

@@ -1,0 +1,31 @@
+"""The servers tests talk to, and what a test does when one is missing.
+
+A test that needs a server (PostgreSQL, Dovecot, Chromium) skips with a
+reason that says how to start one -- except under ``CI=true``, where every
+server must be there and a missing one fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+PG_HOST = os.environ.get("PGHOST", "127.0.0.1")
+PG_PORT = os.environ.get("PGPORT", "5432")
+PG_USER = os.environ.get("PGUSER", "postgres")
+PG_ADMIN_URL = f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/postgres"
+PG_HOW_TO = (
+    "no PostgreSQL server answers on "
+    f"{PG_HOST}:{PG_PORT} as user {PG_USER}; start one with "
+    "`bash tests/setup/postgres.sh` (or set PGHOST/PGPORT/PGUSER)"
+)
+
+
+def need_server(reason: str) -> None:
+    """Skip for lack of a server -- or fail, in CI, where every server must be there."""
+    if IN_CI:
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    pytest.skip(reason)
