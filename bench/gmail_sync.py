@@ -121,8 +121,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     scenarios = [("gmail_first_sync", 0.0)]
     if args.fault_rate > 0:
-        scenarios.append((f"gmail_first_sync_{round(args.fault_rate * 100)}pct_faults",
-                          args.fault_rate))
+        scenarios.append(
+            (f"gmail_first_sync_{round(args.fault_rate * 100)}pct_faults", args.fault_rate)
+        )
     for name, rate in scenarios:
         for figure, (value, unit) in _scenario(args.messages, rate, args.seed).items():
             print(json.dumps({"bench": f"{name}.{figure}", "value": value, "unit": unit}))

@@ -102,12 +102,8 @@ class LimitsConfig(_Strict):
     occurrences_per_sync: Annotated[int, Field(ge=1, le=10_000_000)] = (
         DEFAULT_LIMITS.occurrences_per_sync
     )
-    series_per_calendar: Annotated[int, Field(ge=1, le=10_000)] = (
-        DEFAULT_LIMITS.series_per_calendar
-    )
-    contact_recipients: Annotated[int, Field(ge=0, le=100_000)] = (
-        DEFAULT_LIMITS.contact_recipients
-    )
+    series_per_calendar: Annotated[int, Field(ge=1, le=10_000)] = DEFAULT_LIMITS.series_per_calendar
+    contact_recipients: Annotated[int, Field(ge=0, le=100_000)] = DEFAULT_LIMITS.contact_recipients
 
     def to_limits(self) -> Limits:
         return Limits(**self.model_dump())

@@ -31,7 +31,6 @@ from config.limits import MAX_HTML_CHARS, MAX_HTML_TAGS, MAX_TEXT_CHARS
 __all__ = ["html_reply_text", "html_to_text"]
 
 
-
 _DROP_TAGS = frozenset(
     {"head", "style", "script", "title", "template", "noscript", "xml", "svg", "object"}
 )

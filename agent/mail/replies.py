@@ -33,7 +33,6 @@ __all__ = [
 ]
 
 
-
 def _phrases(table: str) -> tuple[str, ...]:
     """A vocabulary written as "a | b | c" across lines, for tables that stay readable."""
     return tuple(phrase.strip() for phrase in table.split("|") if phrase.strip())

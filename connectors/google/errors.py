@@ -317,4 +317,3 @@ class Retrier:
             f"{verdict.describe()}; {spent}",
             retry_after=verdict.retry_after,
         )
-

@@ -136,9 +136,7 @@ class IncrementalCursor:
         return {"v": CURSOR_VERSION, "phase": "incremental", "history_id": self.history_id}
 
 
-def parse_cursor(
-    cursor: Cursor | None, label_count: int
-) -> FullCursor | IncrementalCursor | None:
+def parse_cursor(cursor: Cursor | None, label_count: int) -> FullCursor | IncrementalCursor | None:
     """A stored cursor back into its type; anything unexpected is CursorInvalid."""
     if cursor is None:
         return None
@@ -514,13 +512,17 @@ class GmailConnector(GoogleApiClient):
         query = None
         if self.since is not None and self.mode == "readonly":
             query = f"after:{int(self.since.timestamp()) - 1}"
-        return self._users().messages().list(
-            userId="me",
-            labelIds=[label],
-            includeSpamTrash=False,
-            maxResults=page_size or self._page_size,
-            pageToken=page_token,
-            q=query,
+        return (
+            self._users()
+            .messages()
+            .list(
+                userId="me",
+                labelIds=[label],
+                includeSpamTrash=False,
+                maxResults=page_size or self._page_size,
+                pageToken=page_token,
+                q=query,
+            )
         )
 
     def _keep_in_full_sync(self, message: MailMessage, index: int) -> bool:
@@ -548,12 +550,16 @@ class GmailConnector(GoogleApiClient):
         position = start
         page_token: str | None = None
         while True:
-            request = self._users().history().list(
-                userId="me",
-                startHistoryId=start,
-                historyTypes=list(HISTORY_TYPES),
-                maxResults=self._page_size,
-                pageToken=page_token,
+            request = (
+                self._users()
+                .history()
+                .list(
+                    userId="me",
+                    startHistoryId=start,
+                    historyTypes=list(HISTORY_TYPES),
+                    maxResults=self._page_size,
+                    pageToken=page_token,
+                )
             )
             response = self._execute("users.history.list", request, missing=CursorInvalid)
             records: list[Mapping[str, Any]] = response.get("history", [])

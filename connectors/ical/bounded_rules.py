@@ -234,4 +234,3 @@ def _typed(moment: datetime, start: date, zone: tzinfo | None) -> date:
     if zone is None:
         return moment
     return moment.replace(tzinfo=zone).astimezone(UTC)
-

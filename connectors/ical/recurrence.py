@@ -257,7 +257,6 @@ class _Events(SelectComponents):  # type: ignore[misc]
                 self._on_bad_series(uid, error)
         return collected
 
-
     def _bounded(self, uid: str, component: Component) -> Component:
         """The component with each RRULE as ``bound_rule`` allows; cuts are recorded.
 

@@ -395,10 +395,10 @@ class Examined:
     changed: tuple[int, ...] = ()
 
 
-
 def _utc(value: datetime) -> datetime:
     """INTERNALDATE in UTC: imapclient's own zone type cannot be pickled (to a planning worker)."""
     return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
 
 def unchanged(state: FolderState | None, status: FolderStatus | None) -> bool:
     """Whether a folder's status proves nothing happened since ``state``."""
@@ -861,11 +861,14 @@ class ImapConnector:
                     uidvalidity = session.examine(folder, None).status.uidvalidity
                     if state is not None and state.uidvalidity != uidvalidity:
                         continue
-                    yield folder, [
-                        f"{folder}/{uidvalidity}/{uid}"
-                        for uid in session.search_new(0, self.since)
-                        if state is None or uid <= state.last_uid
-                    ]
+                    yield (
+                        folder,
+                        [
+                            f"{folder}/{uidvalidity}/{uid}"
+                            for uid in session.search_new(0, self.since)
+                            if state is None or uid <= state.last_uid
+                        ],
+                    )
         except ConnectorError:
             raise
         except (IMAPClientError, OSError) as exc:

@@ -357,7 +357,10 @@ def test_batch_endpoint(fake: FakeGoogle, mailbox: Mailbox, path: str, newline: 
 def test_batch_of_more_than_100_is_refused(fake: FakeGoogle, mailbox: Mailbox) -> None:
     body = batch_body([f"{MESSAGES}/x"] * 101, "\n")
     status, _headers, answer = request(
-        fake, "POST", "/batch", body=body,
+        fake,
+        "POST",
+        "/batch",
+        body=body,
         headers={"Content-Type": "multipart/mixed; boundary=BOUNDARY"},
     )
     assert status == 400
@@ -468,8 +471,14 @@ def keys() -> tuple[rsa.RSAPrivateKey, rsa.RSAPrivateKey]:
         ({"exp_in": 7200}, 400, "invalid_grant"),
         ({"iss": "stranger@x.iam.gserviceaccount.com"}, 401, "invalid_client"),
     ],
-    ids=["valid", "wrong-key", "unknown-subject", "scope-not-delegated", "too-long-lived",
-         "unknown-service-account"],
+    ids=[
+        "valid",
+        "wrong-key",
+        "unknown-subject",
+        "scope-not-delegated",
+        "too-long-lived",
+        "unknown-service-account",
+    ],
 )
 def test_jwt_bearer_grant(
     fake: FakeGoogle,
@@ -519,7 +528,10 @@ def test_routes_can_be_added_for_other_apis(fake: FakeGoogle, mailbox: Mailbox) 
         b"TOKEN", token.encode()
     )
     status, _headers, answer = request(
-        fake, "POST", "/batch/calendar/v3", body=body,
+        fake,
+        "POST",
+        "/batch/calendar/v3",
+        body=body,
         headers={"Content-Type": "multipart/mixed; boundary=BOUNDARY"},
     )
     assert status == 200 and b'"e1"' in answer

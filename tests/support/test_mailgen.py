@@ -45,8 +45,15 @@ from tests.support.mailgen import (
 
 DEMO_DIR = Path(agent.cli.__file__).parent / "demo_data"
 PARSER = BytesParser(policy=policy.default)
-SYSTEM_DOMAINS = {"gmail.com", "outlook.com", "yahoo.co.uk", "icloud.com", "gmx.de",
-                  "googlemail.com", "google.com"}
+SYSTEM_DOMAINS = {
+    "gmail.com",
+    "outlook.com",
+    "yahoo.co.uk",
+    "icloud.com",
+    "gmx.de",
+    "googlemail.com",
+    "google.com",
+}
 PER_MAILBOX = re.compile(rb"^(X-GM-THRID|X-Gmail-Labels|Delivered-To|Bcc): .*\n", re.MULTILINE)
 
 
@@ -89,8 +96,16 @@ def read_mboxrd(path: Path) -> list[bytes]:
 
 @pytest.fixture(scope="module")
 def demo() -> list[Mail]:
-    return list(iter_mail(DEMO_SEED, DEMO_MESSAGES, DEMO_CONTACTS, mailboxes=DEMO_MAILBOXES,
-                          takeout=True, attachment_bytes=DEMO_ATTACHMENT_BYTES))
+    return list(
+        iter_mail(
+            DEMO_SEED,
+            DEMO_MESSAGES,
+            DEMO_CONTACTS,
+            mailboxes=DEMO_MAILBOXES,
+            takeout=True,
+            attachment_bytes=DEMO_ATTACHMENT_BYTES,
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -186,8 +201,11 @@ def test_addresses_use_reserved_domains(corpus: str, request: pytest.FixtureRequ
     domains: Counter[str] = Counter()
     for _, _, raw in copies(mails):
         message = parse(raw)
-        fields = [str(v) for k in ("From", "To", "Cc", "Bcc", "Reply-To", "Sender")
-                  for v in message.get_all(k, [])]
+        fields = [
+            str(v)
+            for k in ("From", "To", "Cc", "Bcc", "Reply-To", "Sender")
+            for v in message.get_all(k, [])
+        ]
         for _, address in getaddresses(fields):
             domains[address.rsplit("@", 1)[1]] += 1
     outside = {d for d in domains if not d.endswith(".example") and d not in SYSTEM_DOMAINS}
@@ -239,23 +257,26 @@ def test_a_thread_with_several_staff_is_in_each_of_their_mailboxes(demo: list[Ma
     for mail in shared:
         bodies = {PER_MAILBOX.sub(b"", raw) for raw in mail.copies.values()}
         assert len(bodies) == 1
-        assert {str(parse(raw)["Message-ID"]) for raw in mail.copies.values()} == {
-            mail.message_id}
+        assert {str(parse(raw)["Message-ID"]) for raw in mail.copies.values()} == {mail.message_id}
 
 
 def test_each_mailbox_holds_what_its_owner_sent_and_received(
     demo_boxes: dict[str, list[bytes]],
 ) -> None:
     for owner, raws in demo_boxes.items():
-        senders = Counter(parse(raw)["From"].addresses[0].addr_spec == owner
-                          for raw in raws if parse(raw)["From"] is not None)
+        senders = Counter(
+            parse(raw)["From"].addresses[0].addr_spec == owner
+            for raw in raws
+            if parse(raw)["From"] is not None
+        )
         assert senders[True] > 5 and senders[False] > 5, owner
 
 
 def test_takeout_headers_appear_only_when_asked(demo: list[Mail]) -> None:
     plain = generate_mailboxes(DEMO_SEED, 40, DEMO_CONTACTS)
-    assert not any(b"X-GM-THRID" in raw or b"X-Gmail-Labels" in raw
-                   for raws in plain.values() for raw in raws)
+    assert not any(
+        b"X-GM-THRID" in raw or b"X-Gmail-Labels" in raw for raws in plain.values() for raw in raws
+    )
     seen: Counter[str] = Counter()
     threads: dict[int, set[str]] = {}
     for mail, owner, raw in copies(demo):
@@ -270,8 +291,9 @@ def test_takeout_headers_appear_only_when_asked(demo: list[Mail]) -> None:
         else:
             assert ("Sent" in labels) == sent
         threads.setdefault(mail.thread, set()).add(str(message["X-GM-THRID"]))
-    assert {"Inbox", "Sent", "Important", "Category Promotions", "Spam", "Trash",
-            "Chat"} <= set(seen)
+    assert {"Inbox", "Sent", "Important", "Category Promotions", "Spam", "Trash", "Chat"} <= set(
+        seen
+    )
     assert all(len(ids) == 1 and ids.pop().isdigit() for ids in threads.values())
 
 
@@ -324,12 +346,19 @@ CASES: list[tuple[str, Callable[[bytes], bool]]] = [
     ("html-only", _html_only),
     ("outlook-related-logo", lambda raw: _has_part(raw, "multipart/related")),
     ("attachment", _attachment),
-    ("non-ascii-filename", lambda raw: any(
-        not (p.get_filename() or "").isascii() for p in parse(raw).walk())),
+    (
+        "non-ascii-filename",
+        lambda raw: any(not (p.get_filename() or "").isascii() for p in parse(raw).walk()),
+    ),
     ("cc", _header("Cc", "@")),
     ("bcc", _header("Bcc", "@")),
-    ("newsletter", lambda raw: all(_header(h)(raw) for h in ("List-Id", "List-Unsubscribe"))
-     and _header("Precedence", "bulk")(raw)),
+    (
+        "newsletter",
+        lambda raw: (
+            all(_header(h)(raw) for h in ("List-Id", "List-Unsubscribe"))
+            and _header("Precedence", "bulk")(raw)
+        ),
+    ),
     ("no-reply", _address(r"^no-?reply@")),
     ("auto-reply", _header("Auto-Submitted", "auto-replied")),
     ("bounce", _address(r"^mailer-daemon@")),
@@ -342,17 +371,19 @@ CASES: list[tuple[str, Callable[[bytes], bool]]] = [
     ("on-wrote-quote", lambda raw: bool(re.search(r"^On .*(\n.*)?wrote:$", _text(raw), re.M))),
     ("outlook-quote", lambda raw: "\nFrom: " in _text(raw) and "\nSent: " in _text(raw)),
     ("forwarded", lambda raw: "---------- Forwarded message ---------" in _text(raw)),
-    ("signature-with-title", lambda raw: "\n-- \n" in _text(raw)
-     and "Account Executive" in _text(raw)),
-    ("mbox-from-line-in-body", lambda raw: bool(re.search(rb"(?m)^From ", raw.split(b"\n\n",
-                                                                                   1)[1]))),
+    (
+        "signature-with-title",
+        lambda raw: "\n-- \n" in _text(raw) and "Account Executive" in _text(raw),
+    ),
+    (
+        "mbox-from-line-in-body",
+        lambda raw: bool(re.search(rb"(?m)^From ", raw.split(b"\n\n", 1)[1])),
+    ),
 ]
 
 
 @pytest.mark.parametrize(("case", "check"), CASES, ids=[c for c, _ in CASES])
-def test_demo_shows_every_case(
-    case: str, check: Callable[[bytes], bool], demo: list[Mail]
-) -> None:
+def test_demo_shows_every_case(case: str, check: Callable[[bytes], bool], demo: list[Mail]) -> None:
     assert any(check(raw) for _, _, raw in copies(demo)), case
 
 
@@ -366,8 +397,9 @@ def test_demo_is_the_promised_size(demo: list[Mail]) -> None:
 # -- mbox --------------------------------------------------------------------------------
 
 
-def test_mbox_round_trips_through_the_stdlib(tmp_path: Path, demo_boxes: dict[str, list[bytes]],
-                                             bench: list[Mail]) -> None:
+def test_mbox_round_trips_through_the_stdlib(
+    tmp_path: Path, demo_boxes: dict[str, list[bytes]], bench: list[Mail]
+) -> None:
     samples = {**demo_boxes, "bench": [raw for _, _, raw in copies(bench)][:300]}
     for name, raws in samples.items():
         path = tmp_path / f"{name}.mbox"
@@ -403,14 +435,22 @@ def test_mboxrd_quotes_from_lines(tmp_path: Path, line: bytes, written: bytes) -
 @pytest.mark.parametrize(
     ("headers", "envelope"),
     [
-        (b"From: Ann <ann@acme.example>\nDate: Tue, 4 Mar 2025 10:12:33 -0500\n",
-         b"From ann@acme.example Tue Mar  4 15:12:33 2025\n"),
-        (b"Date: Tue, 4 Mar 2025 10:12:33 +0000\n",
-         b"From MAILER-DAEMON Tue Mar  4 10:12:33 2025\n"),
-        (b"From: ann@acme.example\nDate: yesterday\n",
-         b"From ann@acme.example Thu Jan  1 00:00:00 1970\n"),
-        (b"From: =?utf-8?q?Zo=C3=AB?=\n <zoe@northwind.example>\n",
-         b"From zoe@northwind.example Thu Jan  1 00:00:00 1970\n"),
+        (
+            b"From: Ann <ann@acme.example>\nDate: Tue, 4 Mar 2025 10:12:33 -0500\n",
+            b"From ann@acme.example Tue Mar  4 15:12:33 2025\n",
+        ),
+        (
+            b"Date: Tue, 4 Mar 2025 10:12:33 +0000\n",
+            b"From MAILER-DAEMON Tue Mar  4 10:12:33 2025\n",
+        ),
+        (
+            b"From: ann@acme.example\nDate: yesterday\n",
+            b"From ann@acme.example Thu Jan  1 00:00:00 1970\n",
+        ),
+        (
+            b"From: =?utf-8?q?Zo=C3=AB?=\n <zoe@northwind.example>\n",
+            b"From zoe@northwind.example Thu Jan  1 00:00:00 1970\n",
+        ),
     ],
     ids=["from-and-date", "no-from", "bad-date", "folded-encoded-from"],
 )
@@ -455,8 +495,11 @@ def _events(calendar: icalendar.Calendar) -> list[icalendar.Component]:
 
 def _attendees(event: icalendar.Component) -> list[icalendar.vCalAddress]:
     found = event.get("ATTENDEE", [])
-    return [a for a in (found if isinstance(found, list) else [found])
-            if isinstance(a, icalendar.vCalAddress)]
+    return [
+        a
+        for a in (found if isinstance(found, list) else [found])
+        if isinstance(a, icalendar.vCalAddress)
+    ]
 
 
 def _time(event: icalendar.Component, name: str) -> datetime | date:
@@ -497,12 +540,19 @@ CALENDAR_CASES: list[tuple[str, Callable[[icalendar.Component], bool]]] = [
     ("moved-instance", lambda e: "RECURRENCE-ID" in e),
     ("cancelled", lambda e: e.get("STATUS") == "CANCELLED"),
     ("room", lambda e: any(a.params.get("CUTYPE") == "ROOM" for a in _attendees(e))),
-    ("internal-only", lambda e: len(_attendees(e)) > 1 and all(
-        str(a).endswith("@" + INTERNAL_DOMAIN) for a in _attendees(e))),
+    (
+        "internal-only",
+        lambda e: (
+            len(_attendees(e)) > 1
+            and all(str(a).endswith("@" + INTERNAL_DOMAIN) for a in _attendees(e))
+        ),
+    ),
     ("customer-organised", lambda e: not str(e["ORGANIZER"]).endswith(INTERNAL_DOMAIN)),
     ("all-day", lambda e: not isinstance(_time(e, "DTSTART"), datetime)),
-    ("optional-attendee", lambda e: any(
-        a.params.get("ROLE") == "OPT-PARTICIPANT" for a in _attendees(e))),
+    (
+        "optional-attendee",
+        lambda e: any(a.params.get("ROLE") == "OPT-PARTICIPANT" for a in _attendees(e)),
+    ),
 ]
 
 
@@ -528,7 +578,8 @@ def test_calendar_recurrence_expands_with_the_exception_and_the_move(
     original = _time(moved, "RECURRENCE-ID")
     new_start = _time(moved, "DTSTART")
     instances = [
-        i for i in recurring_ical_events.of(calendar).between(date(2025, 1, 1), date(2026, 1, 1))
+        i
+        for i in recurring_ical_events.of(calendar).between(date(2025, 1, 1), date(2026, 1, 1))
         if i["UID"] == master["UID"]
     ]
     starts = [_time(i, "DTSTART") for i in instances]
@@ -540,8 +591,13 @@ def test_calendar_recurrence_expands_with_the_exception_and_the_move(
 def test_calendar_attendees_are_the_mail_worlds_people(
     calendar: icalendar.Calendar, demo: list[Mail]
 ) -> None:
-    in_mail = {a for _, _, raw in copies(demo) for _, a in getaddresses(
-        [str(v) for k in ("From", "To", "Cc") for v in parse(raw).get_all(k, [])])}
+    in_mail = {
+        a
+        for _, _, raw in copies(demo)
+        for _, a in getaddresses(
+            [str(v) for k in ("From", "To", "Cc") for v in parse(raw).get_all(k, [])]
+        )
+    }
     people = {str(a).removeprefix("mailto:") for e in _events(calendar) for a in _attendees(e)}
     rooms = {p for p in people if p.startswith("room-")}
     assert len((people - rooms) & in_mail) >= len(people - rooms) // 2
@@ -556,7 +612,8 @@ def test_committed_demo_data_is_what_the_generator_makes(tmp_path: Path) -> None
         committed = DEMO_DIR / path.name
         assert committed.exists(), f"{committed} is missing; regenerate (see its README.md)"
         assert committed.read_bytes() == path.read_bytes(), (
-            f"{committed.name} is stale: python -m tests.support.mailgen demo agent/cli/demo_data")
+            f"{committed.name} is stale: python -m tests.support.mailgen demo agent/cli/demo_data"
+        )
     data = {p.name for p in DEMO_DIR.iterdir() if p.suffix in (".mbox", ".ics")}
     assert data == {p.name for p in written}
     assert sum(p.stat().st_size for p in written) < 1_000_000
@@ -570,8 +627,7 @@ def test_demo_command_writes_three_mailboxes_and_a_calendar(tmp_path: Path) -> N
 
 def test_bench_command_writes_one_mbox(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "bench.mbox"
-    args = ["bench", str(out), "--messages", "120", "--contacts", "60", "--seed", "9",
-            "--takeout"]
+    args = ["bench", str(out), "--messages", "120", "--contacts", "60", "--seed", "9", "--takeout"]
     assert main(args) == 0
     box = mailbox.mbox(out, create=False)
     assert len(box) == 120
@@ -581,6 +637,14 @@ def test_bench_command_writes_one_mbox(tmp_path: Path, capsys: pytest.CaptureFix
 
 def test_bench_command_refuses_a_customer_mailbox(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["bench", str(tmp_path / "x.mbox"), "--messages", "5", "--mailbox",
-              "dana.whitfield@acme.example"])
+        main(
+            [
+                "bench",
+                str(tmp_path / "x.mbox"),
+                "--messages",
+                "5",
+                "--mailbox",
+                "dana.whitfield@acme.example",
+            ]
+        )
     assert exit_info.value.code == 2

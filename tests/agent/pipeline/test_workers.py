@@ -255,9 +255,7 @@ def test_a_source_failing_mid_pass_keeps_what_it_delivered_before(
         "corpus", corpus_mail(), batch_size=10, fail_at={60: TransientError("503")}
     )
 
-    result = sync_connector(
-        session_factory(engine), connector, policy(), kind="imap", processes=2
-    )
+    result = sync_connector(session_factory(engine), connector, policy(), kind="imap", processes=2)
 
     assert result.status == "failing" and result.items == 60
     with session_factory(engine)() as session:

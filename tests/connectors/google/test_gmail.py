@@ -99,8 +99,10 @@ def mailbox(fake: FakeGoogle) -> Mailbox:
 
 def deliver_fixtures(mailbox: Mailbox) -> dict[str, bytes]:
     """The talon replies into INBOX; Gmail id -> the exact bytes."""
-    return {mailbox.add_message(path.read_bytes(), ["INBOX", "UNREAD"]): path.read_bytes()
-            for path in EMLS}
+    return {
+        mailbox.add_message(path.read_bytes(), ["INBOX", "UNREAD"]): path.read_bytes()
+        for path in EMLS
+    }
 
 
 def deliver(mailbox: Mailbox, count: int, labels: tuple[str, ...] = ("INBOX",)) -> list[str]:
@@ -160,9 +162,7 @@ def test_metadata_mode_yields_headers_only(fake: FakeGoogle, mailbox: Mailbox) -
         assert parsed["Message-ID"] == original["Message-ID"]
 
 
-def test_metadata_mode_never_asks_for_bodies_or_search(
-    fake: FakeGoogle, mailbox: Mailbox
-) -> None:
+def test_metadata_mode_never_asks_for_bodies_or_search(fake: FakeGoogle, mailbox: Mailbox) -> None:
     ids = deliver(mailbox, 30)
     connector = make_connector(fake, since=datetime(2024, 3, 2, tzinfo=UTC), page_size=10)
     run = sync(connector)
@@ -206,9 +206,7 @@ def test_batches_hold_at_most_fifty_calls(fake: FakeGoogle, mailbox: Mailbox) ->
     assert sizes == [50, 50, 30]
 
 
-def test_message_gone_between_list_and_get_is_skipped(
-    fake: FakeGoogle, mailbox: Mailbox
-) -> None:
+def test_message_gone_between_list_and_get_is_skipped(fake: FakeGoogle, mailbox: Mailbox) -> None:
     ids = deliver(mailbox, 5)
     connector = make_connector(fake)
     run = sync(connector)
@@ -290,9 +288,7 @@ def test_history_is_read_page_by_page_with_a_cursor_per_page(
     assert resumed.ids == new[6:]
 
 
-def test_no_change_incremental_is_exactly_one_api_call(
-    fake: FakeGoogle, mailbox: Mailbox
-) -> None:
+def test_no_change_incremental_is_exactly_one_api_call(fake: FakeGoogle, mailbox: Mailbox) -> None:
     deliver(mailbox, 5)
     cursor = sync(make_connector(fake)).cursor
 
@@ -404,9 +400,7 @@ def test_injected_faults_still_deliver_every_message_exactly_once(
     assert connector.retries > 0
 
 
-def test_a_spent_retry_budget_loses_nothing_across_runs(
-    fake: FakeGoogle, mailbox: Mailbox
-) -> None:
+def test_a_spent_retry_budget_loses_nothing_across_runs(fake: FakeGoogle, mailbox: Mailbox) -> None:
     """Each run stops with TransientError when its budget is spent; the next run
     starts from the last cursor the agent committed, as the scheduler would."""
     ids = deliver(mailbox, 120)
@@ -457,9 +451,7 @@ def test_expired_access_token_in_a_batch_part_is_refreshed(
     assert fake.calls["oauth2.token"] == 2
 
 
-def test_revoked_grant_is_auth_error_naming_the_command(
-    fake: FakeGoogle, mailbox: Mailbox
-) -> None:
+def test_revoked_grant_is_auth_error_naming_the_command(fake: FakeGoogle, mailbox: Mailbox) -> None:
     deliver(mailbox, 2)
     connector = make_connector(fake)
     cursor = sync(connector).cursor
@@ -543,8 +535,9 @@ def test_quota_rate_paces_the_run(fake: FakeGoogle, mailbox: Mailbox) -> None:
 
 OPERATIONS = st.lists(
     st.one_of(
-        st.tuples(st.just("add"), st.sets(st.sampled_from(["INBOX", "SENT", "DRAFT", "SPAM"]),
-                                           min_size=1)),
+        st.tuples(
+            st.just("add"), st.sets(st.sampled_from(["INBOX", "SENT", "DRAFT", "SPAM"]), min_size=1)
+        ),
         st.tuples(st.just("delete"), st.integers(0, 1000)),
         st.tuples(
             st.just("modify"),

@@ -169,8 +169,11 @@ def message(mid: str, *labels: str) -> MailMessage:
     ("change", "fetched", "expected"),
     [
         (Change(added=True), message("m", "INBOX"), message("m", "INBOX")),
-        (Change(relabelled=True), message("m", "INBOX", "Label_1"),
-         message("m", "INBOX", "Label_1")),
+        (
+            Change(relabelled=True),
+            message("m", "INBOX", "Label_1"),
+            message("m", "INBOX", "Label_1"),
+        ),
         (Change(relabelled=True), message("m", "Label_1"), SourceRemoved("m")),
         (Change(relabelled=True), message("m", "INBOX", "TRASH"), SourceRemoved("m")),
         (Change(deleted=True), None, SourceRemoved("m")),
@@ -210,8 +213,7 @@ def test_header_block_is_a_header_only_message() -> None:
         {"name": "Message-ID", "value": "<x@y>"},
     ]
     assert header_block(headers) == (
-        b"From: Carol <carol@customer.example>\r\nSubject: Multi line\r\n"
-        b"Message-ID: <x@y>\r\n\r\n"
+        b"From: Carol <carol@customer.example>\r\nSubject: Multi line\r\nMessage-ID: <x@y>\r\n\r\n"
     )
 
 

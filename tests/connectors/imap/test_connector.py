@@ -66,12 +66,12 @@ CORPUS = sorted(
 )
 
 
-
 def _modern(raw: bytes) -> EmailMessage:
     """The connector's output as a MIME reader with the modern API sees it."""
     message = BytesParser(policy=policy.default).parsebytes(raw)
     assert isinstance(message, EmailMessage)
     return message
+
 
 def _message(n: int, *, subject: str = "", body: str = "") -> bytes:
     message = EmailMessage()
@@ -710,8 +710,11 @@ def test_fetch_parser_reads_what_imapclient_reads_from_every_corpus_message(
     [
         [b'1 (UID 7 FLAGS (\\Seen $Label%1) X-Q "a\\"b\\\\c\\d" MODSEQ (0012) N 007 E "" Z NIL)'],
         [
-            (b'2 (UID 8 BODYSTRUCTURE ("text" "plain" NIL NIL NIL "7bit" 3 1 NIL ("inline" '
-             b'("filename" {9}', b"r\xe9sum\xe9 ??"),
+            (
+                b'2 (UID 8 BODYSTRUCTURE ("text" "plain" NIL NIL NIL "7bit" 3 1 NIL ("inline" '
+                b'("filename" {9}',
+                b"r\xe9sum\xe9 ??",
+            ),
             b")) NIL NIL))",
         ],
         [(b"3 (UID 9 BODY[HEADER.FIELDS (FROM)] {5}", b"From:"), (b" BODY[1]<0> {0}", b""), b")"],

@@ -337,9 +337,7 @@ class Mailbox:
             stored = self.messages.pop(message_id)
             self._record("messagesDeleted", stored)
 
-    def modify(
-        self, message_id: str, add: Iterable[str] = (), remove: Iterable[str] = ()
-    ) -> None:
+    def modify(self, message_id: str, add: Iterable[str] = (), remove: Iterable[str] = ()) -> None:
         """Add and remove labels; one history record with ``labelsAdded``/``labelsRemoved``."""
         with self._lock:
             stored = self.messages[message_id]
@@ -852,9 +850,10 @@ class FakeGoogle:
         except InvalidSignature:
             raise invalid from None
         now = time.time()
-        if not (
-            float(claims.get("iat", 0)) - 300 <= now <= float(claims.get("exp", 0)) + 300
-        ) or float(claims["exp"]) - float(claims["iat"]) > 3600:
+        if (
+            not (float(claims.get("iat", 0)) - 300 <= now <= float(claims.get("exp", 0)) + 300)
+            or float(claims["exp"]) - float(claims["iat"]) > 3600
+        ):
             raise OAuthError(
                 400,
                 "invalid_grant",

@@ -74,9 +74,21 @@ DEMO_MAILBOXES = (PRIYA, TOM, ZOE)
 
 TAKEOUT_LABELS = frozenset(
     {
-        "Inbox", "Sent", "Important", "Starred", "Opened", "Unread", "Archived", "Spam",
-        "Trash", "Chat", "Customers", "Category Promotions", "Category Updates",
-        "Category Social", "Category Forums",
+        "Inbox",
+        "Sent",
+        "Important",
+        "Starred",
+        "Opened",
+        "Unread",
+        "Archived",
+        "Spam",
+        "Trash",
+        "Chat",
+        "Customers",
+        "Category Promotions",
+        "Category Updates",
+        "Category Social",
+        "Category Forums",
     }
 )
 
@@ -173,76 +185,318 @@ _MUELLER = Company("Müller & Söhne GmbH", "mueller-soehne.example", "Europe/Be
 _ORTEGA = Company("Ortega Consulting", "gmail.com")
 
 _CAST = (
-    Person("Dana Whitfield", "dana.whitfield@acme.example", "VP Operations",
-           "+1 212 555 0142", _ACME),
-    Person("Olivia Grant", "olivia.grant@uk.umbrella.example", "Procurement Lead",
-           "+44 117 496 0455", _UMBRELLA, "outlook", "windows-1252"),
-    Person("Élodie Fournier", "e.fournier@lumiere-conseil.example", "Directrice financière",
-           "+33 1 99 00 12 34", _LUMIERE, "thunderbird", "iso-8859-1"),
-    Person("Carla Mendes", "carla@globex.example", "Head of Data", "+44 161 496 0233",
-           _GLOBEX, "html"),
-    Person("Raj Patel", "raj.patel@mail.acme.example", "IT Manager", "+1 212 555 0178",
-           _ACME, "thunderbird"),
-    Person("Sam Ortega", "sam.ortega.consulting@gmail.com", "Independent Consultant",
-           "+44 7700 900123", _ORTEGA, "apple"),
-    Person("Samir Haddad", "shaddad@initech.example", "Director of Engineering",
-           "+1 312 555 0190", _INITECH, "outlook"),
-    Person("Jürgen Weiß", "j.weiss@mueller-soehne.example", "Leiter IT", "+49 30 23125 678",
-           _MUELLER, "outlook", "iso-8859-1"),
+    Person(
+        "Dana Whitfield", "dana.whitfield@acme.example", "VP Operations", "+1 212 555 0142", _ACME
+    ),
+    Person(
+        "Olivia Grant",
+        "olivia.grant@uk.umbrella.example",
+        "Procurement Lead",
+        "+44 117 496 0455",
+        _UMBRELLA,
+        "outlook",
+        "windows-1252",
+    ),
+    Person(
+        "Élodie Fournier",
+        "e.fournier@lumiere-conseil.example",
+        "Directrice financière",
+        "+33 1 99 00 12 34",
+        _LUMIERE,
+        "thunderbird",
+        "iso-8859-1",
+    ),
+    Person(
+        "Carla Mendes", "carla@globex.example", "Head of Data", "+44 161 496 0233", _GLOBEX, "html"
+    ),
+    Person(
+        "Raj Patel",
+        "raj.patel@mail.acme.example",
+        "IT Manager",
+        "+1 212 555 0178",
+        _ACME,
+        "thunderbird",
+    ),
+    Person(
+        "Sam Ortega",
+        "sam.ortega.consulting@gmail.com",
+        "Independent Consultant",
+        "+44 7700 900123",
+        _ORTEGA,
+        "apple",
+    ),
+    Person(
+        "Samir Haddad",
+        "shaddad@initech.example",
+        "Director of Engineering",
+        "+1 312 555 0190",
+        _INITECH,
+        "outlook",
+    ),
+    Person(
+        "Jürgen Weiß",
+        "j.weiss@mueller-soehne.example",
+        "Leiter IT",
+        "+49 30 23125 678",
+        _MUELLER,
+        "outlook",
+        "iso-8859-1",
+    ),
     Person("Ben Adeyemi", "ben@globex.example", "Data Engineer", "+44 161 496 0871", _GLOBEX),
-    Person("Grace Liu", "grace.liu@acme.example", "Procurement Specialist",
-           "+1 212 555 0163", _ACME, "apple"),
+    Person(
+        "Grace Liu",
+        "grace.liu@acme.example",
+        "Procurement Specialist",
+        "+1 212 555 0163",
+        _ACME,
+        "apple",
+    ),
 )
 _CAST_LEADS = {
-    _ACME: PRIYA, _GLOBEX: PRIYA, _LUMIERE: PRIYA, _UMBRELLA: TOM, _ORTEGA: TOM,
-    _INITECH: ZOE, _MUELLER: ZOE,
+    _ACME: PRIYA,
+    _GLOBEX: PRIYA,
+    _LUMIERE: PRIYA,
+    _UMBRELLA: TOM,
+    _ORTEGA: TOM,
+    _INITECH: ZOE,
+    _MUELLER: ZOE,
 }
 
 _FIRST_NAMES = (
-    "Aisha", "Alejandro", "Amara", "Anders", "Ana", "Björn", "Chen", "Chloé", "Daniel",
-    "Dmitri", "Eleanor", "Emeka", "Fatima", "Felix", "Freya", "Gabriel", "Hana", "Hiroshi",
-    "Inês", "Isaac", "Jamal", "Jana", "Jonas", "Kavya", "Kemal", "Laura", "Leila", "Liam",
-    "Lucía", "Maja", "Mateo", "Mei", "Mohammed", "Nadia", "Niamh", "Noah", "Olga", "Omar",
-    "Paolo", "Rachel", "Rohan", "Rosa", "Ruth", "Sanjay", "Sara", "Siobhán", "Sofia",
-    "Stefan", "Tariq", "Thandiwe", "Théo", "Tomasz", "Valentina", "Wei", "Yara", "Yusuf",
-    "Zainab", "Zofia", "Agnieszka", "Connor",
+    "Aisha",
+    "Alejandro",
+    "Amara",
+    "Anders",
+    "Ana",
+    "Björn",
+    "Chen",
+    "Chloé",
+    "Daniel",
+    "Dmitri",
+    "Eleanor",
+    "Emeka",
+    "Fatima",
+    "Felix",
+    "Freya",
+    "Gabriel",
+    "Hana",
+    "Hiroshi",
+    "Inês",
+    "Isaac",
+    "Jamal",
+    "Jana",
+    "Jonas",
+    "Kavya",
+    "Kemal",
+    "Laura",
+    "Leila",
+    "Liam",
+    "Lucía",
+    "Maja",
+    "Mateo",
+    "Mei",
+    "Mohammed",
+    "Nadia",
+    "Niamh",
+    "Noah",
+    "Olga",
+    "Omar",
+    "Paolo",
+    "Rachel",
+    "Rohan",
+    "Rosa",
+    "Ruth",
+    "Sanjay",
+    "Sara",
+    "Siobhán",
+    "Sofia",
+    "Stefan",
+    "Tariq",
+    "Thandiwe",
+    "Théo",
+    "Tomasz",
+    "Valentina",
+    "Wei",
+    "Yara",
+    "Yusuf",
+    "Zainab",
+    "Zofia",
+    "Agnieszka",
+    "Connor",
 )
 _LAST_NAMES = (
-    "Abbott", "Adeyemi", "Andersson", "Bauer", "Bianchi", "Brennan", "Castillo", "Chowdhury",
-    "Costa", "Dubois", "Duarte", "Eriksen", "Fischer", "Fitzgerald", "García", "Goldberg",
-    "Hansen", "Hoffmann", "Ibrahim", "Ivanova", "Jensen", "Kaur", "Kim", "Kowalski", "Kruger",
-    "Larsen", "Lefèvre", "Lopez", "Mahlangu", "Martin", "Mensah", "Moreau", "Murphy",
-    "Nakamura", "Nguyen", "Novak", "O'Brien", "Okonkwo", "Olsen", "Park", "Petrov", "Popescu",
-    "Quinn", "Rossi", "Sato", "Schmidt", "Silva", "Singh", "Søndergaard", "Tanaka",
-    "Thompson", "Van der Berg", "Walsh", "Wójcik", "Yilmaz", "Zhang", "Ødegaard", "Achterberg",
+    "Abbott",
+    "Adeyemi",
+    "Andersson",
+    "Bauer",
+    "Bianchi",
+    "Brennan",
+    "Castillo",
+    "Chowdhury",
+    "Costa",
+    "Dubois",
+    "Duarte",
+    "Eriksen",
+    "Fischer",
+    "Fitzgerald",
+    "García",
+    "Goldberg",
+    "Hansen",
+    "Hoffmann",
+    "Ibrahim",
+    "Ivanova",
+    "Jensen",
+    "Kaur",
+    "Kim",
+    "Kowalski",
+    "Kruger",
+    "Larsen",
+    "Lefèvre",
+    "Lopez",
+    "Mahlangu",
+    "Martin",
+    "Mensah",
+    "Moreau",
+    "Murphy",
+    "Nakamura",
+    "Nguyen",
+    "Novak",
+    "O'Brien",
+    "Okonkwo",
+    "Olsen",
+    "Park",
+    "Petrov",
+    "Popescu",
+    "Quinn",
+    "Rossi",
+    "Sato",
+    "Schmidt",
+    "Silva",
+    "Singh",
+    "Søndergaard",
+    "Tanaka",
+    "Thompson",
+    "Van der Berg",
+    "Walsh",
+    "Wójcik",
+    "Yilmaz",
+    "Zhang",
+    "Ødegaard",
+    "Achterberg",
 )
 _TITLES = (
-    "Chief Executive Officer", "Chief Financial Officer", "Chief Operating Officer", "CTO",
-    "VP Sales", "VP Finance", "Head of Data", "Head of Analytics", "Head of Procurement",
-    "Head of IT", "Data Engineer", "Senior Data Analyst", "BI Developer", "Finance Director",
-    "Operations Manager", "Procurement Manager", "RevOps Lead", "IT Manager",
-    "Engineering Manager", "Product Manager", "Office Manager", "Controller",
-    "Accounts Payable Specialist", "Director of Strategy", "Sales Operations Analyst",
+    "Chief Executive Officer",
+    "Chief Financial Officer",
+    "Chief Operating Officer",
+    "CTO",
+    "VP Sales",
+    "VP Finance",
+    "Head of Data",
+    "Head of Analytics",
+    "Head of Procurement",
+    "Head of IT",
+    "Data Engineer",
+    "Senior Data Analyst",
+    "BI Developer",
+    "Finance Director",
+    "Operations Manager",
+    "Procurement Manager",
+    "RevOps Lead",
+    "IT Manager",
+    "Engineering Manager",
+    "Product Manager",
+    "Office Manager",
+    "Controller",
+    "Accounts Payable Specialist",
+    "Director of Strategy",
+    "Sales Operations Analyst",
 )
 _COMPANY_WORDS = (
-    "Blue Harbor", "Northgate", "Silverline", "Redwood", "Brightwater", "Ironbridge",
-    "Kestrel", "Larkspur", "Meridian", "Oakfield", "Pinecrest", "Quayside", "Riverside",
-    "Stonebridge", "Summit", "Tidewell", "Westbrook", "Highgate", "Foxglove", "Harbourview",
-    "Cobalt", "Amberley", "Ashford", "Beacon", "Cedar", "Clearwater", "Evergreen", "Granite",
-    "Halcyon", "Juniper", "Lighthouse", "Marlow", "Nimbus", "Orchard", "Parkside", "Sable",
-    "Thistle", "Vantage", "Willow", "Yarrow", "Aurora", "Bramble", "Copperfield", "Driftwood",
-    "Elmstead", "Fairhaven", "Goldcrest", "Hollybrook", "Keystone", "Lowther",
+    "Blue Harbor",
+    "Northgate",
+    "Silverline",
+    "Redwood",
+    "Brightwater",
+    "Ironbridge",
+    "Kestrel",
+    "Larkspur",
+    "Meridian",
+    "Oakfield",
+    "Pinecrest",
+    "Quayside",
+    "Riverside",
+    "Stonebridge",
+    "Summit",
+    "Tidewell",
+    "Westbrook",
+    "Highgate",
+    "Foxglove",
+    "Harbourview",
+    "Cobalt",
+    "Amberley",
+    "Ashford",
+    "Beacon",
+    "Cedar",
+    "Clearwater",
+    "Evergreen",
+    "Granite",
+    "Halcyon",
+    "Juniper",
+    "Lighthouse",
+    "Marlow",
+    "Nimbus",
+    "Orchard",
+    "Parkside",
+    "Sable",
+    "Thistle",
+    "Vantage",
+    "Willow",
+    "Yarrow",
+    "Aurora",
+    "Bramble",
+    "Copperfield",
+    "Driftwood",
+    "Elmstead",
+    "Fairhaven",
+    "Goldcrest",
+    "Hollybrook",
+    "Keystone",
+    "Lowther",
 )
 _INDUSTRIES = (
-    "Logistics", "Health", "Retail", "Foods", "Energy", "Capital", "Software", "Labs",
-    "Media", "Freight", "Insurance", "Pharma", "Robotics", "Telecom", "Studios",
-    "Manufacturing", "Partners", "Systems", "Hotels", "Mobility",
+    "Logistics",
+    "Health",
+    "Retail",
+    "Foods",
+    "Energy",
+    "Capital",
+    "Software",
+    "Labs",
+    "Media",
+    "Freight",
+    "Insurance",
+    "Pharma",
+    "Robotics",
+    "Telecom",
+    "Studios",
+    "Manufacturing",
+    "Partners",
+    "Systems",
+    "Hotels",
+    "Mobility",
 )
 _SUFFIXES = ("", "", "Ltd", "Inc.", "Group", "plc", "LLC", "GmbH", "SAS", "BV")
 _ZONES = (
-    (LONDON, 40), ("America/New_York", 18), ("Europe/Berlin", 10), ("Europe/Paris", 8),
-    ("America/Chicago", 6), ("America/Los_Angeles", 6), ("Europe/Amsterdam", 5),
-    ("Europe/Dublin", 4), ("Asia/Singapore", 2), ("Australia/Sydney", 1),
+    (LONDON, 40),
+    ("America/New_York", 18),
+    ("Europe/Berlin", 10),
+    ("Europe/Paris", 8),
+    ("America/Chicago", 6),
+    ("America/Los_Angeles", 6),
+    ("Europe/Amsterdam", 5),
+    ("Europe/Dublin", 4),
+    ("Asia/Singapore", 2),
+    ("Australia/Sydney", 1),
 )
 _CLIENTS = (("gmail", 36), ("outlook", 36), ("apple", 13), ("thunderbird", 7), ("html", 8))
 _FREE_MAIL = ("gmail.com", "outlook.com", "yahoo.co.uk", "icloud.com", "gmx.de")
@@ -388,190 +642,295 @@ class _Topic:
 
 _TOPICS = (
     _Topic(
-        "renewal", "staff",
+        "renewal",
+        "staff",
         ("{company} renewal", "Renewal quote for {company}", "Your Northwind renewal"),
         (
-            ("Your Northwind Insights subscription is up for renewal on {date}, so I wanted "
-             "to get ahead of it.",
-             "It's nearly time for {company}'s annual renewal ({date}), and I'd like to make "
-             "it painless this year.",
-             "I'm getting in touch about your Northwind Insights plan, which renews on {date}."),
-            ("I've attached a quote for {seats} seats at your current rate, {amount} a year.",
-             "The attached quote keeps your pricing for {seats} seats ({amount} a year) and "
-             "adds Forecast Studio free for the first quarter.",
-             "Attached is the renewal quote: {seats} seats, {amount} a year, same terms as "
-             "last year."),
-            ("Could we find 30 minutes next week to walk through it? {day} afternoon works "
-             "for me.",
-             "Happy to go through it with your team. Would {day} at {time} suit?",
-             "Let me know if anything needs to change before it goes to procurement."),
+            (
+                "Your Northwind Insights subscription is up for renewal on {date}, so I wanted "
+                "to get ahead of it.",
+                "It's nearly time for {company}'s annual renewal ({date}), and I'd like to make "
+                "it painless this year.",
+                "I'm getting in touch about your Northwind Insights plan, which renews on {date}.",
+            ),
+            (
+                "I've attached a quote for {seats} seats at your current rate, {amount} a year.",
+                "The attached quote keeps your pricing for {seats} seats ({amount} a year) and "
+                "adds Forecast Studio free for the first quarter.",
+                "Attached is the renewal quote: {seats} seats, {amount} a year, same terms as "
+                "last year.",
+            ),
+            (
+                "Could we find 30 minutes next week to walk through it? {day} afternoon works "
+                "for me.",
+                "Happy to go through it with your team. Would {day} at {time} suit?",
+                "Let me know if anything needs to change before it goes to procurement.",
+            ),
         ),
         (
-            ("Thanks, this looks about right.", "Thanks for sending this over.",
-             "Sorry for the slow reply, it's been a busy week."),
-            ("Before we sign, could you check whether the {seats} seats cover our "
-             "contractors? There are about ten of them.",
-             "Procurement will ask for a multi-year option. Could you quote two and three "
-             "years as well?",
-             "We're reviewing budgets this month, so I need a few days before I can confirm.",
-             "{day} at {time} works. Please send an invite to the team.",
-             "Finance has approved it. I'll have the PO to you by {day}."),
+            (
+                "Thanks, this looks about right.",
+                "Thanks for sending this over.",
+                "Sorry for the slow reply, it's been a busy week.",
+            ),
+            (
+                "Before we sign, could you check whether the {seats} seats cover our "
+                "contractors? There are about ten of them.",
+                "Procurement will ask for a multi-year option. Could you quote two and three "
+                "years as well?",
+                "We're reviewing budgets this month, so I need a few days before I can confirm.",
+                "{day} at {time} works. Please send an invite to the team.",
+                "Finance has approved it. I'll have the PO to you by {day}.",
+            ),
             ("", "", "Speak soon."),
         ),
         (
             ("Thanks.", "Of course.", "Good question.", "Great news, thank you!"),
-            ("Contractors count as seats, but I can add ten read-only seats at 40% off.",
-             "I'll send a revised quote with two- and three-year terms by {day}.",
-             "No rush: your current term runs until {date}, so there's time.",
-             "Invite sent for {day} at {time}.",
-             "Once the PO arrives, {colleague} will issue the invoice the same day."),
+            (
+                "Contractors count as seats, but I can add ten read-only seats at 40% off.",
+                "I'll send a revised quote with two- and three-year terms by {day}.",
+                "No rush: your current term runs until {date}, so there's time.",
+                "Invite sent for {day} at {time}.",
+                "Once the PO arrives, {colleague} will issue the invoice the same day.",
+            ),
             ("", "Let me know if anything else comes up.", "Have a good weekend."),
         ),
-        attachment="quote", copied=TOM, weight=3,
+        attachment="quote",
+        copied=TOM,
+        weight=3,
     ),
     _Topic(
-        "enquiry", "customer",
-        ("Pricing for {seats} users", "Enquiry about Northwind Insights", "Quote request",
-         "Question about your Growth plan"),
+        "enquiry",
+        "customer",
         (
-            ("We're looking for something to replace our spreadsheet reporting, and Northwind "
-             "came up a few times.",
-             "A colleague recommended Northwind Insights for pipeline reporting.",
-             "I saw your talk at the London Data Summit and wanted to follow up."),
-            ("Could you share pricing for roughly {seats} users?",
-             "Do you offer a trial, and how does pricing work for {seats} users?",
-             "What would {seats} seats cost per year, and is there a discount for annual "
-             "payment?"),
-            ("We use Snowflake and HubSpot today, if that matters.",
-             "Ideally we'd have something running before the end of {month}.", ""),
+            "Pricing for {seats} users",
+            "Enquiry about Northwind Insights",
+            "Quote request",
+            "Question about your Growth plan",
+        ),
+        (
+            (
+                "We're looking for something to replace our spreadsheet reporting, and Northwind "
+                "came up a few times.",
+                "A colleague recommended Northwind Insights for pipeline reporting.",
+                "I saw your talk at the London Data Summit and wanted to follow up.",
+            ),
+            (
+                "Could you share pricing for roughly {seats} users?",
+                "Do you offer a trial, and how does pricing work for {seats} users?",
+                "What would {seats} seats cost per year, and is there a discount for annual "
+                "payment?",
+            ),
+            (
+                "We use Snowflake and HubSpot today, if that matters.",
+                "Ideally we'd have something running before the end of {month}.",
+                "",
+            ),
         ),
         (
             ("That's within budget.", "Thanks, that's helpful.", "Thanks for the quick reply."),
-            ("Can you confirm the Snowflake connector is included?",
-             "{day} works for the demo. Who else should join from our side?",
-             "Could you send a sample contract so legal can start reviewing?",
-             "We'd need SSO. Is that on the Growth plan or only Enterprise?"),
+            (
+                "Can you confirm the Snowflake connector is included?",
+                "{day} works for the demo. Who else should join from our side?",
+                "Could you send a sample contract so legal can start reviewing?",
+                "We'd need SSO. Is that on the Growth plan or only Enterprise?",
+            ),
         ),
         (
-            ("Thanks for getting in touch!", "Thanks for your note.",
-             "Great to hear from you."),
-            ("For {seats} users you'd be on our Growth plan, which comes to about {amount} a "
-             "year.",
-             "SSO is included on every plan, and so is the Snowflake connector.",
-             "I've asked {colleague} to send over our standard contract today.",
-             "A trial is no problem: I can set up a 30-day workspace this week."),
-            ("Would a 30-minute demo on {day} at {time} work?",
-             "I'll bring {colleague}, our solutions engineer, to the call.", ""),
+            ("Thanks for getting in touch!", "Thanks for your note.", "Great to hear from you."),
+            (
+                "For {seats} users you'd be on our Growth plan, which comes to about {amount} a "
+                "year.",
+                "SSO is included on every plan, and so is the Snowflake connector.",
+                "I've asked {colleague} to send over our standard contract today.",
+                "A trial is no problem: I can set up a 30-day workspace this week.",
+            ),
+            (
+                "Would a 30-minute demo on {day} at {time} work?",
+                "I'll bring {colleague}, our solutions engineer, to the call.",
+                "",
+            ),
         ),
-        attachment="", copied=MARCUS, weight=3,
+        attachment="",
+        copied=MARCUS,
+        weight=3,
     ),
     _Topic(
-        "support", "customer",
-        ("Dashboard not refreshing", "Sync errors since {weekday}", "Ticket {ticket}",
-         "Numbers don't match between dashboard and export", "Snowflake connector timeouts"),
+        "support",
+        "customer",
         (
-            ("Since {weekday} morning our revenue dashboard has stopped refreshing.",
-             "The pipeline report shows different totals from our CRM export.",
-             "We're seeing timeouts on the Snowflake sync roughly once an hour."),
-            ("The last successful refresh was at {time}.",
-             "I've attached a screenshot of the error.",
-             "Nothing changed on our side as far as I know."),
-            ("Could someone take a look? The board pack goes out on {day}.", "Any help "
-             "appreciated.", ""),
+            "Dashboard not refreshing",
+            "Sync errors since {weekday}",
+            "Ticket {ticket}",
+            "Numbers don't match between dashboard and export",
+            "Snowflake connector timeouts",
         ),
         (
-            ("That was it, thanks!", "Still seeing it this morning, unfortunately.",
-             "Confirmed, the dashboard refreshed overnight."),
-            ("Appreciate the quick turnaround.", "Could we get a short write-up for our IT "
-             "team?", "I'll keep an eye on it over the next few days.", ""),
+            (
+                "Since {weekday} morning our revenue dashboard has stopped refreshing.",
+                "The pipeline report shows different totals from our CRM export.",
+                "We're seeing timeouts on the Snowflake sync roughly once an hour.",
+            ),
+            (
+                "The last successful refresh was at {time}.",
+                "I've attached a screenshot of the error.",
+                "Nothing changed on our side as far as I know.",
+            ),
+            (
+                "Could someone take a look? The board pack goes out on {day}.",
+                "Any help appreciated.",
+                "",
+            ),
         ),
         (
-            ("Thanks for flagging this, and sorry for the trouble.",
-             "Thanks for your patience.", "Quick update on this one."),
-            ("I've opened ticket {ticket} and {colleague} is looking at it now.",
-             "This looks like the credential rotation on your warehouse; could you check "
-             "whether the service account password changed last week?",
-             "We found the cause: a schema change in the source table. A fix is rolling out "
-             "today.",
-             "The export counts deleted deals and the dashboard doesn't; I've sent the "
-             "query that reconciles the two."),
+            (
+                "That was it, thanks!",
+                "Still seeing it this morning, unfortunately.",
+                "Confirmed, the dashboard refreshed overnight.",
+            ),
+            (
+                "Appreciate the quick turnaround.",
+                "Could we get a short write-up for our IT team?",
+                "I'll keep an eye on it over the next few days.",
+                "",
+            ),
+        ),
+        (
+            (
+                "Thanks for flagging this, and sorry for the trouble.",
+                "Thanks for your patience.",
+                "Quick update on this one.",
+            ),
+            (
+                "I've opened ticket {ticket} and {colleague} is looking at it now.",
+                "This looks like the credential rotation on your warehouse; could you check "
+                "whether the service account password changed last week?",
+                "We found the cause: a schema change in the source table. A fix is rolling out "
+                "today.",
+                "The export counts deleted deals and the dashboard doesn't; I've sent the "
+                "query that reconciles the two.",
+            ),
             ("I'll update you by end of day.", "Let me know if it happens again.", ""),
         ),
-        attachment="screenshot", copied=MARCUS, weight=3,
+        attachment="screenshot",
+        copied=MARCUS,
+        weight=3,
     ),
     _Topic(
-        "invoice", "customer",
-        ("Invoice {invoice}", "PO number for invoice {invoice}", "Payment for {invoice}",
-         "Billing contact change"),
+        "invoice",
+        "customer",
         (
-            ("Our accounts team can't process invoice {invoice} without our PO number.",
-             "Could you resend invoice {invoice}? It went to an old address.",
-             "We've changed our billing contact; please send future invoices to accounts "
-             "payable."),
+            "Invoice {invoice}",
+            "PO number for invoice {invoice}",
+            "Payment for {invoice}",
+            "Billing contact change",
+        ),
+        (
+            (
+                "Our accounts team can't process invoice {invoice} without our PO number.",
+                "Could you resend invoice {invoice}? It went to an old address.",
+                "We've changed our billing contact; please send future invoices to accounts "
+                "payable.",
+            ),
             ("The PO is {po}.", "I've attached the purchase order.", ""),
             ("Thanks in advance.", "Many thanks.", ""),
         ),
         (
             ("Received, thank you.", "Thanks, that's sorted now."),
-            ("Payment should go out in the next run on {day}.", "", "We pay on 30-day "
-             "terms, so expect it by {date}."),
+            (
+                "Payment should go out in the next run on {day}.",
+                "",
+                "We pay on 30-day terms, so expect it by {date}.",
+            ),
         ),
         (
             ("Thanks for letting me know.", "No problem at all."),
-            ("I've reissued {invoice} with {po} on it; you'll find it attached.",
-             "{colleague} in finance has updated the billing contact.",
-             "Payment received, thank you, your account is all up to date."),
+            (
+                "I've reissued {invoice} with {po} on it; you'll find it attached.",
+                "{colleague} in finance has updated the billing contact.",
+                "Payment received, thank you, your account is all up to date.",
+            ),
             ("", "Let me know if you need anything else for your records."),
         ),
-        attachment="po", copied=HANNAH, weight=2,
+        attachment="po",
+        copied=HANNAH,
+        weight=2,
     ),
     _Topic(
-        "onboarding", "staff",
-        ("Welcome to Northwind: onboarding plan", "Kick-off call next week",
-         "Getting {company} set up"),
+        "onboarding",
+        "staff",
         (
-            ("Welcome aboard! I'm your customer success manager and I'll be with you through "
-             "onboarding.",
-             "Thanks again for choosing Northwind. Here's how the first month usually goes."),
-            ("Week one is connecting your warehouse, week two the first dashboards, and by "
-             "week four your team runs the weekly review from Northwind.",
-             "I've attached the onboarding plan. The first step is a kick-off call with "
-             "whoever owns your data warehouse."),
-            ("Does {day} at {time} work for the kick-off?",
-             "Could you let me know who should be invited?"),
+            "Welcome to Northwind: onboarding plan",
+            "Kick-off call next week",
+            "Getting {company} set up",
+        ),
+        (
+            (
+                "Welcome aboard! I'm your customer success manager and I'll be with you through "
+                "onboarding.",
+                "Thanks again for choosing Northwind. Here's how the first month usually goes.",
+            ),
+            (
+                "Week one is connecting your warehouse, week two the first dashboards, and by "
+                "week four your team runs the weekly review from Northwind.",
+                "I've attached the onboarding plan. The first step is a kick-off call with "
+                "whoever owns your data warehouse.",
+            ),
+            (
+                "Does {day} at {time} work for the kick-off?",
+                "Could you let me know who should be invited?",
+            ),
         ),
         (
             ("Looking forward to it.", "Great, thanks."),
-            ("{day} works. I'll bring our data engineer.",
-             "Can we push the kick-off a week? Half the team is away.",
-             "Our warehouse admin is copied in."),
+            (
+                "{day} works. I'll bring our data engineer.",
+                "Can we push the kick-off a week? Half the team is away.",
+                "Our warehouse admin is copied in.",
+            ),
         ),
         (
             ("Perfect.", "No problem.", "Thanks for confirming."),
-            ("Invite sent for {day} at {time}.",
-             "I've created your workspace; you should have an invitation in your inbox.",
-             "Moved to the following {day}, same time."),
+            (
+                "Invite sent for {day} at {time}.",
+                "I've created your workspace; you should have an invitation in your inbox.",
+                "Moved to the following {day}, same time.",
+            ),
         ),
-        attachment="plan", copied=MARCUS, weight=2,
+        attachment="plan",
+        copied=MARCUS,
+        weight=2,
     ),
     _Topic(
-        "meeting", "staff",
-        ("Catch-up next week?", "Quarterly business review", "Agenda for {day}",
-         "Following up from our call"),
+        "meeting",
+        "staff",
         (
-            ("It's been a while since we last caught up.",
-             "Thanks for your time on the call earlier.",
-             "Ahead of our quarterly review, here's what I'd like to cover."),
-            ("Usage is up 30% since {month} and I'd love to hear what's driving it.",
-             "As promised, here are the notes: forecasts move to weekly, and the finance "
-             "team gets read access.",
-             "Agenda: adoption, the roadmap for next quarter, and your renewal timeline."),
+            "Catch-up next week?",
+            "Quarterly business review",
+            "Agenda for {day}",
+            "Following up from our call",
+        ),
+        (
+            (
+                "It's been a while since we last caught up.",
+                "Thanks for your time on the call earlier.",
+                "Ahead of our quarterly review, here's what I'd like to cover.",
+            ),
+            (
+                "Usage is up 30% since {month} and I'd love to hear what's driving it.",
+                "As promised, here are the notes: forecasts move to weekly, and the finance "
+                "team gets read access.",
+                "Agenda: adoption, the roadmap for next quarter, and your renewal timeline.",
+            ),
             ("Would {day} at {time} work?", "Let me know what else you'd like to add.", ""),
         ),
         (
             ("Thanks.", "Sounds good."),
-            ("{day} works for me.", "Could we do {time} instead?",
-             "Please add the API rate limits to the agenda."),
+            (
+                "{day} works for me.",
+                "Could we do {time} instead?",
+                "Please add the API rate limits to the agenda.",
+            ),
         ),
         (
             ("Great.", "Thanks for coming back to me."),
@@ -580,15 +939,25 @@ _TOPICS = (
         weight=3,
     ),
     _Topic(
-        "feature", "customer",
-        ("Feature request: export to Excel", "Can we get SSO with Okta?",
-         "Scheduling reports to Slack", "API access for our data team"),
+        "feature",
+        "customer",
         (
-            ("Our finance team keeps asking for an Excel export of the forecast view.",
-             "We're rolling out Okta across the company and would like Northwind on it.",
-             "Is there a way to send the weekly report to a Slack channel?"),
-            ("Is this on the roadmap?", "Is it something you could do this quarter?",
-             "Happy to talk it through with your product team."),
+            "Feature request: export to Excel",
+            "Can we get SSO with Okta?",
+            "Scheduling reports to Slack",
+            "API access for our data team",
+        ),
+        (
+            (
+                "Our finance team keeps asking for an Excel export of the forecast view.",
+                "We're rolling out Okta across the company and would like Northwind on it.",
+                "Is there a way to send the weekly report to a Slack channel?",
+            ),
+            (
+                "Is this on the roadmap?",
+                "Is it something you could do this quarter?",
+                "Happy to talk it through with your product team.",
+            ),
         ),
         (
             ("Thanks for checking.", "Good to know."),
@@ -596,59 +965,90 @@ _TOPICS = (
         ),
         (
             ("Thanks for the suggestion.", "Good news on this one."),
-            ("Excel export ships in the next release, in about three weeks.",
-             "Okta SSO is already supported; {colleague} will send you the setup guide.",
-             "I've logged it with product and will let you know when it's scheduled."),
+            (
+                "Excel export ships in the next release, in about three weeks.",
+                "Okta SSO is already supported; {colleague} will send you the setup guide.",
+                "I've logged it with product and will let you know when it's scheduled.",
+            ),
         ),
         copied=MARCUS,
     ),
     _Topic(
-        "contract", "staff",
-        ("Order form for signature", "MSA redlines", "DPA for {company}",
-         "Contract for {seats} seats"),
+        "contract",
+        "staff",
         (
-            ("Please find the order form attached for {seats} seats.",
-             "Our legal team has been through your redlines.",
-             "Here is our data processing agreement, as requested."),
-            ("Everything is accepted except the liability cap, where we've proposed twelve "
-             "months of fees.",
-             "It's ready to sign; you'll get it by e-signature shortly.",
-             "Let me know if your legal team has questions."),
+            "Order form for signature",
+            "MSA redlines",
+            "DPA for {company}",
+            "Contract for {seats} seats",
+        ),
+        (
+            (
+                "Please find the order form attached for {seats} seats.",
+                "Our legal team has been through your redlines.",
+                "Here is our data processing agreement, as requested.",
+            ),
+            (
+                "Everything is accepted except the liability cap, where we've proposed twelve "
+                "months of fees.",
+                "It's ready to sign; you'll get it by e-signature shortly.",
+                "Let me know if your legal team has questions.",
+            ),
         ),
         (
             ("Thanks.", "Received."),
-            ("Legal is fine with twelve months. I'll sign today.",
-             "We need the DPA to reference our sub-processor list.",
-             "Signed and returned."),
+            (
+                "Legal is fine with twelve months. I'll sign today.",
+                "We need the DPA to reference our sub-processor list.",
+                "Signed and returned.",
+            ),
         ),
         (
             ("Thank you!", "Thanks for turning this round so fast."),
-            ("Countersigned copy attached.", "I've updated the DPA; new version attached.",
-             "Welcome aboard, officially!"),
+            (
+                "Countersigned copy attached.",
+                "I've updated the DPA; new version attached.",
+                "Welcome aboard, officially!",
+            ),
         ),
-        attachment="contract", copied=TOM,
+        attachment="contract",
+        copied=TOM,
     ),
     _Topic(
-        "intro", "staff",
-        ("Introduction: Northwind Analytics", "Following up from the London Data Summit",
-         "Quick question about reporting at {company}"),
+        "intro",
+        "staff",
         (
-            ("We met briefly at the London Data Summit last week.",
-             "I noticed {company} is hiring data engineers and thought this might be timely.",
-             "A mutual contact suggested I get in touch."),
-            ("Northwind gives revenue teams one trusted forecast, straight from the warehouse.",
-             "Teams like yours usually save a day a week on reporting with Northwind."),
+            "Introduction: Northwind Analytics",
+            "Following up from the London Data Summit",
+            "Quick question about reporting at {company}",
+        ),
+        (
+            (
+                "We met briefly at the London Data Summit last week.",
+                "I noticed {company} is hiring data engineers and thought this might be timely.",
+                "A mutual contact suggested I get in touch.",
+            ),
+            (
+                "Northwind gives revenue teams one trusted forecast, straight from the warehouse.",
+                "Teams like yours usually save a day a week on reporting with Northwind.",
+            ),
             ("Would you be open to a 20-minute call on {day}?", "Worth a quick chat?"),
         ),
         (
             ("Thanks for reaching out.", "Thanks for the note."),
-            ("Not right now, but try me again next quarter.", "{day} works. Send an invite.",
-             "Could you send over a case study first?"),
+            (
+                "Not right now, but try me again next quarter.",
+                "{day} works. Send an invite.",
+                "Could you send over a case study first?",
+            ),
         ),
         (
             ("Thanks.", "Understood."),
-            ("Will do. I'll check back in {month}.", "Invite sent.",
-             "Case study attached: a retailer about your size."),
+            (
+                "Will do. I'll check back in {month}.",
+                "Invite sent.",
+                "Case study attached: a retailer about your size.",
+            ),
         ),
         weight=2,
     ),
@@ -657,91 +1057,130 @@ _TOPIC = {t.key: t for t in _TOPICS}
 
 _INTERNAL_TOPICS = (
     _Topic(
-        "approval", "staff",
+        "approval",
+        "staff",
         ("{company}: discount approval", "Approval needed: {company} multi-year deal"),
         (
-            ("{company} want a three-year deal for {seats} seats.",
-             "{company} are asking for 15% off if they sign this quarter."),
-            ("Are you OK with 12% if they sign by {date}?",
-             "I think it's worth it: they're our best reference in the sector."),
+            (
+                "{company} want a three-year deal for {seats} seats.",
+                "{company} are asking for 15% off if they sign this quarter.",
+            ),
+            (
+                "Are you OK with 12% if they sign by {date}?",
+                "I think it's worth it: they're our best reference in the sector.",
+            ),
         ),
         staff=(
-            ("Fine by me if they commit to {seats} seats.", "Approved.",
-             "Let's hold at 10% and see what they say."),
+            (
+                "Fine by me if they commit to {seats} seats.",
+                "Approved.",
+                "Let's hold at 10% and see what they say.",
+            ),
             ("", "Anything lower needs sign-off from finance.", "Nice work."),
         ),
     ),
     _Topic(
-        "pipeline", "staff",
+        "pipeline",
+        "staff",
         ("Pipeline review {day}", "Forecast {quarter}", "Deals slipping to next quarter"),
         (
-            ("Agenda for {day}: {quarter} commits, slipped deals, and the {company} "
-             "expansion.",
-             "Forecast sheet is updated. We're at 84% of the {quarter} number.",
-             "Three deals look like slipping: {company} among them."),
+            (
+                "Agenda for {day}: {quarter} commits, slipped deals, and the {company} expansion.",
+                "Forecast sheet is updated. We're at 84% of the {quarter} number.",
+                "Three deals look like slipping: {company} among them.",
+            ),
             ("Please update your opportunities before the meeting.", "Thoughts welcome.", ""),
         ),
         staff=(
-            ("Updated mine.", "Thanks.", "{company} is still on track, they're just slow on "
-             "paperwork."),
+            (
+                "Updated mine.",
+                "Thanks.",
+                "{company} is still on track, they're just slow on paperwork.",
+            ),
             ("", "Can we also look at renewals due next month?"),
         ),
     ),
     _Topic(
-        "lunch", "staff",
+        "lunch",
+        "staff",
         ("Lunch {day}?", "Team drinks on {day}", "Office closed on the bank holiday"),
         (
-            ("Anyone up for lunch at the market on {day}? 12:30?",
-             "Drinks after work on {day} to celebrate the quarter?",
-             "Reminder: the office is closed on the bank holiday."),
+            (
+                "Anyone up for lunch at the market on {day}? 12:30?",
+                "Drinks after work on {day} to celebrate the quarter?",
+                "Reminder: the office is closed on the bank holiday.",
+            ),
         ),
         staff=(("I'm in!", "Count me in.", "Can't make it, sorry.", "👍"),),
     ),
     _Topic(
-        "handover", "staff",
+        "handover",
+        "staff",
         ("Handover: {company}", "Covering {company} while I'm away"),
         (
-            ("I'm away from {date} for two weeks. Could you cover {company}?",
-             "I'm handing {company} over to you from next month."),
-            ("Open items: the renewal quote and a support ticket ({ticket}).",
-             "They're friendly; the main contact prefers calls to email."),
+            (
+                "I'm away from {date} for two weeks. Could you cover {company}?",
+                "I'm handing {company} over to you from next month.",
+            ),
+            (
+                "Open items: the renewal quote and a support ticket ({ticket}).",
+                "They're friendly; the main contact prefers calls to email.",
+            ),
         ),
         staff=(("Sure, happy to.", "No problem."), ("Send me the notes.", "")),
     ),
     _Topic(
-        "expenses", "staff",
+        "expenses",
+        "staff",
         ("Expenses for {month}", "Reminder: timesheets", "New travel policy"),
         (
-            ("Please submit your {month} expenses by Friday.",
-             "The new travel policy is attached; it starts next month.",
-             "Timesheets are due today."),
+            (
+                "Please submit your {month} expenses by Friday.",
+                "The new travel policy is attached; it starts next month.",
+                "Timesheets are due today.",
+            ),
         ),
         staff=(("Done.", "Will do.", "Thanks, submitted."),),
         attachment="policy",
     ),
-    _Topic("forward", "staff", ("",), (("",),), staff=(("On it.", "Thanks, I'll reply "
-                                                              "to them today."),)),
+    _Topic(
+        "forward",
+        "staff",
+        ("",),
+        (("",),),
+        staff=(("On it.", "Thanks, I'll reply to them today."),),
+    ),
 )
 _INTERNAL = {t.key: t for t in _INTERNAL_TOPICS}
 
 _FOREIGN: dict[str, tuple[tuple[str, ...], ...]] = {
     "fr": (
-        ("Merci pour votre message.", "Merci pour votre retour rapide.",
-         "Je reviens vers vous concernant notre échange de la semaine dernière."),
-        ("Pourriez-vous nous envoyer la facture corrigée avec notre numéro de bon de "
-         "commande {po} ?",
-         "Notre direction financière doit encore valider le budget pour {seats} licences.",
-         "Nous souhaitons organiser une réunion le {day_fr} à {time} si cela vous convient.",
-         "Le tableau de bord ne s'actualise plus depuis {day_fr} matin."),
+        (
+            "Merci pour votre message.",
+            "Merci pour votre retour rapide.",
+            "Je reviens vers vous concernant notre échange de la semaine dernière.",
+        ),
+        (
+            "Pourriez-vous nous envoyer la facture corrigée avec notre numéro de bon de "
+            "commande {po} ?",
+            "Notre direction financière doit encore valider le budget pour {seats} licences.",
+            "Nous souhaitons organiser une réunion le {day_fr} à {time} si cela vous convient.",
+            "Le tableau de bord ne s'actualise plus depuis {day_fr} matin.",
+        ),
         ("Je vous remercie par avance.", "Bonne journée.", ""),
     ),
     "de": (
-        ("Vielen Dank für Ihre schnelle Rückmeldung.", "Danke für das Angebot.",
-         "Ich melde mich wegen unseres Gesprächs von letzter Woche."),
-        ("Können Sie uns bitte ein Angebot für weitere {seats} Lizenzen schicken?",
-         "Unsere Buchhaltung benötigt die Rechnung mit der Bestellnummer {po}.",
-         "Der Export nach Excel funktioniert seit {day_de} nicht mehr.",
-         "Passt Ihnen ein Termin am {day_de} um {time} Uhr?"),
+        (
+            "Vielen Dank für Ihre schnelle Rückmeldung.",
+            "Danke für das Angebot.",
+            "Ich melde mich wegen unseres Gesprächs von letzter Woche.",
+        ),
+        (
+            "Können Sie uns bitte ein Angebot für weitere {seats} Lizenzen schicken?",
+            "Unsere Buchhaltung benötigt die Rechnung mit der Bestellnummer {po}.",
+            "Der Export nach Excel funktioniert seit {day_de} nicht mehr.",
+            "Passt Ihnen ein Termin am {day_de} um {time} Uhr?",
+        ),
         ("Für Rückfragen stehe ich gern zur Verfügung.", "Vielen Dank im Voraus.", ""),
     ),
 }
@@ -767,27 +1206,68 @@ _DISCLAIMER = (
     "{company} is registered in England and Wales."
 )
 _CHAT_LINES = (
-    "are you joining the {company} call?", "running 5 min late, start without me",
-    "can you send me the latest deck?", "👍", "just saw your email, will reply after lunch",
-    "who owns {company} now?", "coffee?", "pushed the forecast sheet, take a look",
+    "are you joining the {company} call?",
+    "running 5 min late, start without me",
+    "can you send me the latest deck?",
+    "👍",
+    "just saw your email, will reply after lunch",
+    "who owns {company} now?",
+    "coffee?",
+    "pushed the forecast sheet, take a look",
 )
 
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _WEEKDAYS_FR = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
 _WEEKDAYS_DE = (
-    "Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag",
+    "Montag",
+    "Dienstag",
+    "Mittwoch",
+    "Donnerstag",
+    "Freitag",
+    "Samstag",
+    "Sonntag",
 )
 _MONTHS = (
-    "January", "February", "March", "April", "May", "June", "July", "August", "September",
-    "October", "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 )
 _MONTHS_FR = (
-    "janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre",
-    "octobre", "novembre", "décembre",
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
 )
 _MONTHS_DE = (
-    "Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September",
-    "Oktober", "November", "Dezember",
+    "Januar",
+    "Februar",
+    "März",
+    "April",
+    "Mai",
+    "Juni",
+    "Juli",
+    "August",
+    "September",
+    "Oktober",
+    "November",
+    "Dezember",
 )
 
 
@@ -805,77 +1285,126 @@ class _Sender:
 
 _NEWSLETTERS = (
     _Sender(
-        "SaaS Weekly", "newsletter@saasweekly.example", "newsletter",
+        "SaaS Weekly",
+        "newsletter@saasweekly.example",
+        "newsletter",
         ("SaaS Weekly #{n}: {headline}", "This week in SaaS: {headline}"),
-        ("Pricing pages that convert", "The state of data contracts",
-         "Why your dashboards disagree", "Hiring your first RevOps lead",
-         "Usage-based pricing, two years on", "What boards ask for in a forecast"),
+        (
+            "Pricing pages that convert",
+            "The state of data contracts",
+            "Why your dashboards disagree",
+            "Hiring your first RevOps lead",
+            "Usage-based pricing, two years on",
+            "What boards ask for in a forecast",
+        ),
         "SaaS Weekly <weekly.saasweekly.example>",
     ),
     _Sender(
-        "DataOps Digest", "digest@dataopsdigest.example", "newsletter",
+        "DataOps Digest",
+        "digest@dataopsdigest.example",
+        "newsletter",
         ("DataOps Digest: {headline}", "{headline} (and 4 more reads)"),
-        ("dbt at scale", "Testing data pipelines like software", "The warehouse bill shock",
-         "Lineage you can trust", "Streaming versus micro-batch"),
+        (
+            "dbt at scale",
+            "Testing data pipelines like software",
+            "The warehouse bill shock",
+            "Lineage you can trust",
+            "Streaming versus micro-batch",
+        ),
         "DataOps Digest <digest.dataopsdigest.example>",
     ),
     _Sender(
-        "Globex News", "news@globex.example", "newsletter",
+        "Globex News",
+        "news@globex.example",
+        "newsletter",
         ("Globex News: {headline}", "Inside Globex: {headline}"),
-        ("our new Manchester office", "results for the quarter", "meet the data team",
-         "a greener supply chain"),
+        (
+            "our new Manchester office",
+            "results for the quarter",
+            "meet the data team",
+            "a greener supply chain",
+        ),
         "Globex customer news <customers.globex.example>",
     ),
     _Sender(
-        "London Data Meetup", "events@londondata.example", "newsletter",
+        "London Data Meetup",
+        "events@londondata.example",
+        "newsletter",
         ("Upcoming: {headline}", "Tickets now open: {headline}"),
-        ("Forecasting without tears", "Lightning talks night", "The modern data stack, "
-         "revisited", "Summer social"),
+        (
+            "Forecasting without tears",
+            "Lightning talks night",
+            "The modern data stack, revisited",
+            "Summer social",
+        ),
         "London Data Meetup <members.londondata.example>",
     ),
 )
 _NOTIFIERS = (
     _Sender(
-        "Zoom", "no-reply@zoom.example", "notification",
+        "Zoom",
+        "no-reply@zoom.example",
+        "notification",
         ("Cloud Recording - {headline} is now available",),
         ("Acme weekly sync", "Pipeline review", "Globex onboarding", "Demo for prospects"),
     ),
     _Sender(
-        "GitHub", "notifications@github.example", "notification",
+        "GitHub",
+        "notifications@github.example",
+        "notification",
         ("[northwind/insights] Pull request #{n}: {headline}",),
-        ("Fix forecast rounding", "Add Excel export", "Bump dependencies",
-         "Retry Snowflake timeouts"),
+        (
+            "Fix forecast rounding",
+            "Add Excel export",
+            "Bump dependencies",
+            "Retry Snowflake timeouts",
+        ),
     ),
     _Sender(
-        "Google Workspace", "workspace-noreply@google.example", "notification",
+        "Google Workspace",
+        "workspace-noreply@google.example",
+        "notification",
         ("Security alert: {headline}", "{headline}"),
         ("new sign-in on Mac", "Your storage is 90% full", "2-Step Verification turned on"),
     ),
     _Sender(
-        "Expensify", "no-reply@expensify.example", "notification",
+        "Expensify",
+        "no-reply@expensify.example",
+        "notification",
         ("Expense report {headline} approved", "Reminder: submit {headline}"),
         ("April travel", "May client dinners", "Q2 conference"),
     ),
     _Sender(
-        "HubSpot", "noreply@notifications.hubspot.example", "notification",
+        "HubSpot",
+        "noreply@notifications.hubspot.example",
+        "notification",
         ("Your weekly sales report", "{headline} opened your email"),
         ("Someone at Acme Corporation", "A contact at Globex", "3 contacts"),
     ),
 )
 _SPAMMERS = (
     _Sender(
-        "Rewards Centre", "claims@prize-centre.example", "spam",
+        "Rewards Centre",
+        "claims@prize-centre.example",
+        "spam",
         ("You have (1) unclaimed reward 🎁", "Final notice: your parcel is waiting"),
         ("Dear Customer,",),
     ),
     _Sender(
-        "SEO Experts", "rank1@seo-boost.example", "spam",
+        "SEO Experts",
+        "rank1@seo-boost.example",
+        "spam",
         ("Page 1 of Google in 30 days, guaranteed", "Quick question about northwind.example"),
         ("Hello,",),
     ),
 )
-_DAEMON = Person("Mail Delivery Subsystem", "mailer-daemon@googlemail.com", "", "",
-                 Company("Google", "googlemail.com"))
+_DAEMON = Person(
+    "Mail Delivery Subsystem",
+    "mailer-daemon@googlemail.com",
+    "",
+    "",
+    Company("Google", "googlemail.com"),
+)
 _CALENDAR_SENDER = "Google Calendar <calendar-notification@google.com>"
 
 
@@ -942,39 +1471,87 @@ class _Thread:
 
 
 _KINDS = (
-    ("customer", 52), ("internal", 14), ("newsletter", 12), ("notification", 9),
-    ("invite", 4), ("chat", 3), ("spam", 2), ("bounce", 1), ("malformed", 1),
+    ("customer", 52),
+    ("internal", 14),
+    ("newsletter", 12),
+    ("notification", 9),
+    ("invite", 4),
+    ("chat", 3),
+    ("spam", 2),
+    ("bounce", 1),
+    ("malformed", 1),
 )
 
 _SHOWCASE: tuple[tuple[str, Mapping[str, object]], ...] = (
-    ("customer", {"contact": "dana.whitfield@acme.example", "topic": "renewal", "length": 5,
-                  "attach": True, "extra": (TOM,), "auto_reply": True, "colleagues": 0,
-                  "bcc": True}),
+    (
+        "customer",
+        {
+            "contact": "dana.whitfield@acme.example",
+            "topic": "renewal",
+            "length": 5,
+            "attach": True,
+            "extra": (TOM,),
+            "auto_reply": True,
+            "colleagues": 0,
+            "bcc": True,
+        },
+    ),
     ("newsletter", {"source": 0, "to": PRIYA}),
-    ("customer", {"contact": "olivia.grant@uk.umbrella.example", "topic": "contract",
-                  "length": 4, "attach": True}),
+    (
+        "customer",
+        {
+            "contact": "olivia.grant@uk.umbrella.example",
+            "topic": "contract",
+            "length": 4,
+            "attach": True,
+        },
+    ),
     ("internal", {"topic": "approval", "from": PRIYA, "to": (TOM,), "length": 2}),
-    ("customer", {"contact": "e.fournier@lumiere-conseil.example", "topic": "invoice",
-                  "length": 4, "extra": (HANNAH,), "attach": True}),
+    (
+        "customer",
+        {
+            "contact": "e.fournier@lumiere-conseil.example",
+            "topic": "invoice",
+            "length": 4,
+            "extra": (HANNAH,),
+            "attach": True,
+        },
+    ),
     ("notification", {"source": 0, "to": TOM}),
-    ("customer", {"contact": "carla@globex.example", "topic": "support", "length": 4,
-                  "colleagues": 1, "extra": (MARCUS,), "attach": True}),
-    ("customer", {"contact": "raj.patel@mail.acme.example", "topic": "feature", "length": 3,
-                  "auto_reply": True}),
+    (
+        "customer",
+        {
+            "contact": "carla@globex.example",
+            "topic": "support",
+            "length": 4,
+            "colleagues": 1,
+            "extra": (MARCUS,),
+            "attach": True,
+        },
+    ),
+    (
+        "customer",
+        {
+            "contact": "raj.patel@mail.acme.example",
+            "topic": "feature",
+            "length": 3,
+            "auto_reply": True,
+        },
+    ),
     ("malformed", {"defect": "missing-from-date", "to": ZOE}),
-    ("customer", {"contact": "sam.ortega.consulting@gmail.com", "topic": "enquiry",
-                  "length": 3}),
+    ("customer", {"contact": "sam.ortega.consulting@gmail.com", "topic": "enquiry", "length": 3}),
     ("newsletter", {"source": 2, "to": ZOE}),
     ("malformed", {"defect": "broken-base64", "to": PRIYA}),
-    ("customer", {"contact": "j.weiss@mueller-soehne.example", "topic": "enquiry",
-                  "length": 3}),
+    ("customer", {"contact": "j.weiss@mueller-soehne.example", "topic": "enquiry", "length": 3}),
     ("invite", {"contact": "shaddad@initech.example"}),
     ("internal", {"topic": "forward", "from": TOM, "to": (PRIYA,), "length": 2}),
     ("chat", {"from": PRIYA, "to": (ZOE,)}),
     ("spam", {"to": TOM}),
     ("bounce", {"to": PRIYA}),
-    ("customer", {"contact": "shaddad@initech.example", "topic": "onboarding", "length": 4,
-                  "attach": True}),
+    (
+        "customer",
+        {"contact": "shaddad@initech.example", "topic": "onboarding", "length": 4, "attach": True},
+    ),
     ("notification", {"source": 3, "to": ZOE}),
     ("malformed", {"defect": "truncated", "to": TOM}),
 )
@@ -989,9 +1566,15 @@ def _plan_thread(world: World, seed: int, index: int) -> _Thread:
         kind = rng.choices([k for k, _ in _KINDS], weights=[w for _, w in _KINDS])[0]
         opts = {}
     planner = {
-        "customer": _plan_customer, "internal": _plan_internal, "newsletter": _plan_newsletter,
-        "notification": _plan_notification, "spam": _plan_spam, "invite": _plan_invite,
-        "chat": _plan_chat, "bounce": _plan_bounce, "malformed": _plan_malformed,
+        "customer": _plan_customer,
+        "internal": _plan_internal,
+        "newsletter": _plan_newsletter,
+        "notification": _plan_notification,
+        "spam": _plan_spam,
+        "invite": _plan_invite,
+        "chat": _plan_chat,
+        "bounce": _plan_bounce,
+        "malformed": _plan_malformed,
     }[kind]
     facts = _facts(rng, world)
     plan = planner(world, rng, opts, facts)
@@ -1060,8 +1643,11 @@ def _plan_customer(
     contact = _customer_for(world, rng, opts)
     lead = _lead_for(world, contact)
     key = opts.get("topic")
-    topic = _TOPIC[key] if isinstance(key, str) else rng.choices(
-        _TOPICS, weights=[t.weight for t in _TOPICS])[0]
+    topic = (
+        _TOPIC[key]
+        if isinstance(key, str)
+        else rng.choices(_TOPICS, weights=[t.weight for t in _TOPICS])[0]
+    )
     others = [p for p in world.colleagues.get(contact.company, ()) if p != contact]
     wanted = opts.get("colleagues")
     count = wanted if isinstance(wanted, int) else rng.choice((0, 0, 0, 1, 1, 2))
@@ -1076,8 +1662,11 @@ def _plan_customer(
     facts["company"] = contact.company.name
     facts["colleague"] = staff[1].first if len(staff) > 1 else world.member(MARCUS).first
     length = opts.get("length")
-    n = length if isinstance(length, int) else rng.choices(
-        range(1, 9), weights=(14, 24, 22, 15, 10, 7, 5, 3))[0]
+    n = (
+        length
+        if isinstance(length, int)
+        else rng.choices(range(1, 9), weights=(14, 24, 22, 15, 10, 7, 5, 3))[0]
+    )
     steps = _conversation(rng, staff, customers, topic.starter, n)
     steps = _with_attachment(rng, steps, topic.attachment, bool(opts.get("attach")))
     steps = _with_bcc(rng, steps, others, bool(opts.get("bcc")))
@@ -1152,8 +1741,9 @@ def _with_auto_reply(rng: random.Random, steps: list[_Step]) -> list[_Step]:
                 auto_reply=True,
                 replies_to=j,
             )
-            later = [replace(s, replies_to=s.replies_to + (s.replies_to > j)) for s in
-                     steps[j + 1:]]
+            later = [
+                replace(s, replies_to=s.replies_to + (s.replies_to > j)) for s in steps[j + 1 :]
+            ]
             return [*steps[: j + 1], auto, *later]
     return steps
 
@@ -1164,8 +1754,11 @@ def _plan_internal(
     key = opts.get("topic")
     topic = _INTERNAL[key] if isinstance(key, str) else rng.choice(_INTERNAL_TOPICS)
     wanted = opts.get("from")
-    first = world.member(wanted) if isinstance(wanted, str) else world.member(
-        rng.choices((*_SALES, MARCUS, HANNAH), weights=(4, 3, 3, 1, 1))[0])
+    first = (
+        world.member(wanted)
+        if isinstance(wanted, str)
+        else world.member(rng.choices((*_SALES, MARCUS, HANNAH), weights=(4, 3, 3, 1, 1))[0])
+    )
     to = opts.get("to")
     if isinstance(to, tuple):
         rest = [world.member(e) for e in to]
@@ -1183,8 +1776,9 @@ def _plan_internal(
         if j:
             sender = rng.choice([p for p in people if p != sender])
         others = tuple(p for p in people if p != sender)
-        steps.append(_Step(sender, others, (), _reply_delay(rng) if j else timedelta(0),
-                           replies_to=j - 1))
+        steps.append(
+            _Step(sender, others, (), _reply_delay(rng) if j else timedelta(0), replies_to=j - 1)
+        )
     if topic.attachment and rng.random() < 0.5:
         steps[0] = replace(steps[0], attachment=topic.attachment)
     if topic.key == "forward":
@@ -1198,8 +1792,11 @@ def _plan_bulk(
     world: World, rng: random.Random, opts: Mapping[str, object], sources: Sequence[_Sender]
 ) -> _Plan:
     to_email = opts.get("to")
-    to = world.member(to_email) if isinstance(to_email, str) else world.member(
-        rng.choices((*_SALES, MARCUS, HANNAH), weights=(4, 3, 3, 2, 2))[0])
+    to = (
+        world.member(to_email)
+        if isinstance(to_email, str)
+        else world.member(rng.choices((*_SALES, MARCUS, HANNAH), weights=(4, 3, 3, 2, 2))[0])
+    )
     wanted = opts.get("source")
     source = sources[wanted] if isinstance(wanted, int) else rng.choice(sources)
     headline = rng.choice(source.lines)
@@ -1232,8 +1829,14 @@ def _plan_invite(
     organizer = _customer_for(world, rng, opts)
     lead = _lead_for(world, organizer)
     facts["company"] = organizer.company.name
-    title = rng.choice(("{company} / Northwind: quarterly review", "Demo: Northwind for "
-                        "{company}", "{company} weekly sync", "Intro call")).format_map(facts)
+    title = rng.choice(
+        (
+            "{company} / Northwind: quarterly review",
+            "Demo: Northwind for {company}",
+            "{company} weekly sync",
+            "Intro call",
+        )
+    ).format_map(facts)
     steps = [_Step(organizer, (lead,))]
     if rng.random() < 0.6:
         steps.append(_Step(lead, (organizer,), delay=_reply_delay(rng)))
@@ -1244,16 +1847,19 @@ def _plan_chat(
     world: World, rng: random.Random, opts: Mapping[str, object], facts: dict[str, str]
 ) -> _Plan:
     wanted = opts.get("from")
-    one = world.member(wanted) if isinstance(wanted, str) else world.member(
-        rng.choice(_SALES))
+    one = world.member(wanted) if isinstance(wanted, str) else world.member(rng.choice(_SALES))
     to = opts.get("to")
-    two = world.member(to[0]) if isinstance(to, tuple) else rng.choice(
-        [p for p in world.staff if p != one])
+    two = (
+        world.member(to[0])
+        if isinstance(to, tuple)
+        else rng.choice([p for p in world.staff if p != one])
+    )
     steps = []
     for j in range(rng.randint(1, 3)):
         a, b = (one, two) if j % 2 == 0 else (two, one)
-        steps.append(_Step(a, (b,), delay=timedelta(seconds=rng.randint(20, 600)) if j else
-                           timedelta(0)))
+        steps.append(
+            _Step(a, (b,), delay=timedelta(seconds=rng.randint(20, 600)) if j else timedelta(0))
+        )
     return _Plan(topic="chat", subject="Chat", steps=tuple(steps))
 
 
@@ -1264,8 +1870,7 @@ def _plan_bounce(
     to = opts.get("to")
     staff = world.member(to) if isinstance(to, str) else _lead_for(world, about)
     subject = "Delivery Status Notification (Failure)"
-    return _Plan(topic="bounce", subject=subject, steps=(_Step(_DAEMON, (staff,)),),
-                 about=about)
+    return _Plan(topic="bounce", subject=subject, steps=(_Step(_DAEMON, (staff,)),), about=about)
 
 
 def _plan_malformed(
@@ -1281,8 +1886,9 @@ def _plan_malformed(
         "broken-base64": "Updated figures",
         "truncated": f"Invoice {facts['invoice']}",
     }[defect]
-    return _Plan(topic=defect, subject=subject, steps=(_Step(about, (staff,)),),
-                 about=about, defect=defect)
+    return _Plan(
+        topic=defect, subject=subject, steps=(_Step(about, (staff,)),), about=about, defect=defect
+    )
 
 
 # -- dates -------------------------------------------------------------------------------
@@ -1361,8 +1967,9 @@ def _flatten(part: _Part) -> bytes:
     return b"".join(chunks)
 
 
-def _multipart(subtype: str, boundary: str, parts: Sequence[_Part], params: str = "",
-               preamble: bytes = b"") -> _Part:
+def _multipart(
+    subtype: str, boundary: str, parts: Sequence[_Part], params: str = "", preamble: bytes = b""
+) -> _Part:
     header = f'Content-Type: multipart/{subtype};{params} boundary="{boundary}"'
     return _Part((header,), parts=tuple(parts), boundary=boundary, preamble=preamble)
 
@@ -1392,8 +1999,11 @@ def _binary_part(ctype: str, filename: str, data: bytes, *, inline_id: str = "")
         name = f'name="{encoded}"'
         disposition = f"filename*=utf-8''{quote(filename, safe='')}"
     kind = "inline" if inline_id else "attachment"
-    headers = [f"Content-Type: {ctype}; {name}", f"Content-Disposition: {kind}; {disposition}",
-               "Content-Transfer-Encoding: base64"]
+    headers = [
+        f"Content-Type: {ctype}; {name}",
+        f"Content-Disposition: {kind}; {disposition}",
+        "Content-Transfer-Encoding: base64",
+    ]
     if inline_id:
         headers.append(f"Content-ID: <{inline_id}>")
     return _Part(tuple(headers), base64.encodebytes(data))
@@ -1430,8 +2040,10 @@ def _message_id(rng: random.Random, person: Person) -> str:
     if person.client == "gmail" or person.staff or domain == "gmail.com":
         return f"<CA{_token(rng, 52, _GMAIL_ID)}=@mail.gmail.com>"
     if person.client == "outlook":
-        server = (f"{_token(rng, 2, _UPPER)}{rng.randint(1, 9)}PR0{rng.randint(1, 9)}"
-                  f"MB{rng.randint(1000, 9999)}.eurprd0{rng.randint(1, 9)}")
+        server = (
+            f"{_token(rng, 2, _UPPER)}{rng.randint(1, 9)}PR0{rng.randint(1, 9)}"
+            f"MB{rng.randint(1000, 9999)}.eurprd0{rng.randint(1, 9)}"
+        )
         return f"<{_token(rng, 40, '0123456789ABCDEF')}@{server}.prod.outlook.com>"
     if person.client == "apple":
         return f"<{_uuid(rng).upper()}@{domain}>"
@@ -1473,8 +2085,11 @@ def _subject_header(subject: str, charset: str) -> str:
             subject.encode(charset)
         except UnicodeEncodeError:
             charset = "utf-8"
-        return Header(subject, charset, header_name="Subject").encode(linesep="\n").join(
-            ("Subject: ", ""))
+        return (
+            Header(subject, charset, header_name="Subject")
+            .encode(linesep="\n")
+            .join(("Subject: ", ""))
+        )
     return "Subject: " + subject
 
 
@@ -1495,14 +2110,16 @@ def _transport(rng: random.Random, sender: Person, to: Person, when: datetime) -
         received = f"Received: by {host} with SMTP id {_token(rng, 12)};\n        {stamp}"
     else:
         ip = f"{rng.choice(('203.0.113', '198.51.100', '192.0.2'))}.{rng.randint(2, 250)}"
-        received = (f"Received: from mail.{domain} (mail.{domain} [{ip}])\n"
-                    f"        by mx.{INTERNAL_DOMAIN} with ESMTPS id {_token(rng, 16)}\n"
-                    f"        for <{to.email}>; {stamp}")
+        received = (
+            f"Received: from mail.{domain} (mail.{domain} [{ip}])\n"
+            f"        by mx.{INTERNAL_DOMAIN} with ESMTPS id {_token(rng, 16)}\n"
+            f"        for <{to.email}>; {stamp}"
+        )
     lines = [received]
     if domain not in _FREE_MAIL and "google" not in domain:
         bh = base64.b64encode(rng.randbytes(32)).decode()
         b = base64.b64encode(rng.randbytes(256)).decode()
-        signed = "\n        ".join(b[i:i + 70] for i in range(0, len(b), 70))
+        signed = "\n        ".join(b[i : i + 70] for i in range(0, len(b), 70))
         lines.append(
             f"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d={domain};\n"
             f"        s=selector{rng.randint(1, 2)}; t={int(when.timestamp())};\n"
@@ -1521,14 +2138,17 @@ _LOGO_PNG = base64.b64decode(
 
 def _pdf(rng: random.Random, size: int) -> bytes:
     """PDF-shaped bytes: a real header and trailer around an incompressible stream."""
-    head = (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n"
-            b"3 0 obj\n<< /Length " + str(size).encode() + b" /Filter /FlateDecode >>\nstream\n")
+    head = (
+        b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n"
+        b"3 0 obj\n<< /Length " + str(size).encode() + b" /Filter /FlateDecode >>\nstream\n"
+    )
     tail = b"\nendstream\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
     return head + rng.randbytes(size) + tail
 
 
-def _attachment(rng: random.Random, kind: str, ctx: Mapping[str, str], sender: Person,
-                sizes: tuple[int, int]) -> _Part:
+def _attachment(
+    rng: random.Random, kind: str, ctx: Mapping[str, str], sender: Person, sizes: tuple[int, int]
+) -> _Part:
     size = rng.randint(*sizes)
     company = ctx["company"]
     slug = re.sub(r"[^A-Za-z0-9]+", "_", company).strip("_")
@@ -1540,8 +2160,11 @@ def _attachment(rng: random.Random, kind: str, ctx: Mapping[str, str], sender: P
     if kind == "policy":
         if rng.random() < 0.5:
             data = b"PK\x03\x04\x14\x00\x06\x00" + rng.randbytes(size)
-            return _binary_part("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                                f"Forecast {ctx['quarter']}.xlsx", data)
+            return _binary_part(
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                f"Forecast {ctx['quarter']}.xlsx",
+                data,
+            )
         return _binary_part("application/pdf", "Travel policy 2025.pdf", _pdf(rng, size))
     names = {
         "quote": f"Northwind_Quote_{slug}_{ctx['po'][-4:]}.pdf",
@@ -1579,8 +2202,13 @@ def _text_context(thread: _Thread, step: _Step, when: datetime) -> dict[str, str
     due = local.date() + timedelta(days=int(facts["due_days"]))
     before = _weekday_after(local.date() - timedelta(days=3))
     about = thread.about.company.tz if thread.about else LONDON
-    symbol = "$" if about.startswith("America/") else "€" if about in (
-        "Europe/Berlin", "Europe/Paris", "Europe/Amsterdam") else "£"
+    symbol = (
+        "$"
+        if about.startswith("America/")
+        else "€"
+        if about in ("Europe/Berlin", "Europe/Paris", "Europe/Amsterdam")
+        else "£"
+    )
     amount = int(facts["seats"]) * int(facts["unit"])
     return {
         **facts,
@@ -1602,8 +2230,9 @@ def _topic_of(thread: _Thread) -> _Topic:
     return _INTERNAL[thread.topic] if thread.kind == "internal" else _TOPIC[thread.topic]
 
 
-def _paragraphs(rng: random.Random, thread: _Thread, step: _Step, answered: _Step | None,
-                ctx: Mapping[str, str]) -> list[str]:
+def _paragraphs(
+    rng: random.Random, thread: _Thread, step: _Step, answered: _Step | None, ctx: Mapping[str, str]
+) -> list[str]:
     topic = _topic_of(thread)
     sender = step.sender
     slots: tuple[tuple[str, ...], ...]
@@ -1638,13 +2267,17 @@ def _signoff(rng: random.Random, person: Person) -> str:
 
 def _signature(rng: random.Random, person: Person) -> list[str]:
     if person.staff:
-        return [person.name, f"{person.title} | {COMPANY_NAME}",
-                f"{person.phone} | https://{INTERNAL_DOMAIN}"]
+        return [
+            person.name,
+            f"{person.title} | {COMPANY_NAME}",
+            f"{person.phone} | https://{INTERNAL_DOMAIN}",
+        ]
     if person.client == "apple" and rng.random() < 0.6:
         return ["Sent from my iPhone"]
     free = person.company.domain in _FREE_MAIL
-    label = {"de": "Tel.: ", "fr": "Tél. : "}.get(person.lang, "T: " if person.client ==
-                                                     "outlook" else "")
+    label = {"de": "Tel.: ", "fr": "Tél. : "}.get(
+        person.lang, "T: " if person.client == "outlook" else ""
+    )
     lines = [person.name, person.title]
     if not free:
         lines.append(person.company.name)
@@ -1675,14 +2308,20 @@ def _attribution(replier: Person, quoted: Person, when: datetime) -> str:
     if replier.client == "apple":
         return f"On {at.day} {_MONTHS[at.month - 1][:3]} {at.year}, at {hm}, {who} wrote:"
     if lang == "fr":
-        return (f"Le {_WEEKDAYS_FR[at.weekday()][:3]}. {at.day} {_MONTHS_FR[at.month - 1]} "
-                f"{at.year} à {hm}, {who} a écrit :")
+        return (
+            f"Le {_WEEKDAYS_FR[at.weekday()][:3]}. {at.day} {_MONTHS_FR[at.month - 1]} "
+            f"{at.year} à {hm}, {who} a écrit :"
+        )
     if lang == "de":
-        return (f"Am {_WEEKDAYS_DE[at.weekday()][:2]}., {at.day}. {_MONTHS_DE[at.month - 1]} "
-                f"{at.year} um {hm} Uhr schrieb {who}:")
+        return (
+            f"Am {_WEEKDAYS_DE[at.weekday()][:2]}., {at.day}. {_MONTHS_DE[at.month - 1]} "
+            f"{at.year} um {hm} Uhr schrieb {who}:"
+        )
     if replier.company.tz.startswith("America/"):
-        return (f"On {_WEEKDAYS[at.weekday()][:3]}, {_MONTHS[at.month - 1][:3]} {at.day}, "
-                f"{at.year} at {_twelve_hour(at)} {who} wrote:")
+        return (
+            f"On {_WEEKDAYS[at.weekday()][:3]}, {_MONTHS[at.month - 1][:3]} {at.day}, "
+            f"{at.year} at {_twelve_hour(at)} {who} wrote:"
+        )
     return f"On {_uk_date(at)} at {hm}, {who} wrote:"
 
 
@@ -1707,8 +2346,10 @@ def _outlook_header(replier: Person, quote: _Quote) -> list[str]:
         sent = f"{_WEEKDAYS_FR[at.weekday()]} {at.day} {_MONTHS_FR[at.month - 1]} {at.year} {hm}"
         labels = ("De ", "Envoyé ", "À ", "Cc ", "Objet ")
     elif replier.company.tz.startswith("America/"):
-        sent = (f"{_WEEKDAYS[at.weekday()]}, {_MONTHS[at.month - 1]} {at.day}, {at.year} "
-                f"{_twelve_hour(at)}")
+        sent = (
+            f"{_WEEKDAYS[at.weekday()]}, {_MONTHS[at.month - 1]} {at.day}, {at.year} "
+            f"{_twelve_hour(at)}"
+        )
         labels = ("From", "Sent", "To", "Cc", "Subject")
     else:
         sent = f"{at.day:02d} {_MONTHS[at.month - 1]} {at.year} {hm}"
@@ -1741,13 +2382,14 @@ def _wrap(text: str, width: int = 72) -> str:
         while len(line) > width and " " in line[:width]:
             cut = line.rindex(" ", 0, width)
             out.append(line[:cut])
-            line = line[cut + 1:]
+            line = line[cut + 1 :]
         out.append(line)
     return "\n".join(out)
 
 
-def _plain(person: Person, blocks: list[str], sig: list[str], quote: _Quote | None,
-           disclaimer: str) -> str:
+def _plain(
+    person: Person, blocks: list[str], sig: list[str], quote: _Quote | None, disclaimer: str
+) -> str:
     """The text/plain body, laid out the way ``person``'s client lays out a reply."""
     client = person.client
     new = "\n\n".join(b for b in blocks if b)
@@ -1780,64 +2422,89 @@ def _esc(text: str) -> str:
     return html.escape(text, quote=False).replace("\n", "<br>\n")
 
 
-def _html_inner(person: Person, blocks: list[str], sig: list[str], quote: _Quote | None,
-                disclaimer: str, logo_id: str) -> str:
+def _html_inner(
+    person: Person,
+    blocks: list[str],
+    sig: list[str],
+    quote: _Quote | None,
+    disclaimer: str,
+    logo_id: str,
+) -> str:
     """The part of an HTML body that a later reply nests inside its own quote."""
     client = person.client
     paras = [b for b in blocks if b]
     if client == "outlook":
-        body = "".join(f'<p class="MsoNormal">{_esc(p)}<o:p></o:p></p>\n'
-                       '<p class="MsoNormal"><o:p>&nbsp;</o:p></p>\n' for p in paras)
+        body = "".join(
+            f'<p class="MsoNormal">{_esc(p)}<o:p></o:p></p>\n'
+            '<p class="MsoNormal"><o:p>&nbsp;</o:p></p>\n'
+            for p in paras
+        )
         body += f'<p class="MsoNormal">{"<br>".join(html.escape(s) for s in sig)}</p>\n'
         if logo_id:
-            body += (f'<p class="MsoNormal"><img width="120" height="32" '
-                     f'src="cid:{logo_id}" alt="{html.escape(person.company.name)}"></p>\n')
+            body += (
+                f'<p class="MsoNormal"><img width="120" height="32" '
+                f'src="cid:{logo_id}" alt="{html.escape(person.company.name)}"></p>\n'
+            )
         if disclaimer:
-            body += ('<p class="MsoNormal"><span style="font-size:8.0pt">'
-                     f"{_esc(disclaimer)}</span></p>\n")
+            body += (
+                '<p class="MsoNormal"><span style="font-size:8.0pt">'
+                f"{_esc(disclaimer)}</span></p>\n"
+            )
         if quote:
             rows = "<br>\n".join(
                 f"<b>{html.escape(k)}:</b> {html.escape(v.strip())}"
                 for k, v in (line.split(":", 1) for line in _outlook_header(person, quote))
             )
-            body += ('<div style="border:none;border-top:solid #E1E1E1 1.0pt;padding:3.0pt 0cm '
-                     f'0cm 0cm">\n<p class="MsoNormal">{rows}</p>\n</div>\n{quote.html}')
+            body += (
+                '<div style="border:none;border-top:solid #E1E1E1 1.0pt;padding:3.0pt 0cm '
+                f'0cm 0cm">\n<p class="MsoNormal">{rows}</p>\n</div>\n{quote.html}'
+            )
         return f'<div class="WordSection1">\n{body}</div>\n'
     if client == "apple":
         body = "".join(f'<div dir="ltr">{_esc(p)}</div><div dir="ltr"><br></div>' for p in paras)
         body += f'<div dir="ltr">{"<br>".join(html.escape(s) for s in sig)}</div>'
         if quote:
             attribution = html.escape(_attribution(person, quote.person, quote.when))
-            body += (f'<div dir="ltr"><br><blockquote type="cite">{attribution}<br><br>'
-                     f'</blockquote></div><blockquote type="cite"><div dir="ltr">{quote.html}'
-                     "</div></blockquote>")
+            body += (
+                f'<div dir="ltr"><br><blockquote type="cite">{attribution}<br><br>'
+                f'</blockquote></div><blockquote type="cite"><div dir="ltr">{quote.html}'
+                "</div></blockquote>"
+            )
         return body
     if client == "html":
         body = "".join(f"<p>{_esc(p)}</p>" for p in paras)
-        body += f'<p>-- <br>{"<br>".join(html.escape(s) for s in sig)}</p>'
+        body += f"<p>-- <br>{'<br>'.join(html.escape(s) for s in sig)}</p>"
         if quote:
             attribution = html.escape(_attribution(person, quote.person, quote.when))
-            body += (f"<div>{attribution}</div><blockquote style=\"border-left: 2px solid "
-                     f"#1010FF; margin-left: 5px; padding-left: 5px\">{quote.html}</blockquote>")
+            body += (
+                f'<div>{attribution}</div><blockquote style="border-left: 2px solid '
+                f'#1010FF; margin-left: 5px; padding-left: 5px">{quote.html}</blockquote>'
+            )
         return f'<div style="font-family: Arial, sans-serif; font-size: 10pt">{body}</div>'
     if client == "thunderbird":
         plain = _plain(person, blocks, sig, quote, disclaimer)
         return f'<pre class="moz-quote-pre">{html.escape(plain)}</pre>'
     body = "".join(f"<div>{_esc(p)}</div><div><br></div>" for p in paras)
     if sig:
-        body += ('<span class="gmail_signature_prefix">-- </span><br><div dir="ltr" '
-                 f'class="gmail_signature">{"<br>".join(html.escape(s) for s in sig)}</div>')
+        body += (
+            '<span class="gmail_signature_prefix">-- </span><br><div dir="ltr" '
+            f'class="gmail_signature">{"<br>".join(html.escape(s) for s in sig)}</div>'
+        )
     inner = f'<div dir="ltr">{body}</div>'
     if quote and quote.forward:
         header = "<br>".join(html.escape(line) for line in _forward_header(quote))
-        inner += ('<br><div class="gmail_quote"><div dir="ltr" class="gmail_attr">'
-                  f"{header}<br><br></div>{quote.html}</div>")
+        inner += (
+            '<br><div class="gmail_quote"><div dir="ltr" class="gmail_attr">'
+            f"{header}<br><br></div>{quote.html}</div>"
+        )
     elif quote:
         attribution = html.escape(_attribution(person, quote.person, quote.when))
-        inner += ('<br><div class="gmail_quote gmail_quote_container"><div dir="ltr" '
-                  f'class="gmail_attr">{attribution}<br></div><blockquote class="gmail_quote" '
-                  'style="margin:0px 0px 0px 0.8ex;border-left:1px solid rgb(204,204,204);'
-                  f'padding-left:1ex">{quote.html}</blockquote></div>')
+        inner += (
+            '<br><div class="gmail_quote gmail_quote_container"><div dir="ltr" '
+            f'class="gmail_attr">{attribution}<br></div><blockquote class="gmail_quote" '
+            'style="margin:0px 0px 0px 0.8ex;border-left:1px solid rgb(204,204,204);'
+            f'padding-left:1ex">{quote.html}</blockquote></div>'
+        )
     return inner
 
 
@@ -1858,15 +2525,23 @@ def _html_document(person: Person, inner: str) -> str:
     if person.client == "outlook":
         return _OUTLOOK_HEAD.format(charset=person.charset) + inner + "</body>\n</html>\n"
     if person.client == "apple":
-        return ('<html><head><meta http-equiv="content-type" content="text/html; charset=utf-8">'
-                f'</head><body dir="auto">{inner}</body></html>\n')
+        return (
+            '<html><head><meta http-equiv="content-type" content="text/html; charset=utf-8">'
+            f'</head><body dir="auto">{inner}</body></html>\n'
+        )
     if person.client == "html":
         return f"<html><head></head><body>{inner}</body></html>\n"
     return inner + "\n"
 
 
-def _body(rng: random.Random, person: Person, text: str, inner: str,
-          attachments: Sequence[_Part], logo_id: str) -> _Part:
+def _body(
+    rng: random.Random,
+    person: Person,
+    text: str,
+    inner: str,
+    attachments: Sequence[_Part],
+    logo_id: str,
+) -> _Part:
     """The MIME tree each client builds: plain, HTML only, alternative, related, mixed."""
     client, charset = person.client, person.charset
     label = "UTF-8" if client == "gmail" and charset == "utf-8" else charset
@@ -1875,8 +2550,10 @@ def _body(rng: random.Random, person: Person, text: str, inner: str,
         text_cte = "base64"
     plain = _text_part("plain", text, charset, text_cte, label)
     main: _Part
-    if client == "thunderbird" or (client == "apple" and rng.random() < 0.6) or (
-        client == "gmail" and rng.random() < 0.12
+    if (
+        client == "thunderbird"
+        or (client == "apple" and rng.random() < 0.6)
+        or (client == "gmail" and rng.random() < 0.12)
     ):
         main = plain
     else:
@@ -1888,25 +2565,34 @@ def _body(rng: random.Random, person: Person, text: str, inner: str,
             main = _multipart("alternative", _boundary(rng, client), (plain, rich))
             if logo_id:
                 logo = _binary_part("image/png", "image001.png", _LOGO_PNG, inline_id=logo_id)
-                main = _multipart("related", _boundary(rng, client), (main, logo),
-                                  ' type="multipart/alternative";')
+                main = _multipart(
+                    "related",
+                    _boundary(rng, client),
+                    (main, logo),
+                    ' type="multipart/alternative";',
+                )
     if attachments:
-        preamble = b"This is a multi-part message in MIME format.\n" if client == "thunderbird" \
-            else b""
-        main = _multipart("mixed", _boundary(rng, client), (main, *attachments),
-                          preamble=preamble)
+        preamble = (
+            b"This is a multi-part message in MIME format.\n" if client == "thunderbird" else b""
+        )
+        main = _multipart("mixed", _boundary(rng, client), (main, *attachments), preamble=preamble)
     return main
 
 
-def _client_headers(rng: random.Random, person: Person, subject: str, index: int,
-                    attached: bool) -> list[str]:
+def _client_headers(
+    rng: random.Random, person: Person, subject: str, index: int, attached: bool
+) -> list[str]:
     if person.client == "outlook":
         thread_index = base64.b64encode(rng.randbytes(22 + 5 * index)).decode()
         lang = {"de": "de-DE", "fr": "fr-FR"}.get(person.lang, "en-GB")
-        return [f"Thread-Topic: {subject}" if subject.isascii() else "Thread-Topic: (non-ASCII)",
-                f"Thread-Index: {thread_index}", f"Accept-Language: {lang}, en-US",
-                f"Content-Language: {lang}", "X-MS-Has-Attach:" + (" yes" if attached else ""),
-                "X-MS-TNEF-Correlator:"]
+        return [
+            f"Thread-Topic: {subject}" if subject.isascii() else "Thread-Topic: (non-ASCII)",
+            f"Thread-Index: {thread_index}",
+            f"Accept-Language: {lang}, en-US",
+            f"Content-Language: {lang}",
+            "X-MS-Has-Attach:" + (" yes" if attached else ""),
+            "X-MS-TNEF-Correlator:",
+        ]
     if person.client == "apple":
         return ["X-Mailer: iPhone Mail (22E240)"]
     if person.client == "thunderbird":
@@ -1937,10 +2623,19 @@ class _Rendered:
     html: str = ""
 
 
-def _finish(head: list[str], tail: list[str], top: _Part, message_id: str, sender: str,
-            bcc: str = "", text: str = "", inner: str = "") -> _Rendered:
-    return _Rendered(tuple(head), (*tail, *top.headers), _flatten(top), message_id, sender,
-                     bcc, text, inner)
+def _finish(
+    head: list[str],
+    tail: list[str],
+    top: _Part,
+    message_id: str,
+    sender: str,
+    bcc: str = "",
+    text: str = "",
+    inner: str = "",
+) -> _Rendered:
+    return _Rendered(
+        tuple(head), (*tail, *top.headers), _flatten(top), message_id, sender, bcc, text, inner
+    )
 
 
 @dataclass
@@ -1959,8 +2654,12 @@ def _render(seed: int, opened: _Open, sizes: tuple[int, int]) -> _Rendered:
     i = len(opened.done)
     rng = random.Random(f"{seed}:{thread.index}:{i}")
     render = {
-        "newsletter": _render_list, "notification": _render_list, "spam": _render_spam,
-        "invite": _render_invite, "chat": _render_chat, "bounce": _render_bounce,
+        "newsletter": _render_list,
+        "notification": _render_list,
+        "spam": _render_spam,
+        "invite": _render_invite,
+        "chat": _render_chat,
+        "bounce": _render_bounce,
         "malformed": _render_malformed,
     }.get(thread.kind, _render_conversation)
     rendered = render(rng, opened, i, sizes)
@@ -1973,8 +2672,9 @@ def _render(seed: int, opened: _Open, sizes: tuple[int, int]) -> _Rendered:
     return rendered
 
 
-def _render_conversation(rng: random.Random, opened: _Open, i: int,
-                         sizes: tuple[int, int]) -> _Rendered:
+def _render_conversation(
+    rng: random.Random, opened: _Open, i: int, sizes: tuple[int, int]
+) -> _Rendered:
     thread, step = opened.thread, opened.thread.steps[i]
     when = opened.dates[i]
     if step.auto_reply:
@@ -1986,16 +2686,26 @@ def _render_conversation(rng: random.Random, opened: _Open, i: int,
     forward = thread.topic == "forward" and answered is None
     if answered is not None:
         previous = opened.done[step.replies_to]
-        quote = _Quote(answered.sender, opened.dates[step.replies_to], answered.to,
-                       answered.cc, _subject_of(thread, step.replies_to, answered.sender),
-                       previous.text, previous.html)
+        quote = _Quote(
+            answered.sender,
+            opened.dates[step.replies_to],
+            answered.to,
+            answered.cc,
+            _subject_of(thread, step.replies_to, answered.sender),
+            previous.text,
+            previous.html,
+        )
     elif forward and thread.about is not None:
         quote = _forwarded(rng, thread, person, when)
-    blocks = [_greeting(rng, step), *_paragraphs(rng, thread, step, answered, ctx),
-              _signoff(rng, person)]
+    blocks = [
+        _greeting(rng, step),
+        *_paragraphs(rng, thread, step, answered, ctx),
+        _signoff(rng, person),
+    ]
     if forward:
-        blocks[1:-1] = [f"Can you take this one? {thread.about.first if thread.about else ''} "
-                        "is one of yours."]
+        blocks[1:-1] = [
+            f"Can you take this one? {thread.about.first if thread.about else ''} is one of yours."
+        ]
     if person.client == "outlook" and person.charset != "iso-8859-1":
         blocks = [_autocorrect(b) for b in blocks]
     sig = _signature(rng, person)
@@ -2007,19 +2717,26 @@ def _render_conversation(rng: random.Random, opened: _Open, i: int,
         logo_id = f"image001.png@01DB{rng.getrandbits(32):08X}.{rng.getrandbits(32):08X}"
     text = _plain(person, blocks, sig, quote, disclaimer)
     inner = _html_inner(person, blocks, sig, quote, disclaimer, logo_id)
-    attachments = [_attachment(rng, step.attachment, ctx, person, sizes)] if step.attachment \
-        else []
+    attachments = [_attachment(rng, step.attachment, ctx, person, sizes)] if step.attachment else []
     top = _body(rng, person, text, inner, attachments, logo_id)
     message_id = _message_id(rng, person)
     subject = _subject_of(thread, i, person)
-    head = [*_transport(rng, person, step.to[0], when), "MIME-Version: 1.0",
-            _date_header(when, person), f"Message-ID: {message_id}"]
+    head = [
+        *_transport(rng, person, step.to[0], when),
+        "MIME-Version: 1.0",
+        _date_header(when, person),
+        f"Message-ID: {message_id}",
+    ]
     if answered is not None:
-        head += [f"In-Reply-To: {opened.done[step.replies_to].message_id}",
-                 _references(opened.chains[step.replies_to])]
-    head += [_subject_header(subject, person.charset),
-             _address_header("From", (person,), person.charset),
-             _address_header("To", step.to, person.charset)]
+        head += [
+            f"In-Reply-To: {opened.done[step.replies_to].message_id}",
+            _references(opened.chains[step.replies_to]),
+        ]
+    head += [
+        _subject_header(subject, person.charset),
+        _address_header("From", (person,), person.charset),
+        _address_header("To", step.to, person.charset),
+    ]
     if step.cc:
         head.append(_address_header("Cc", step.cc, person.charset))
     bcc = _address_header("Bcc", step.bcc) if step.bcc else ""
@@ -2045,23 +2762,39 @@ def _forwarded(rng: random.Random, thread: _Thread, forwarder: Person, when: dat
     step = _Step(about, (forwarder,))
     ctx = _text_context(thread, step, when)
     topic = _TOPIC["support"]
-    blocks = [_greeting(rng, step),
-              *(c.format_map(ctx) for slot in topic.opening if (c := rng.choice(slot))),
-              _signoff(rng, about)]
+    blocks = [
+        _greeting(rng, step),
+        *(c.format_map(ctx) for slot in topic.opening if (c := rng.choice(slot))),
+        _signoff(rng, about),
+    ]
     sig = _signature(rng, about)
     text = "\n\n".join(b for b in blocks if b) + "\n\n" + "\n".join(sig) + "\n"
     sent = when - timedelta(hours=rng.randint(1, 30))
-    return _Quote(about, sent, (forwarder,), (), thread.subject.removeprefix("Fwd: "), text,
-                  _esc(text), forward=True)
+    return _Quote(
+        about,
+        sent,
+        (forwarder,),
+        (),
+        thread.subject.removeprefix("Fwd: "),
+        text,
+        _esc(text),
+        forward=True,
+    )
 
 
 _AUTO_REPLY = {
-    "en": ("Thank you for your email. I am out of the office until {date} with limited access "
-           "to email. For anything urgent, please call the office on {phone}."),
-    "fr": ("Merci pour votre message. Je suis absente du bureau jusqu'au {date} et "
-           "consulterai mes e-mails à mon retour."),
-    "de": ("Vielen Dank für Ihre Nachricht. Ich bin bis einschließlich {date} nicht im Büro. "
-           "In dringenden Fällen erreichen Sie uns unter {phone}."),
+    "en": (
+        "Thank you for your email. I am out of the office until {date} with limited access "
+        "to email. For anything urgent, please call the office on {phone}."
+    ),
+    "fr": (
+        "Merci pour votre message. Je suis absente du bureau jusqu'au {date} et "
+        "consulterai mes e-mails à mon retour."
+    ),
+    "de": (
+        "Vielen Dank für Ihre Nachricht. Ich bin bis einschließlich {date} nicht im Büro. "
+        "In dringenden Fällen erreichen Sie uns unter {phone}."
+    ),
 }
 
 
@@ -2069,22 +2802,33 @@ def _render_auto_reply(rng: random.Random, opened: _Open, i: int) -> _Rendered:
     thread, step = opened.thread, opened.thread.steps[i]
     person, when = step.sender, opened.dates[i]
     back = _weekday_after(when.date() + timedelta(days=rng.randint(3, 12)))
-    text = _AUTO_REPLY.get(person.lang, _AUTO_REPLY["en"]).format(
-        date=f"{back.day} {_MONTHS[back.month - 1]}", phone=person.phone) + "\n"
+    text = (
+        _AUTO_REPLY.get(person.lang, _AUTO_REPLY["en"]).format(
+            date=f"{back.day} {_MONTHS[back.month - 1]}", phone=person.phone
+        )
+        + "\n"
+    )
     original = opened.done[step.replies_to]
-    subject = ("Automatic reply: " if person.client == "outlook" else "Out of office: ") + \
-        _subject_of(thread, step.replies_to, thread.steps[step.replies_to].sender)
+    subject = (
+        "Automatic reply: " if person.client == "outlook" else "Out of office: "
+    ) + _subject_of(thread, step.replies_to, thread.steps[step.replies_to].sender)
     plain = _text_part("plain", text, person.charset, "quoted-printable")
-    rich = _text_part("html", _html_document(person, f"<p>{_esc(text)}</p>"), person.charset,
-                      "quoted-printable")
+    rich = _text_part(
+        "html", _html_document(person, f"<p>{_esc(text)}</p>"), person.charset, "quoted-printable"
+    )
     top = _multipart("alternative", _boundary(rng, person.client), (plain, rich))
     message_id = _message_id(rng, person)
-    head = [*_transport(rng, person, step.to[0], when), "MIME-Version: 1.0",
-            _date_header(when, person), f"Message-ID: {message_id}",
-            f"In-Reply-To: {original.message_id}", _references(opened.chains[step.replies_to]),
-            _subject_header(subject, person.charset),
-            _address_header("From", (person,), person.charset),
-            _address_header("To", step.to, person.charset)]
+    head = [
+        *_transport(rng, person, step.to[0], when),
+        "MIME-Version: 1.0",
+        _date_header(when, person),
+        f"Message-ID: {message_id}",
+        f"In-Reply-To: {original.message_id}",
+        _references(opened.chains[step.replies_to]),
+        _subject_header(subject, person.charset),
+        _address_header("From", (person,), person.charset),
+        _address_header("To", step.to, person.charset),
+    ]
     tail = ["Auto-Submitted: auto-replied", "X-Auto-Response-Suppress: All"]
     return _finish(head, tail, top, message_id, person.email, text=text)
 
@@ -2099,17 +2843,27 @@ def _render_list(rng: random.Random, opened: _Open, i: int, sizes: tuple[int, in
     items = rng.sample(source.lines, k=min(len(source.lines), 3))
     if source.kind == "newsletter":
         intro = ("From the editor: " if rng.random() < 0.5 else "") + (
-            f"This week: {items[0]}, and more.")
+            f"This week: {items[0]}, and more."
+        )
         lines = [intro, ""]
         for item in items:
             lines += [f"* {item}", f"  https://{domain}/r/{_token(rng, 10)}", ""]
-        lines += ["", f"From the {source.name} team.", "",
-                  f"You are receiving this because you subscribed at {domain}.",
-                  f"Unsubscribe: https://{domain}/u/{token}"]
+        lines += [
+            "",
+            f"From the {source.name} team.",
+            "",
+            f"You are receiving this because you subscribed at {domain}.",
+            f"Unsubscribe: https://{domain}/u/{token}",
+        ]
     else:
-        lines = [thread.subject, "", f"{items[0]}.",
-                 f"View it here: https://{domain}/n/{_token(rng, 12)}", "",
-                 "This is an automated message; please do not reply."]
+        lines = [
+            thread.subject,
+            "",
+            f"{items[0]}.",
+            f"View it here: https://{domain}/n/{_token(rng, 12)}",
+            "",
+            "This is an automated message; please do not reply.",
+        ]
     text = "\n".join(lines) + "\n"
     cells = "".join(
         f'<tr><td style="padding:16px 24px;font-family:Helvetica,Arial,sans-serif;font-size:'
@@ -2123,7 +2877,7 @@ def _render_list(rng: random.Random, opened: _Open, i: int, sizes: tuple[int, in
         'background:#f4f4f4"><table role="presentation" width="100%" cellpadding="0" '
         'cellspacing="0"><tr><td align="center"><table role="presentation" width="600" '
         f'style="background:#ffffff"><tr><td style="padding:24px"><h1>{html.escape(source.name)}'
-        f"</h1><p>{html.escape(lines[0])}</p></td></tr>{cells}<tr><td style=\"padding:24px;"
+        f'</h1><p>{html.escape(lines[0])}</p></td></tr>{cells}<tr><td style="padding:24px;'
         f'font-size:12px;color:#777"><a href="https://{domain}/u/{token}">Unsubscribe</a></td>'
         f'</tr></table></td></tr></table><img src="https://t.{domain}/o/{token}.gif" width="1" '
         'height="1" alt=""></body></html>\n'
@@ -2134,20 +2888,31 @@ def _render_list(rng: random.Random, opened: _Open, i: int, sizes: tuple[int, in
     if source.kind == "notification" and rng.random() < 0.3:
         top = rich
     message_id = _message_id(rng, person)
-    head = [*_transport(rng, person, step.to[0], when), "MIME-Version: 1.0",
-            _date_header(when, person), f"Message-ID: {message_id}",
-            _subject_header(thread.subject, "utf-8"), _address_header("From", (person,)),
-            _address_header("To", step.to)]
+    head = [
+        *_transport(rng, person, step.to[0], when),
+        "MIME-Version: 1.0",
+        _date_header(when, person),
+        f"Message-ID: {message_id}",
+        _subject_header(thread.subject, "utf-8"),
+        _address_header("From", (person,)),
+        _address_header("To", step.to),
+    ]
     tail: list[str] = []
     if source.list_id:
-        tail += [f"List-Id: {source.list_id}",
-                 f"List-Unsubscribe: <https://{domain}/u/{token}>,\n <mailto:unsubscribe-{token}"
-                 f"@{domain}>",
-                 "List-Unsubscribe-Post: List-Unsubscribe=One-Click", "Precedence: bulk",
-                 f"Feedback-ID: {rng.randint(1000, 9999)}:{source.kind}:{domain}"]
+        tail += [
+            f"List-Id: {source.list_id}",
+            f"List-Unsubscribe: <https://{domain}/u/{token}>,\n <mailto:unsubscribe-{token}"
+            f"@{domain}>",
+            "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+            "Precedence: bulk",
+            f"Feedback-ID: {rng.randint(1000, 9999)}:{source.kind}:{domain}",
+        ]
     elif "github" in domain:
-        tail += ["List-ID: northwind/insights <insights.northwind.github.example>",
-                 "Precedence: list", "X-GitHub-Reason: review_requested"]
+        tail += [
+            "List-ID: northwind/insights <insights.northwind.github.example>",
+            "Precedence: list",
+            "X-GitHub-Reason: review_requested",
+        ]
     else:
         tail += ["Auto-Submitted: auto-generated"] if rng.random() < 0.5 else []
     return _finish(head, tail, top, message_id, person.email, text=text)
@@ -2156,16 +2921,22 @@ def _render_list(rng: random.Random, opened: _Open, i: int, sizes: tuple[int, in
 def _render_spam(rng: random.Random, opened: _Open, i: int, sizes: tuple[int, int]) -> _Rendered:
     thread, step = opened.thread, opened.thread.steps[0]
     person, when = step.sender, opened.dates[i]
-    text = (f"{thread.topic}\n\nYour account has been selected for an exclusive reward worth "
-            "£500. Confirm your details within 24 hours to claim it: "
-            f"https://claim.{person.company.domain}/{_token(rng, 8)}\n")
-    top = _text_part("html", f"<html><body><p>{_esc(text)}</p></body></html>\n", "utf-8",
-                     "base64")
+    text = (
+        f"{thread.topic}\n\nYour account has been selected for an exclusive reward worth "
+        "£500. Confirm your details within 24 hours to claim it: "
+        f"https://claim.{person.company.domain}/{_token(rng, 8)}\n"
+    )
+    top = _text_part("html", f"<html><body><p>{_esc(text)}</p></body></html>\n", "utf-8", "base64")
     message_id = f"<{rng.getrandbits(96):024x}@{person.company.domain}>"
-    head = ["MIME-Version: 1.0", _date_header(when, person), f"Message-ID: {message_id}",
-            _subject_header(thread.subject, "utf-8"), _address_header("From", (person,)),
-            _address_header("To", step.to),
-            f"Reply-To: winner-{rng.randint(100, 999)}@claims-desk.example"]
+    head = [
+        "MIME-Version: 1.0",
+        _date_header(when, person),
+        f"Message-ID: {message_id}",
+        _subject_header(thread.subject, "utf-8"),
+        _address_header("From", (person,)),
+        _address_header("To", step.to),
+        f"Reply-To: winner-{rng.randint(100, 999)}@claims-desk.example",
+    ]
     return _finish(head, [], top, message_id, person.email, text=text)
 
 
@@ -2176,14 +2947,18 @@ def _render_chat(rng: random.Random, opened: _Open, i: int, sizes: tuple[int, in
     line = rng.choice(_CHAT_LINES).format(company=thread.facts["company"]) + "\n"
     top = _text_part("plain", line, "utf-8", "quoted-printable", "UTF-8")
     message_id = f"<{rng.getrandbits(64):016x}.chat@{INTERNAL_DOMAIN}>"
-    head = ["MIME-Version: 1.0", _date_header(when, person), f"Message-ID: {message_id}",
-            _subject_header(thread.subject, "utf-8"), _address_header("From", (person,)),
-            _address_header("To", step.to)]
+    head = [
+        "MIME-Version: 1.0",
+        _date_header(when, person),
+        f"Message-ID: {message_id}",
+        _subject_header(thread.subject, "utf-8"),
+        _address_header("From", (person,)),
+        _address_header("To", step.to),
+    ]
     return _finish(head, [], top, message_id, person.email, text=line)
 
 
-def _render_bounce(rng: random.Random, opened: _Open, i: int,
-                   sizes: tuple[int, int]) -> _Rendered:
+def _render_bounce(rng: random.Random, opened: _Open, i: int, sizes: tuple[int, int]) -> _Rendered:
     thread, step = opened.thread, opened.thread.steps[0]
     when = opened.dates[i]
     about = thread.about or _CAST[0]
@@ -2215,15 +2990,20 @@ def _render_bounce(rng: random.Random, opened: _Open, i: int,
     )
     top = _multipart("report", _boundary(rng, "gmail"), parts, " report-type=delivery-status;")
     message_id = f"<{_uuid(rng)}@mx.googlemail.com>"
-    head = [_date_header(when, staff), f"Message-ID: {message_id}", "MIME-Version: 1.0",
-            f"Subject: {thread.subject}", _address_header("From", (_DAEMON,)),
-            _address_header("To", (staff,))]
-    return _finish(head, ["Auto-Submitted: auto-replied"], top, message_id, _DAEMON.email,
-                   text=explanation)
+    head = [
+        _date_header(when, staff),
+        f"Message-ID: {message_id}",
+        "MIME-Version: 1.0",
+        f"Subject: {thread.subject}",
+        _address_header("From", (_DAEMON,)),
+        _address_header("To", (staff,)),
+    ]
+    return _finish(
+        head, ["Auto-Submitted: auto-replied"], top, message_id, _DAEMON.email, text=explanation
+    )
 
 
-def _render_invite(rng: random.Random, opened: _Open, i: int,
-                   sizes: tuple[int, int]) -> _Rendered:
+def _render_invite(rng: random.Random, opened: _Open, i: int, sizes: tuple[int, int]) -> _Rendered:
     """Google Calendar's invitation (and acceptance) mail, with the event as text/calendar."""
     thread, step = opened.thread, opened.thread.steps[i]
     when = opened.dates[i]
@@ -2233,38 +3013,69 @@ def _render_invite(rng: random.Random, opened: _Open, i: int,
     start = datetime(day.year, day.month, day.day, 15, tzinfo=_zone(LONDON))
     end = start + timedelta(minutes=45)
     zone = "BST" if start.dst() else "GMT"
-    span = (f"{_WEEKDAYS[day.weekday()][:3]} {day.day} {_MONTHS[day.month - 1][:3]} "
-            f"{day.year} 15:00 - 15:45 ({zone})")
+    span = (
+        f"{_WEEKDAYS[day.weekday()][:3]} {day.day} {_MONTHS[day.month - 1][:3]} "
+        f"{day.year} 15:00 - 15:45 ({zone})"
+    )
     uid = f"{random.Random(f'{thread.index}:uid').getrandbits(104):026x}@google.com"
     accepted = i > 0
     partstat = "ACCEPTED" if accepted else "NEEDS-ACTION"
     event = [
-        "BEGIN:VCALENDAR", "PRODID:-//Google Inc//Google Calendar 70.9054//EN",
-        "VERSION:2.0", "CALSCALE:GREGORIAN", f"METHOD:{'REPLY' if accepted else 'REQUEST'}",
-        "BEGIN:VEVENT", f"DTSTART:{_ics_utc(start)}", f"DTEND:{_ics_utc(end)}",
-        f"DTSTAMP:{_ics_utc(when)}", _ics_person("ORGANIZER", organizer, ()), f"UID:{uid}",
-        _ics_person("ATTENDEE", guest, (("CUTYPE", "INDIVIDUAL"), ("ROLE", "REQ-PARTICIPANT"),
-                                        ("PARTSTAT", partstat), ("RSVP", "TRUE"))),
-        _ics_person("ATTENDEE", organizer, (("CUTYPE", "INDIVIDUAL"),
-                                            ("ROLE", "REQ-PARTICIPANT"),
-                                            ("PARTSTAT", "ACCEPTED"))),
-        f"SUMMARY:{_ics_text(thread.subject)}", "LOCATION:Google Meet",
-        "DESCRIPTION:" + _ics_text(f"Join with Google Meet: https://meet.google.example/"
-                                   f"{_token(rng, 3).lower()}-{_token(rng, 4).lower()}"),
-        "SEQUENCE:0", "STATUS:CONFIRMED", "TRANSP:OPAQUE", "END:VEVENT", "END:VCALENDAR",
+        "BEGIN:VCALENDAR",
+        "PRODID:-//Google Inc//Google Calendar 70.9054//EN",
+        "VERSION:2.0",
+        "CALSCALE:GREGORIAN",
+        f"METHOD:{'REPLY' if accepted else 'REQUEST'}",
+        "BEGIN:VEVENT",
+        f"DTSTART:{_ics_utc(start)}",
+        f"DTEND:{_ics_utc(end)}",
+        f"DTSTAMP:{_ics_utc(when)}",
+        _ics_person("ORGANIZER", organizer, ()),
+        f"UID:{uid}",
+        _ics_person(
+            "ATTENDEE",
+            guest,
+            (
+                ("CUTYPE", "INDIVIDUAL"),
+                ("ROLE", "REQ-PARTICIPANT"),
+                ("PARTSTAT", partstat),
+                ("RSVP", "TRUE"),
+            ),
+        ),
+        _ics_person(
+            "ATTENDEE",
+            organizer,
+            (("CUTYPE", "INDIVIDUAL"), ("ROLE", "REQ-PARTICIPANT"), ("PARTSTAT", "ACCEPTED")),
+        ),
+        f"SUMMARY:{_ics_text(thread.subject)}",
+        "LOCATION:Google Meet",
+        "DESCRIPTION:"
+        + _ics_text(
+            f"Join with Google Meet: https://meet.google.example/"
+            f"{_token(rng, 3).lower()}-{_token(rng, 4).lower()}"
+        ),
+        "SEQUENCE:0",
+        "STATUS:CONFIRMED",
+        "TRANSP:OPAQUE",
+        "END:VEVENT",
+        "END:VCALENDAR",
     ]
     if accepted:
         subject = f"Accepted: {thread.subject} @ {span}"
         text = f"{guest.name} has accepted this invitation.\n\n{thread.subject}\n{span}\n"
     else:
         subject = f"Invitation: {thread.subject} @ {span} ({guest.email})"
-        text = (f"{organizer.name} has invited you to a meeting.\n\n{thread.subject}\n{span}\n"
-                f"Organizer: {organizer.email}\nGuests: {guest.email}\n\n"
-                "Invitation from Google Calendar\n")
+        text = (
+            f"{organizer.name} has invited you to a meeting.\n\n{thread.subject}\n{span}\n"
+            f"Organizer: {organizer.email}\nGuests: {guest.email}\n\n"
+            "Invitation from Google Calendar\n"
+        )
     method = "REPLY" if accepted else "REQUEST"
     calendar = _Part(
-        (f'Content-Type: text/calendar; charset="UTF-8"; method={method}',
-         "Content-Transfer-Encoding: 7bit"),
+        (
+            f'Content-Type: text/calendar; charset="UTF-8"; method={method}',
+            "Content-Transfer-Encoding: 7bit",
+        ),
         _ics_lines(event, "\n"),
     )
     plain = _text_part("plain", text, "utf-8", "quoted-printable", "UTF-8")
@@ -2273,51 +3084,81 @@ def _render_invite(rng: random.Random, opened: _Open, i: int,
     if accepted:
         top = alternative
     else:
-        attached = _Part(('Content-Type: application/ics; name="invite.ics"',
-                          'Content-Disposition: attachment; filename="invite.ics"',
-                          "Content-Transfer-Encoding: base64"),
-                         base64.encodebytes(_ics_lines(event)))
+        attached = _Part(
+            (
+                'Content-Type: application/ics; name="invite.ics"',
+                'Content-Disposition: attachment; filename="invite.ics"',
+                "Content-Transfer-Encoding: base64",
+            ),
+            base64.encodebytes(_ics_lines(event)),
+        )
         top = _multipart("mixed", _boundary(rng, "gmail"), (alternative, attached))
     person = step.sender
     message_id = _message_id(rng, _STAFF[0] if person.staff else person)
-    head = [*_transport(rng, person, step.to[0], when), "MIME-Version: 1.0",
-            _date_header(when, person), f"Message-ID: {message_id}",
-            _subject_header(subject, "utf-8"), _address_header("From", (person,)),
-            _address_header("To", step.to)]
+    head = [
+        *_transport(rng, person, step.to[0], when),
+        "MIME-Version: 1.0",
+        _date_header(when, person),
+        f"Message-ID: {message_id}",
+        _subject_header(subject, "utf-8"),
+        _address_header("From", (person,)),
+        _address_header("To", step.to),
+    ]
     tail = [f"Sender: {_CALENDAR_SENDER}", "Reply-To: " + _addr(person)]
     return _finish(head, tail, top, message_id, person.email, text=text)
 
 
-def _render_malformed(rng: random.Random, opened: _Open, i: int,
-                      sizes: tuple[int, int]) -> _Rendered:
+def _render_malformed(
+    rng: random.Random, opened: _Open, i: int, sizes: tuple[int, int]
+) -> _Rendered:
     """Mail broken the ways real mail breaks; see ``MALFORMED``."""
     thread, step = opened.thread, opened.thread.steps[0]
     person, when = step.sender, opened.dates[i]
     staff = step.to[0]
     message_id = _message_id(rng, person)
-    text = (f"Hi {staff.first},\n\nPlease find the updated figures below. Revenue is up 8% on "
-            "last quarter and churn is flat.\n\nThanks,\n" + person.first + "\n")
+    text = (
+        f"Hi {staff.first},\n\nPlease find the updated figures below. Revenue is up 8% on "
+        "last quarter and churn is flat.\n\nThanks,\n" + person.first + "\n"
+    )
     if thread.defect == "missing-from-date":
         scan = _binary_part("application/pdf", "scan0001.pdf", _pdf(rng, 1200))
-        top = _multipart("mixed", _boundary(rng, "list"), (
-            _text_part("plain", "Scanned by NW-PRINT-02.\n", "utf-8", "7bit"), scan))
-        head = [f"Message-ID: {message_id}", "MIME-Version: 1.0",
-                f"Subject: {thread.subject}", _address_header("To", (staff,))]
+        top = _multipart(
+            "mixed",
+            _boundary(rng, "list"),
+            (_text_part("plain", "Scanned by NW-PRINT-02.\n", "utf-8", "7bit"), scan),
+        )
+        head = [
+            f"Message-ID: {message_id}",
+            "MIME-Version: 1.0",
+            f"Subject: {thread.subject}",
+            _address_header("To", (staff,)),
+        ]
         return _finish(head, [], top, message_id, "", text="")
-    head = [*_transport(rng, person, staff, when), "MIME-Version: 1.0",
-            _date_header(when, person), f"Message-ID: {message_id}",
-            _subject_header(thread.subject, person.charset),
-            _address_header("From", (person,), person.charset), _address_header("To", (staff,))]
+    head = [
+        *_transport(rng, person, staff, when),
+        "MIME-Version: 1.0",
+        _date_header(when, person),
+        f"Message-ID: {message_id}",
+        _subject_header(thread.subject, person.charset),
+        _address_header("From", (person,), person.charset),
+        _address_header("To", (staff,)),
+    ]
     if thread.defect == "broken-base64":
         encoded = base64.encodebytes(text.encode()).decode()
         broken = encoded[:30] + "!*~" + encoded[33:-4] + "\n"
-        top = _Part(('Content-Type: text/plain; charset="utf-8"',
-                     "Content-Transfer-Encoding: base64"), broken.encode())
+        top = _Part(
+            ('Content-Type: text/plain; charset="utf-8"', "Content-Transfer-Encoding: base64"),
+            broken.encode(),
+        )
         return _finish(head, [], top, message_id, person.email, text=text)
-    attachment = _binary_part("application/pdf", f"{thread.facts['invoice']}.pdf",
-                              _pdf(rng, max(sizes[0], 2000)))
-    whole = _multipart("mixed", _boundary(rng, person.client),
-                       (_text_part("plain", text, "utf-8", "quoted-printable"), attachment))
+    attachment = _binary_part(
+        "application/pdf", f"{thread.facts['invoice']}.pdf", _pdf(rng, max(sizes[0], 2000))
+    )
+    whole = _multipart(
+        "mixed",
+        _boundary(rng, person.client),
+        (_text_part("plain", text, "utf-8", "quoted-printable"), attachment),
+    )
     body = _flatten(whole)
     start = body.index(b"JVBER")
     cut = body[: start + (len(body) - start) // 2 + 37] + b"\n"
@@ -2402,8 +3243,14 @@ def _threads_needed(world: World, seed: int, messages: int, wanted: frozenset[st
     return index
 
 
-def _emit(entry: tuple[datetime, int, int], opened: dict[int, _Open], seed: int,
-          owners: Sequence[str], takeout: bool, sizes: tuple[int, int]) -> Mail:
+def _emit(
+    entry: tuple[datetime, int, int],
+    opened: dict[int, _Open],
+    seed: int,
+    owners: Sequence[str],
+    takeout: bool,
+    sizes: tuple[int, int],
+) -> Mail:
     when, index, j = entry
     state = opened[index]
     while len(state.done) <= j:
@@ -2450,8 +3297,11 @@ def _labels(seed: int, thread: _Thread, j: int, owner: str) -> str:
     if rng.random() < 0.04:
         labels.append("Starred")
     labels.append("Opened" if rng.random() < 0.85 else "Unread")
-    category = {"newsletter": "Category Promotions", "notification": "Category Updates",
-                "bounce": "Category Updates"}.get(thread.kind)
+    category = {
+        "newsletter": "Category Promotions",
+        "notification": "Category Updates",
+        "bounce": "Category Updates",
+    }.get(thread.kind)
     if thread.source is not None and thread.source.name == "London Data Meetup":
         category = "Category Forums"
     if category:
@@ -2473,8 +3323,16 @@ def iter_messages(
     attachment_bytes: tuple[int, int] = BENCH_ATTACHMENT_BYTES,
 ) -> Iterator[bytes]:
     """One mailbox's ``messages`` messages (received and sent, like Gmail's All Mail), streamed."""
-    for mail in iter_mail(seed, messages, contacts, mailboxes=(mailbox,), takeout=takeout,
-                          days=days, base=base, attachment_bytes=attachment_bytes):
+    for mail in iter_mail(
+        seed,
+        messages,
+        contacts,
+        mailboxes=(mailbox,),
+        takeout=takeout,
+        days=days,
+        base=base,
+        attachment_bytes=attachment_bytes,
+    ):
         yield mail.copies[mailbox]
 
 
@@ -2495,8 +3353,16 @@ def generate_mailboxes(
     the same Message-ID, which is what the pipeline's dedupe must fold.
     """
     boxes: dict[str, list[bytes]] = {m: [] for m in mailboxes}
-    for mail in iter_mail(seed, messages, contacts, mailboxes=mailboxes, takeout=takeout,
-                          days=days, base=base, attachment_bytes=attachment_bytes):
+    for mail in iter_mail(
+        seed,
+        messages,
+        contacts,
+        mailboxes=mailboxes,
+        takeout=takeout,
+        days=days,
+        base=base,
+        attachment_bytes=attachment_bytes,
+    ):
         for owner, raw in mail.copies.items():
             boxes[owner].append(raw)
     return boxes
@@ -2551,23 +3417,34 @@ def _envelope(raw: bytes) -> bytes:
 # -- calendar ----------------------------------------------------------------------------
 
 _VTIMEZONE = (
-    "BEGIN:VTIMEZONE", "TZID:Europe/London", "X-LIC-LOCATION:Europe/London",
-    "BEGIN:DAYLIGHT", "TZOFFSETFROM:+0000", "TZOFFSETTO:+0100", "TZNAME:BST",
-    "DTSTART:19700329T010000", "RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU", "END:DAYLIGHT",
-    "BEGIN:STANDARD", "TZOFFSETFROM:+0100", "TZOFFSETTO:+0000", "TZNAME:GMT",
-    "DTSTART:19701025T020000", "RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU", "END:STANDARD",
+    "BEGIN:VTIMEZONE",
+    "TZID:Europe/London",
+    "X-LIC-LOCATION:Europe/London",
+    "BEGIN:DAYLIGHT",
+    "TZOFFSETFROM:+0000",
+    "TZOFFSETTO:+0100",
+    "TZNAME:BST",
+    "DTSTART:19700329T010000",
+    "RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU",
+    "END:DAYLIGHT",
+    "BEGIN:STANDARD",
+    "TZOFFSETFROM:+0100",
+    "TZOFFSETTO:+0000",
+    "TZNAME:GMT",
+    "DTSTART:19701025T020000",
+    "RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU",
+    "END:STANDARD",
     "END:VTIMEZONE",
 )
 """Written out rather than derived from tzdata, so the file never changes with a tz update."""
 
 
 def _ics_text(value: str) -> str:
-    return (value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
-            .replace("\n", "\\n"))
+    return value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")
 
 
 def _ics_param(value: str) -> str:
-    return f'"{value}"' if any(c in value for c in ':;,') else value
+    return f'"{value}"' if any(c in value for c in ":;,") else value
 
 
 def _ics_fold(line: str) -> str:
@@ -2626,10 +3503,19 @@ class _Meeting:
     alarm: bool = False
 
 
-_ROOMS = (("Thames Room", "room-thames@northwind.example"),
-          ("Severn Room", "room-severn@northwind.example"))
-_PURPOSES = ("quarterly business review", "renewal discussion", "product demo",
-             "onboarding kick-off", "technical deep dive", "pricing call", "roadmap preview")
+_ROOMS = (
+    ("Thames Room", "room-thames@northwind.example"),
+    ("Severn Room", "room-severn@northwind.example"),
+)
+_PURPOSES = (
+    "quarterly business review",
+    "renewal discussion",
+    "product demo",
+    "onboarding kick-off",
+    "technical deep dive",
+    "pricing call",
+    "roadmap preview",
+)
 
 
 def generate_calendar(
@@ -2656,10 +3542,16 @@ def generate_calendar(
     while len(events) < meetings:
         events.append(_random_meeting(rng, world, me, base, days))
     events.sort(key=lambda e: (e.start, e.recurrence_id is not None))
-    lines = ["BEGIN:VCALENDAR", "PRODID:-//Northwind Analytics//crm-sync sample data//EN",
-             "VERSION:2.0", "CALSCALE:GREGORIAN", "METHOD:PUBLISH",
-             f"X-WR-CALNAME:{_ics_text(me.email)}", "X-WR-TIMEZONE:Europe/London",
-             *_VTIMEZONE]
+    lines = [
+        "BEGIN:VCALENDAR",
+        "PRODID:-//Northwind Analytics//crm-sync sample data//EN",
+        "VERSION:2.0",
+        "CALSCALE:GREGORIAN",
+        "METHOD:PUBLISH",
+        f"X-WR-CALNAME:{_ics_text(me.email)}",
+        "X-WR-TIMEZONE:Europe/London",
+        *_VTIMEZONE,
+    ]
     for event in events:
         lines += _vevent(event, base)
     lines.append("END:VCALENDAR")
@@ -2671,8 +3563,10 @@ def _at(day: date, hour: int, minute: int = 0) -> datetime:
 
 
 def _accounts(world: World, me: Person) -> list[Company]:
-    mine = sorted((c for c, lead in world.leads.items() if lead == me and c in world.colleagues),
-                  key=lambda c: c.domain)
+    mine = sorted(
+        (c for c, lead in world.leads.items() if lead == me and c in world.colleagues),
+        key=lambda c: c.domain,
+    )
     return mine or list(world.colleagues) or [_ACME]
 
 
@@ -2680,8 +3574,9 @@ def _guests_of(world: World, company: Company) -> tuple[Person, ...]:
     return world.colleagues.get(company, (_CAST[0],))
 
 
-def _fixed_meetings(rng: random.Random, world: World, me: Person, base: datetime,
-                    days: int) -> list[_Meeting]:
+def _fixed_meetings(
+    rng: random.Random, world: World, me: Person, base: datetime, days: int
+) -> list[_Meeting]:
     first_day = (base - timedelta(days=days - 5)).date()
     while first_day.weekday() != 1:
         first_day += timedelta(days=1)
@@ -2691,71 +3586,114 @@ def _fixed_meetings(rng: random.Random, world: World, me: Person, base: datetime
     weeks = days // 7 + 3
     start = _at(first_day, 15)
     sync_uid = f"{rng.getrandbits(64):016x}@{INTERNAL_DOMAIN}"
-    guests = tuple((p, "ACCEPTED" if j == 0 else "TENTATIVE", "REQ-PARTICIPANT")
-                   for j, p in enumerate(customers))
+    guests = tuple(
+        (p, "ACCEPTED" if j == 0 else "TENTATIVE", "REQ-PARTICIPANT")
+        for j, p in enumerate(customers)
+    )
     optional = () if me == tom else ((tom, "NEEDS-ACTION", "OPT-PARTICIPANT"),)
     sync = _Meeting(
-        sync_uid, f"{account.name} / Northwind weekly sync", start,
-        start + timedelta(minutes=30), me, ((me, "ACCEPTED", "REQ-PARTICIPANT"), *guests,
-                                            *optional),
-        location="Google Meet", description="Weekly check-in: open tickets, adoption, next steps.",
-        rrule=f"FREQ=WEEKLY;BYDAY=TU;COUNT={weeks}", exdates=(start + timedelta(weeks=6),),
+        sync_uid,
+        f"{account.name} / Northwind weekly sync",
+        start,
+        start + timedelta(minutes=30),
+        me,
+        ((me, "ACCEPTED", "REQ-PARTICIPANT"), *guests, *optional),
+        location="Google Meet",
+        description="Weekly check-in: open tickets, adoption, next steps.",
+        rrule=f"FREQ=WEEKLY;BYDAY=TU;COUNT={weeks}",
+        exdates=(start + timedelta(weeks=6),),
         alarm=True,
     )
     moved_from = start + timedelta(weeks=9)
     moved = _Meeting(
-        sync_uid, sync.summary, _at(moved_from.date() + timedelta(days=1), 11),
-        _at(moved_from.date() + timedelta(days=1), 11, 30), me, sync.guests,
-        location="Northwind office, London", description="Moved to Wednesday, in person.",
-        sequence=1, recurrence_id=moved_from,
+        sync_uid,
+        sync.summary,
+        _at(moved_from.date() + timedelta(days=1), 11),
+        _at(moved_from.date() + timedelta(days=1), 11, 30),
+        me,
+        sync.guests,
+        location="Northwind office, London",
+        description="Moved to Wednesday, in person.",
+        sequence=1,
+        recurrence_id=moved_from,
     )
     monday = first_day - timedelta(days=1)
     staff = tuple((p, "ACCEPTED", "REQ-PARTICIPANT") for p in world.staff if p.email != HANNAH)
     review_until = (base + timedelta(days=14)).strftime("%Y%m%dT235959Z")
     review = _Meeting(
-        f"{rng.getrandbits(64):016x}@{INTERNAL_DOMAIN}", "Pipeline review", _at(monday, 9, 30),
-        _at(monday, 10, 15), tom, staff, rooms=(_ROOMS[0],), location=_ROOMS[0][0],
+        f"{rng.getrandbits(64):016x}@{INTERNAL_DOMAIN}",
+        "Pipeline review",
+        _at(monday, 9, 30),
+        _at(monday, 10, 15),
+        tom,
+        staff,
+        rooms=(_ROOMS[0],),
+        location=_ROOMS[0][0],
         rrule=f"FREQ=WEEKLY;BYDAY=MO;UNTIL={review_until}",
     )
     offsite_day = _weekday_after((base - timedelta(days=days // 3)).date())
     offsite = _Meeting(
-        f"{rng.getrandbits(64):016x}@{INTERNAL_DOMAIN}", "Sales offsite planning",
-        _at(offsite_day, 13), _at(offsite_day, 14, 30), me,
-        ((me, "ACCEPTED", "REQ-PARTICIPANT"), (tom, "ACCEPTED", "REQ-PARTICIPANT"),
-         (world.member(HANNAH), "DECLINED", "REQ-PARTICIPANT")),
-        rooms=(_ROOMS[1],), location=_ROOMS[1][0], description="Budget and venue for Q3.",
+        f"{rng.getrandbits(64):016x}@{INTERNAL_DOMAIN}",
+        "Sales offsite planning",
+        _at(offsite_day, 13),
+        _at(offsite_day, 14, 30),
+        me,
+        (
+            (me, "ACCEPTED", "REQ-PARTICIPANT"),
+            (tom, "ACCEPTED", "REQ-PARTICIPANT"),
+            (world.member(HANNAH), "DECLINED", "REQ-PARTICIPANT"),
+        ),
+        rooms=(_ROOMS[1],),
+        location=_ROOMS[1][0],
+        description="Budget and venue for Q3.",
     )
     cancelled_day = _weekday_after((base - timedelta(days=days // 2)).date())
     other = world.find("shaddad@initech.example") or rng.choice(world.customers or _CAST)
     cancelled = _Meeting(
-        f"{rng.getrandbits(64):016x}@{INTERNAL_DOMAIN}", f"{other.company.name} pricing review",
-        _at(cancelled_day, 16), _at(cancelled_day, 16, 45), me,
+        f"{rng.getrandbits(64):016x}@{INTERNAL_DOMAIN}",
+        f"{other.company.name} pricing review",
+        _at(cancelled_day, 16),
+        _at(cancelled_day, 16, 45),
+        me,
         ((me, "ACCEPTED", "REQ-PARTICIPANT"), (other, "DECLINED", "REQ-PARTICIPANT")),
-        status="CANCELLED", sequence=2, location="Zoom",
+        status="CANCELLED",
+        sequence=2,
+        location="Zoom",
     )
     host = world.find("olivia.grant@uk.umbrella.example") or rng.choice(world.customers or _CAST)
     visit_day = _weekday_after((base + timedelta(days=5)).date())
     visit = _Meeting(
         f"{rng.getrandbits(100):025x}@google.com",
-        f"Northwind at {host.company.name}: contract review", _at(visit_day, 10),
-        _at(visit_day, 11, 30), host,
+        f"Northwind at {host.company.name}: contract review",
+        _at(visit_day, 10),
+        _at(visit_day, 11, 30),
+        host,
         ((host, "ACCEPTED", "REQ-PARTICIPANT"), (me, "TENTATIVE", "REQ-PARTICIPANT")),
         location=f"{host.company.name}, 1 Harbourside, Bristol",
         description="Agenda:\n1. Order form\n2. Data processing agreement\n3. Next steps",
     )
     summit_day = _weekday_after((base - timedelta(days=days // 4)).date())
     summit = _Meeting(
-        f"{rng.getrandbits(64):016x}@{INTERNAL_DOMAIN}", "London Data Summit",
-        _at(summit_day, 0), _at(summit_day + timedelta(days=1), 0), me, (),
-        location="ExCeL London", all_day=True,
+        f"{rng.getrandbits(64):016x}@{INTERNAL_DOMAIN}",
+        "London Data Summit",
+        _at(summit_day, 0),
+        _at(summit_day + timedelta(days=1), 0),
+        me,
+        (),
+        location="ExCeL London",
+        all_day=True,
     )
     return [sync, moved, review, offsite, cancelled, visit, summit]
 
 
-def _random_meeting(rng: random.Random, world: World, me: Person, base: datetime,
-                    days: int) -> _Meeting:
-    company = rng.choice(_accounts(world, me)) if rng.random() < 0.6 or not world.colleagues \
+def _random_meeting(
+    rng: random.Random, world: World, me: Person, base: datetime, days: int
+) -> _Meeting:
+    company = (
+        rng.choice(_accounts(world, me))
+        if rng.random() < 0.6 or not world.colleagues
         else rng.choice(sorted(world.colleagues, key=lambda c: c.domain))
+    )
     people = list(_guests_of(world, company))
     customers = rng.sample(people, k=min(len(people), rng.randint(1, 3)))
     offset = timedelta(days=rng.uniform(0, days + 21))
@@ -2763,8 +3701,7 @@ def _random_meeting(rng: random.Random, world: World, me: Person, base: datetime
     start = _at(day, rng.randint(9, 16), rng.choice((0, 30)))
     end = start + timedelta(minutes=rng.choice((30, 45, 60)))
     future = start > base
-    staff = [me] + ([rng.choice([p for p in world.staff if p != me])]
-                    if rng.random() < 0.4 else [])
+    staff = [me] + ([rng.choice([p for p in world.staff if p != me])] if rng.random() < 0.4 else [])
     organizer = me if rng.random() < 0.7 else customers[0]
 
     def answer(person: Person) -> str:
@@ -2775,15 +3712,24 @@ def _random_meeting(rng: random.Random, world: World, me: Person, base: datetime
         return rng.choices(states, weights=weights)[0]
 
     guests = tuple((p, answer(p), "REQ-PARTICIPANT") for p in (*staff, *customers))
-    uid = (f"{rng.getrandbits(64):016x}@{INTERNAL_DOMAIN}" if organizer.staff
-           else f"{rng.getrandbits(100):025x}@google.com")
+    uid = (
+        f"{rng.getrandbits(64):016x}@{INTERNAL_DOMAIN}"
+        if organizer.staff
+        else f"{rng.getrandbits(100):025x}@google.com"
+    )
     purpose = rng.choice(_PURPOSES)
     link = f"https://meet.google.example/{_token(rng, 3).lower()}-{_token(rng, 4).lower()}"
     return _Meeting(
-        uid, f"{company.name} / Northwind: {purpose}", start, end, organizer, guests,
+        uid,
+        f"{company.name} / Northwind: {purpose}",
+        start,
+        end,
+        organizer,
+        guests,
         location=rng.choice(("Google Meet", "Zoom", f"{company.name} office")),
         description=f"{purpose.capitalize()}.\n\nJoin with Google Meet: {link}",
-        utc=rng.random() < 0.15, alarm=organizer == me and rng.random() < 0.5,
+        utc=rng.random() < 0.15,
+        alarm=organizer == me and rng.random() < 0.5,
     )
 
 
@@ -2802,27 +3748,41 @@ def _vevent(m: _Meeting, base: datetime) -> list[str]:
     lines += [stamp("EXDATE", d) for d in m.exdates]
     if m.recurrence_id is not None:
         lines.append(stamp("RECURRENCE-ID", m.recurrence_id))
-    lines += [f"DTSTAMP:{_ics_utc(base)}", _ics_person("ORGANIZER", m.organizer, ()),
-              f"UID:{m.uid}"]
+    lines += [
+        f"DTSTAMP:{_ics_utc(base)}",
+        _ics_person("ORGANIZER", m.organizer, ()),
+        f"UID:{m.uid}",
+    ]
     for person, partstat, role in m.guests:
         params = [("CUTYPE", "INDIVIDUAL"), ("ROLE", role), ("PARTSTAT", partstat)]
         if partstat == "NEEDS-ACTION":
             params.append(("RSVP", "TRUE"))
         lines.append(_ics_person("ATTENDEE", person, params))
     for name, email in m.rooms:
-        lines.append(f"ATTENDEE;CUTYPE=ROOM;ROLE=NON-PARTICIPANT;PARTSTAT=ACCEPTED;"
-                     f"CN={_ics_param(name)}:mailto:{email}")
+        lines.append(
+            f"ATTENDEE;CUTYPE=ROOM;ROLE=NON-PARTICIPANT;PARTSTAT=ACCEPTED;"
+            f"CN={_ics_param(name)}:mailto:{email}"
+        )
     lines.append(f"CREATED:{_ics_utc(created)}")
     if m.description:
         lines.append(f"DESCRIPTION:{_ics_text(m.description)}")
     lines.append(f"LAST-MODIFIED:{_ics_utc(created + timedelta(days=m.sequence + 1))}")
     if m.location:
         lines.append(f"LOCATION:{_ics_text(m.location)}")
-    lines += [f"SEQUENCE:{m.sequence}", f"STATUS:{m.status}", f"SUMMARY:{_ics_text(m.summary)}",
-              f"TRANSP:{'TRANSPARENT' if m.all_day else 'OPAQUE'}"]
+    lines += [
+        f"SEQUENCE:{m.sequence}",
+        f"STATUS:{m.status}",
+        f"SUMMARY:{_ics_text(m.summary)}",
+        f"TRANSP:{'TRANSPARENT' if m.all_day else 'OPAQUE'}",
+    ]
     if m.alarm:
-        lines += ["BEGIN:VALARM", "ACTION:DISPLAY", "DESCRIPTION:This is an event reminder",
-                  "TRIGGER:-P0DT0H10M0S", "END:VALARM"]
+        lines += [
+            "BEGIN:VALARM",
+            "ACTION:DISPLAY",
+            "DESCRIPTION:This is an event reminder",
+            "TRIGGER:-P0DT0H10M0S",
+            "END:VALARM",
+        ]
     lines.append("END:VEVENT")
     return lines
 
@@ -2834,9 +3794,14 @@ def write_demo(outdir: str | PathLike[str]) -> list[Path]:
     """The bundled demo set: three Takeout-style staff mailboxes and one calendar."""
     folder = Path(outdir)
     folder.mkdir(parents=True, exist_ok=True)
-    boxes = generate_mailboxes(DEMO_SEED, DEMO_MESSAGES, DEMO_CONTACTS,
-                               mailboxes=DEMO_MAILBOXES, takeout=True,
-                               attachment_bytes=DEMO_ATTACHMENT_BYTES)
+    boxes = generate_mailboxes(
+        DEMO_SEED,
+        DEMO_MESSAGES,
+        DEMO_CONTACTS,
+        mailboxes=DEMO_MAILBOXES,
+        takeout=True,
+        attachment_bytes=DEMO_ATTACHMENT_BYTES,
+    )
     written = []
     for owner, messages in boxes.items():
         path = folder / f"{owner}.mbox"
@@ -2872,8 +3837,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = f"wrote {len(paths)} files, {size:,} bytes, to {args.outdir}"
     else:
         try:
-            stream = iter_messages(args.seed, args.messages, args.contacts, mailbox=args.mailbox,
-                                   takeout=args.takeout, days=args.days)
+            stream = iter_messages(
+                args.seed,
+                args.messages,
+                args.contacts,
+                mailbox=args.mailbox,
+                takeout=args.takeout,
+                days=args.days,
+            )
             count = write_mbox(args.out, stream)
         except ValueError as error:
             parser.error(str(error))
