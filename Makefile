@@ -19,9 +19,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Style, types, and a ceiling on how dense one function may be (cyclomatic complexity 20).
 lint: $(STAMP)
 	$(BIN)/ruff check agent connectors storage config tests bench
+	$(BIN)/ruff format --check agent connectors storage config tests bench
 	$(BIN)/mypy
+	$(BIN)/xenon --max-absolute C agent connectors storage config
 
 # Every benchmark runs even when one fails (a missing tool, say); the status reports it.
 bench: $(STAMP)

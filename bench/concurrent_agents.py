@@ -45,7 +45,7 @@ def _deal(messages: list[bytes], processes: int) -> list[list[tuple[str, bytes]]
 
 
 def _agent(url: str, number: int, share: list[tuple[str, bytes]], start: Any, out: Any) -> None:
-    from agent.pipeline.plan import Policy
+    from agent.pipeline.policy import Policy
     from agent.runtime.sync_pass import sync_connector
     from config import parse_settings
     from connectors.memory import MemoryConnector

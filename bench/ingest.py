@@ -48,7 +48,7 @@ def _child_parse(mbox: Path) -> dict[str, Any]:
 
 
 def _child_pipeline(mbox: Path, database: Path) -> dict[str, Any]:
-    from agent.pipeline.plan import Policy
+    from agent.pipeline.policy import Policy
     from agent.runtime.sync_pass import sync_connector
     from config import parse_settings
     from connectors.mbox import MboxConnector

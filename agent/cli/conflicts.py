@@ -15,7 +15,7 @@ import click
 from agent.cli.common import EXIT_FAILURE, as_user, pass_app
 from agent.cli.contacts import field_value, shown, user_name
 from agent.cli.output import console, errors, print_rows
-from agent.pipeline.plan import company_name
+from agent.pipeline.people import company_name
 from agent.runtime.app import App
 from storage import edits
 from storage.models import Conflict

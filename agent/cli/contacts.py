@@ -29,7 +29,7 @@ from agent.mail.addresses import (
     normalize_email,
     registrable_domain,
 )
-from agent.pipeline.plan import company_name
+from agent.pipeline.people import company_name
 from agent.runtime.app import App
 from agent.runtime.inert_text import plain
 from storage import audit, edits, fields

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from agent.cli.output import console, print_rows
 from agent.cli.progress import print_summary, sync_progress
-from agent.pipeline.plan import Policy
+from agent.pipeline.policy import Policy
 from agent.runtime.app import App
 from agent.runtime.registry import build_connector, mailbox_of
 from agent.runtime.sync_pass import SyncResult, sync_connector

@@ -12,7 +12,8 @@ from agent.cli.common import EXIT_FAILURE, EXIT_USAGE, actor, as_user, pass_app
 from agent.cli.output import console, errors, print_json
 from agent.mail.addresses import is_internal, normalize_email
 from agent.pipeline.filters import NeverLog
-from agent.pipeline.plan import Policy, self_or_internal
+from agent.pipeline.people import self_or_internal
+from agent.pipeline.policy import Policy
 from agent.runtime.app import App
 from config import Settings
 from connectors.records import Address

@@ -13,7 +13,7 @@ import click
 
 from agent.cli.common import EXIT_FAILURE, pass_app
 from agent.cli.progress import print_summary, sync_progress
-from agent.pipeline.plan import Policy
+from agent.pipeline.policy import Policy
 from agent.pipeline.workers import processes_for
 from agent.runtime.app import App
 from agent.runtime.debug import summary_of

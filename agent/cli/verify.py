@@ -12,7 +12,7 @@ from rich.text import Text
 
 from agent.cli.common import EXIT_FAILURE, EXIT_USAGE, pass_app
 from agent.cli.output import console, errors, print_json, print_rows
-from agent.pipeline.plan import Policy
+from agent.pipeline.policy import Policy
 from agent.runtime.app import App
 from agent.runtime.inert_text import plain
 from agent.runtime.reconcile import NotVerifiable, Report, record_result, verify_connector

@@ -1,6 +1,6 @@
 """Planning batches in worker processes while the syncing process fetches and writes.
 
-Parsing and planning mail (``agent.pipeline.plan.plan_batch``) is pure CPU work
+Parsing and planning mail (``agent.pipeline.batch.plan_batch``) is pure CPU work
 and most of what a first sync of a big mailbox costs; fetching is I/O and
 writing must stay in one process, in order. So once a pass has a backlog,
 its batches are planned by a pool of worker processes: the syncing process
@@ -30,7 +30,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from types import TracebackType
 
-from agent.pipeline.plan import BatchPlan, Policy, plan_batch
+from agent.pipeline.batch import plan_batch
+from agent.pipeline.planned import BatchPlan
+from agent.pipeline.policy import Policy
 from connectors.records import Batch, Item
 
 START_AFTER_ITEMS = 1000

@@ -43,8 +43,11 @@ from typing import Any, Protocol, runtime_checkable
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from agent.pipeline.batch import plan_batch
+from agent.pipeline.emails import plan_mail
 from agent.pipeline.filters import Skip
-from agent.pipeline.plan import Policy, plan_batch, plan_mail, plan_meeting
+from agent.pipeline.meetings import plan_meeting
+from agent.pipeline.policy import Policy
 from connectors.records import CalendarEvent, Cursor, Item, MailMessage, Unreadable
 from storage.db import transaction
 from storage.models import InteractionSource, Quarantine, SyncState

@@ -73,7 +73,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, sessionmaker
 
-from agent.pipeline.plan import Policy
+from agent.pipeline.policy import Policy
 from agent.pipeline.workers import processes_for
 from agent.runtime import reconcile
 from agent.runtime.debug import summary_of

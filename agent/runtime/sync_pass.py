@@ -30,7 +30,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from agent.pipeline.plan import BatchPlan, Policy, plan_batch
+from agent.pipeline.batch import plan_batch
+from agent.pipeline.planned import BatchPlan
+from agent.pipeline.policy import Policy
 from agent.pipeline.workers import Planner
 from agent.runtime.db_errors import is_database_error
 from agent.runtime.logs import scrub

@@ -18,7 +18,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from agent.mail.envelope import build_envelope
 from agent.mail.text import parse_mime
-from agent.pipeline.plan import Policy, plan_batch, plan_mail
+from agent.pipeline.batch import plan_batch
+from agent.pipeline.emails import plan_mail
+from agent.pipeline.policy import Policy
 from agent.runtime.sync_pass import sync_connector
 from config import parse_settings
 from config.limits import MAX_ID_CHARS, MAX_NAME_CHARS, Limits

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select, text
 
-from agent.pipeline.plan import Policy
+from agent.pipeline.policy import Policy
 from agent.runtime.sync_pass import sync_connector
 from config import parse_settings
 from connectors.memory import MemoryConnector

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from agent.cli.privacy import ours_predicate
-from agent.pipeline.plan import Policy
+from agent.pipeline.policy import Policy
 from agent.runtime.sync_pass import sync_connector
 from config import Settings, parse_settings
 from connectors.memory import MemoryConnector

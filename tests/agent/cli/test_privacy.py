@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from agent.cli.privacy import listed_target, ours_predicate
 from agent.pipeline.filters import NeverLog
-from agent.pipeline.plan import Policy
+from agent.pipeline.policy import Policy
 from agent.runtime.sync_pass import sync_connector
 from config import parse_settings
 from connectors.memory import MemoryConnector

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, select
 
-from agent.pipeline.plan import Policy
+from agent.pipeline.policy import Policy
 from agent.runtime.sync_pass import sync_connector
 from config import parse_settings
 from connectors.ical.files import IcsConnector
@@ -174,8 +174,8 @@ def test_an_invitation_by_mail_logs_the_meetings_when_no_calendar_is_synced(
 
 
 def test_an_invitation_is_left_to_the_owners_synced_calendar(tmp_path: Path) -> None:
+    from agent.pipeline.emails import plan_mail
     from agent.pipeline.filters import Skip
-    from agent.pipeline.plan import plan_mail
     from connectors.records import MailMessage
 
     owner = "alice@northwind.example"

@@ -9,8 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from agent.pipeline.batch import plan_batch
+from agent.pipeline.emails import plan_mail
 from agent.pipeline.filters import Skip
-from agent.pipeline.plan import Policy, plan_batch, plan_mail
+from agent.pipeline.policy import Policy
 from config import parse_settings
 from connectors.errors import BadItem
 from connectors.records import MailMessage

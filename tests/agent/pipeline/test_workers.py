@@ -21,7 +21,8 @@ import pytest
 from sqlalchemy import Engine, select
 
 from agent.pipeline import workers
-from agent.pipeline.plan import Policy, plan_batch
+from agent.pipeline.batch import plan_batch
+from agent.pipeline.policy import Policy
 from agent.pipeline.workers import Planner, processes_for
 from agent.runtime.sync_pass import sync_connector
 from config import parse_settings

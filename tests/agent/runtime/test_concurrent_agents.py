@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select, text
 
-from agent.pipeline.plan import Policy
+from agent.pipeline.policy import Policy
 from agent.runtime.sync_pass import sync_connector
 from config import parse_settings
 from connectors.memory import MemoryConnector

@@ -17,7 +17,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from agent.cli.demo import demo_data, demo_settings
-from agent.pipeline.plan import Policy
+from agent.pipeline.policy import Policy
 from agent.runtime import logs
 from agent.runtime.registry import build_connector, mailbox_of
 from agent.runtime.sync_pass import sync_connector

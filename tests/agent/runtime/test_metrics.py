@@ -9,7 +9,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 
-from agent.pipeline.plan import Policy
+from agent.pipeline.policy import Policy
 from agent.runtime.health import connector_status
 from agent.runtime.metrics import STATES, families, start_metrics_server
 from agent.runtime.reconcile import record_result, verify_connector

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from agent.pipeline.plan import Policy
+from agent.pipeline.policy import Policy
 from agent.runtime.reconcile import Missing, NotVerifiable, judge, record_result, verify_connector
 from agent.runtime.sync_pass import sync_connector
 from config import parse_settings

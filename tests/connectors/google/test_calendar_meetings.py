@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from agent.pipeline.plan import Policy
+from agent.pipeline.policy import Policy
 from agent.runtime.sync_pass import SyncResult, sync_connector
 from config import parse_settings
 from connectors.google.auth import CALENDAR_READONLY_SCOPE, user_credentials

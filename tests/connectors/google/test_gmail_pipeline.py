@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from agent.pipeline.plan import Policy
+from agent.pipeline.policy import Policy
 from agent.runtime.sync_pass import SyncResult, sync_connector
 from config import parse_settings
 from connectors.google.auth import gmail_scopes, user_credentials

@@ -1,0 +1,147 @@
+"""An email as an interaction -- or, for an invitation, as the meetings it announces.
+
+Parse (``agent.mail.text``) -> envelope (``agent.mail.envelope``) -> filters
+(``agent.pipeline.filters``) -> participants and the contact policy
+(``agent.pipeline.people``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import timedelta
+from email.message import Message
+
+from agent.mail import text
+from agent.mail.envelope import Envelope, build_envelope
+from agent.pipeline.filters import Skip, apply_filters
+from agent.pipeline.meetings import plan_meeting
+from agent.pipeline.people import name_facts, new_contacts, within_limit
+from agent.pipeline.planned import Planned
+from agent.pipeline.policy import Policy
+from config.limits import MAX_CALENDAR_BYTES
+from connectors.ical.bounded_rules import ExpansionBudget
+from connectors.ical.parts import parse_calendar, to_calendar_event
+from connectors.ical.recurrence import expand
+from connectors.records import (
+    Address,
+    Limited,
+    MailMessage,
+)
+from storage.ingest import InteractionRecord, ParticipantRecord
+
+
+def plan_mail(message: MailMessage, policy: Policy) -> Planned | list[Planned] | Skip:
+    """An email as an interaction -- or, for an invitation, as the meetings it announces."""
+    parsed = text.parse_mime(message.raw)
+    envelope = build_envelope(message, parsed, policy.internal_domains)
+    skip = apply_filters(envelope, policy.filters)
+    if skip is not None:
+        if skip.reason == "calendar_notification" and not policy.has_calendar:
+            invited = _plan_invitation(message, parsed, envelope, policy)
+            if invited is not None:
+                return invited
+        return skip
+    participants = [
+        (address, role)
+        for address, role in envelope.participants
+        if not policy.filters.never_log.matches(address.email)
+    ]
+    summary: str | None = None
+    body: str | None = None
+    if policy.visibility != "metadata":
+        sender = envelope.sender.email if envelope.sender else ""
+        new_text = text.reply_body(parsed, sender=sender) or text.body_text(parsed)
+        summary = text.snippet(new_text) or None
+        body = new_text if policy.store_bodies and new_text else None
+    record = InteractionRecord(
+        kind="email",
+        dedupe_key=envelope.dedupe_key,
+        occurred_at=envelope.occurred_at,
+        direction=envelope.direction,
+        connector=policy.connector,
+        source_id=message.source_id,
+        participants=tuple(
+            ParticipantRecord(email=a.email, name=a.name, role=role) for a, role in participants
+        ),
+        subject=envelope.subject or None,
+        summary=summary,
+        body=body,
+        thread=envelope.thread_key,
+        visibility=policy.visibility,
+        owner=policy.mailbox,
+        fingerprint=envelope.fingerprint,
+    )
+    limited: list[Limited] = []
+    if envelope.dropped_participants:
+        detail = f"{envelope.dropped_participants} more recipients than the agent records"
+        limited.append(Limited(message.source_id, "participants_capped", detail))
+    creatable = within_limit(
+        _mail_creatable(envelope, participants, policy), message.source_id, policy, limited
+    )
+    return Planned(
+        record,
+        new_contacts(creatable, policy),
+        name_facts(participants, envelope.occurred_at, policy),
+        tuple(limited),
+    )
+
+
+_INVITATION_METHODS = frozenset({"REQUEST", "CANCEL"})
+
+
+def _plan_invitation(
+    message: MailMessage, parsed: Message, envelope: Envelope, policy: Policy
+) -> list[Planned] | Skip | None:
+    """Meetings from an invitation by mail, for owners whose calendar is not synced.
+
+    The occurrences get the same dedupe keys as a calendar connector would
+    give them (UID + original start), so the meeting is one interaction
+    however it arrives. None when the message holds no usable invitation.
+    """
+    method = envelope.calendar_method or ""
+    data = text.calendar_part(parsed) if method in _INVITATION_METHODS else None
+    if data is None or len(data) > MAX_CALENDAR_BYTES:
+        return None
+    try:
+        calendar = parse_calendar(data)
+    except ValueError:
+        return None
+    window = (envelope.occurred_at - timedelta(days=366), envelope.occurred_at + policy.horizon)
+    budget = ExpansionBudget(policy.limits)
+    occurrences = list(
+        expand(calendar, *window, budget=budget, max_series=policy.limits.series_per_calendar)
+    )
+    planned: list[Planned] = []
+    skip: Skip | None = None
+    for occurrence in occurrences:
+        event = to_calendar_event(
+            occurrence,
+            calendar="mail",
+            owner=policy.mailbox,
+            source_prefix=message.source_id,
+            method=method,
+        )
+        outcome = plan_meeting(event, policy)
+        if isinstance(outcome, Skip):
+            skip = outcome
+        else:
+            planned.append(outcome)
+    if planned and budget.capped:
+        capped = tuple(
+            Limited(f"{message.source_id}/{uid}", "series_capped", reason)
+            for uid, reason in sorted(budget.capped.items())
+        )
+        planned[0] = replace(planned[0], limited=planned[0].limited + capped)
+    return planned or skip
+
+
+def _mail_creatable(
+    envelope: Envelope, participants: Sequence[tuple[Address, str]], policy: Policy
+) -> list[str]:
+    if policy.auto_create == "none":
+        return []
+    if policy.auto_create == "sent" and envelope.direction != "outbound":
+        return []
+    roles = {"to", "cc", "bcc"} if policy.auto_create == "sent" else {"from", "to", "cc", "bcc"}
+    return [a.email for a, role in participants if role in roles]

@@ -1,0 +1,87 @@
+"""Who may become a contact, and which names are facts: one policy for mail and meetings.
+
+Owners, colleagues, automated senders and never-log addresses never become
+contacts; a message or meeting naming more people than
+``limits.contact_recipients`` creates none (mail to thousands is a list or a
+spam run, not a conversation with each). Display names are observations
+about the people using them, never overwrites.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from agent.mail.addresses import (
+    company_domain,
+    is_automated_address,
+    is_internal,
+    normalize_email,
+    split_name,
+)
+from agent.pipeline.policy import Policy
+from connectors.records import (
+    Address,
+    Limited,
+)
+from storage.ingest import Fact, NewContact
+
+
+def self_or_internal(address: Address, policy: Policy) -> bool:
+    email = normalize_email(address.email) or address.email
+    return email == policy.mailbox or is_internal(email, policy.internal_domains)
+
+
+def within_limit(
+    creatable: list[str], source_id: str, policy: Policy, limited: list[Limited]
+) -> list[str]:
+    """No contacts from a message that names more people than ``contact_recipients``.
+
+    Mail to thousands is a list or a spam run, not a conversation with each
+    of them; the interaction is still logged.
+    """
+    limit = policy.limits.contact_recipients
+    if len(creatable) <= limit:
+        return creatable
+    detail = f"{len(creatable)} people could become contacts; the limit is {limit}"
+    limited.append(Limited(source_id, "too_many_recipients", detail))
+    return []
+
+
+def new_contacts(emails: Iterable[str], policy: Policy) -> list[NewContact]:
+    result = []
+    for email in dict.fromkeys(emails):
+        if (
+            email == policy.mailbox
+            or is_internal(email, policy.internal_domains)
+            or is_automated_address(email)
+            or policy.filters.never_log.matches(email)
+        ):
+            continue
+        domain = company_domain(email, policy.free_mail)
+        result.append(NewContact(email, domain, company_name(domain) if domain else None))
+    return result
+
+
+def name_facts(
+    participants: Iterable[tuple[Address, str]], observed_at: datetime, policy: Policy
+) -> list[Fact]:
+    """Display names people use are observations about them, never overwrites."""
+    facts = []
+    for address, _role in participants:
+        name = address.name.strip()
+        if not name or "@" in name or self_or_internal(address, policy):
+            continue
+        facts.append(Fact(address.email, "display_name", name, policy.connector, observed_at))
+        first, last = split_name(name)
+        if first:
+            facts.append(Fact(address.email, "first_name", first, policy.connector, observed_at))
+        if last:
+            facts.append(Fact(address.email, "last_name", last, policy.connector, observed_at))
+    return facts
+
+
+def company_name(domain: str) -> str:
+    """A readable first guess from the domain (``acme-corp.co.uk`` -> ``Acme Corp``)."""
+    label = domain.split(".", 1)[0]
+    return " ".join(part.capitalize() for part in label.replace("_", "-").split("-") if part)
