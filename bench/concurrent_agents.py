@@ -121,7 +121,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
 
-    from tests.support.mailgen import iter_messages
+    from tests.support.mailgen.mailboxes import iter_messages
 
     messages = list(
         iter_messages(args.seed, args.messages, 200, mailbox=OWNER, attachment_bytes=(200, 2_000))

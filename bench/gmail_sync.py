@@ -1,6 +1,6 @@
 """First sync of a big Gmail mailbox through the fake Google server, one run per scenario.
 
-The fake server (tests/support/fake_google/__init__.py) gets N generated small messages
+The fake server (tests/support/fake_google/) gets N generated small messages
 (default 10,000; four in five in INBOX, the rest in SENT). The Gmail connector
 then runs a full first sync over loopback HTTP with the real client library,
 in ``metadata`` mode (the default scope), first cleanly, then with a share of
@@ -36,7 +36,7 @@ from connectors.google.errors import RetryPolicy
 from connectors.google.gmail import GmailConnector
 from connectors.google.quota import DEFAULT_RATE
 from connectors.records import MailMessage
-from tests.support.fake_google import FakeGoogle, FaultPlan
+from tests.support.fake_google.server import FakeGoogle, FaultPlan
 
 ACCOUNT = "bench@example.com"
 BACKOFF = RetryPolicy(max_retries=100_000, max_seconds=600.0, base=0.01, cap=0.5)
@@ -97,7 +97,7 @@ def _scenario(messages: int, fault_rate: float, seed: int) -> dict[str, tuple[fl
             missing = len(set(expected) - set(delivered))
             twice = sum(1 for n in delivered.values() if n > 1)
             raise SystemExit(f"lost {missing} and duplicated {twice} messages")
-        units = sum(connector.units_spent.values())
+        units = sum(connector.units_spent().values())
         return {
             "messages": (messages, "messages"),
             "http_round_trips": (fake.round_trips, "requests"),

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date
 from typing import Protocol, runtime_checkable
 
 from connectors.records import Batch, Cursor, Item
@@ -63,11 +63,12 @@ class Positioned(Protocol):
 class Inventoried(Protocol):
     """Can list what its provider holds, for ``verify`` to compare with the database.
 
-    ``since`` is the start of the synced window (None: everything).
+    ``since`` is the start of the synced window (None: everything); IMAP's is a
+    date, as its SEARCH SINCE is.
     """
 
     name: str
-    since: datetime | None
+    since: date | None
 
     def inventory(self, cursor: Cursor | None = None) -> Iterator[str]:
         """Source ids in the synced scope; with ``cursor``, only those it covers."""

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from config.limits import MAX_MBOX_HEADER_BYTES
+from connectors.capabilities import ScopeSize
 from connectors.errors import CursorInvalid
 from connectors.records import Batch, Cursor, MailMessage
 
@@ -98,11 +99,19 @@ class MboxConnector:
                 if message is not None:
                     yield message
 
-    def size_hint(self) -> int:
-        """Bytes (mbox) or files (Maildir) in all, for a progress bar."""
-        if self.path.is_dir():
-            return sum(1 for _ in _maildir_files(self.path))
-        return self.path.stat().st_size
+    def first_sync_size(self) -> list[ScopeSize]:
+        """The messages in scope (``since`` applies): what a first sync would read."""
+        return [ScopeSize(str(self.path), sum(1 for _ in self.inventory()), "messages")]
+
+    def progress_total(self) -> int | None:
+        """The mbox file's size in bytes, which a cursor's offset counts; None for a
+        Maildir, whose cursor is a file name and says nothing of how far it is."""
+        return self.path.stat().st_size if self.path.is_file() else None
+
+    def position(self, batch: Batch) -> int | None:
+        """The byte offset the batch's cursor has reached in an mbox file."""
+        offset = batch.cursor.get("offset")
+        return offset if isinstance(offset, int) else None
 
     # mbox
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -27,6 +27,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from config.private_files import create_private_file
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+T = TypeVar("T")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -101,6 +102,33 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and (
         getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
     )
+
+
+def retrying(
+    attempts: int,
+    work: Callable[[], T],
+    *,
+    on_retry: Callable[[BaseException, int], None] | None = None,
+) -> tuple[T, int]:
+    """``work()`` done again while it loses races (:func:`is_retryable`); its result and
+    the number of attempts it took.
+
+    ``work`` must run its own transaction, so each attempt starts from a fresh
+    read; ``on_retry`` hears of each lost race and the attempt that lost it.
+    Any other error propagates at once, and so does the race lost by the last
+    of ``attempts``: the caller decides what giving up means.
+    """
+    if attempts < 1:
+        raise ValueError("attempts must be at least 1")
+    for attempt in range(1, attempts + 1):
+        try:
+            return work(), attempt
+        except Exception as exc:
+            if attempt == attempts or not is_retryable(exc):
+                raise
+            if on_retry is not None:
+                on_retry(exc, attempt)
+    raise AssertionError("unreachable")
 
 
 def is_data_error(exc: BaseException) -> bool:

@@ -50,7 +50,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from storage import audit, fields, merge
-from storage.db import is_retryable, transaction
+from storage.db import is_retryable, retrying, transaction
 from storage.ingest import (
     BatchWrite,
     Fact,
@@ -558,19 +558,25 @@ def _retrying(
     Retried: the ORM's failed ``version`` check, and PostgreSQL's
     serialization failures and deadlocks; everything else propagates.
     """
-    for attempt in range(1, max_attempts + 1):
+
+    def once() -> T:
         try:
             with transaction(sessions) as session:
                 result = work(session)
                 if dry_run:
                     raise _RolledBack(result)
-            return result, attempt
+            return result
         except _RolledBack as rolled_back:
-            return cast(T, rolled_back.result), attempt
-        except Exception as exc:
-            if not is_retryable(exc):
-                raise
-    raise TooManyRetries(f"other writers kept changing the contact; gave up after {max_attempts}")
+            return cast(T, rolled_back.result)
+
+    try:
+        return retrying(max_attempts, once)
+    except Exception as exc:
+        if not is_retryable(exc):
+            raise
+        raise TooManyRetries(
+            f"other writers kept changing the contact; gave up after {max_attempts}"
+        ) from exc
 
 
 @dataclass(frozen=True)

@@ -47,12 +47,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import Literal
 
 from sqlalchemy import ColumnElement, and_, delete, func, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from storage import audit
+from storage.batching import chunks
 from storage.entity_merge import merged_into
 from storage.ingest import refresh_last_contacted
 from storage.models import (
@@ -75,9 +76,6 @@ Ours = Callable[[str, str | None], bool]
 """``(address, interaction owner) -> bool``: whether the address is on our side."""
 
 Fate = Literal["keep", "trim", "delete"]
-
-T = TypeVar("T")
-_CHUNK = 500
 
 REDACTED = "[erased]"
 """What an erased address becomes in free text that stays."""
@@ -210,7 +208,7 @@ def never_log_target(
         if listed(email)
     )
     addresses = set(vetoes)
-    for chunk in _chunks(sorted(contact_ids)):
+    for chunk in chunks(sorted(contact_ids)):
         addresses.update(
             session.scalars(select(ContactEmail.email).where(ContactEmail.contact_id.in_(chunk)))
         )
@@ -268,7 +266,7 @@ def _decide(session: Session, target: Target, ours: Ours) -> _Fates:
         }
     )
     fates = _Fates()
-    for chunk in _chunks(touched):
+    for chunk in chunks(touched):
         people: dict[int, list[tuple[str, int | None, bool]]] = {i: [] for i in chunk}
         for interaction_id, email, contact_id in session.execute(
             select(p.c.interaction_id, p.c.email, p.c.contact_id).where(
@@ -312,13 +310,13 @@ def apply_erasure(session: Session, erasure: Erasure, *, actor: str, action: str
     for clause in _targeted(target):
         session.execute(delete(table_of(InteractionParticipant)).where(clause))
     interactions = table_of(Interaction)
-    for chunk in _chunks(sorted(erasure.deleted)):
+    for chunk in chunks(sorted(erasure.deleted)):
         session.execute(delete(interactions).where(interactions.c.id.in_(chunk)))
     contacts = table_of(Contact)
-    for chunk in _chunks(sorted(target.contact_ids)):
+    for chunk in chunks(sorted(target.contact_ids)):
         session.execute(delete(contacts).where(contacts.c.id.in_(chunk)))
     companies = table_of(Company)
-    for chunk in _chunks(erasure.companies):
+    for chunk in chunks(erasure.companies):
         session.execute(delete(companies).where(companies.c.id.in_(chunk)))
     refresh_last_contacted(session, erasure.relinked)
     audit.record(session, _audit_entries(erasure, actor, action))
@@ -374,15 +372,15 @@ def _redact(session: Session, addresses: Collection[str]) -> None:
 def _targeted(target: Target) -> Iterator[ColumnElement[bool]]:
     """The target's participant rows, one bounded ``IN`` list at a time."""
     p = table_of(InteractionParticipant)
-    for chunk in _chunks(sorted(target.addresses)):
+    for chunk in chunks(sorted(target.addresses)):
         yield p.c.email.in_(chunk)
-    for ids in _chunks(sorted(target.contact_ids)):
+    for ids in chunks(sorted(target.contact_ids)):
         yield p.c.contact_id.in_(ids)
 
 
 def _contact_counts(session: Session, ids: Sequence[int]) -> dict[int, dict[str, int]]:
     counts: dict[int, dict[str, int]] = {}
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         emails = _count_by(session, ContactEmail.contact_id, chunk)
         observations = _count_by(session, Observation.contact_id, chunk)
         conflicts = _count_by(session, Conflict.contact_id, chunk)
@@ -431,7 +429,7 @@ def _emptied_companies(session: Session, target: Target) -> tuple[int, ...]:
     """The target's companies that no contact outside the target belongs to."""
     ids = sorted(target.company_ids)
     kept: set[int | None] = set()
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         kept.update(
             company_id
             for company_id, contact_id in session.execute(
@@ -451,7 +449,7 @@ def _about(
         ("interaction", interaction_ids),
         ("company", company_ids),
     ):
-        for chunk in _chunks(sorted(ids)):
+        for chunk in chunks(sorted(ids)):
             yield and_(AuditLog.entity == entity, AuditLog.entity_id.in_(chunk))
 
 
@@ -475,8 +473,3 @@ def _delete_audit(
 ) -> None:
     for clause in _about(contact_ids, interaction_ids, company_ids):
         session.execute(delete(table_of(AuditLog)).where(clause))
-
-
-def _chunks(items: Sequence[T]) -> Iterable[Sequence[T]]:
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]

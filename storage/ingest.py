@@ -13,13 +13,13 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import TypeVar
 
 from sqlalchemy import Table, and_, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from config.limits import bounded_id
 from storage import audit, fields, merge
+from storage.batching import chunks
 from storage.models import (
     Company,
     CompanyDomain,
@@ -32,9 +32,6 @@ from storage.models import (
     Quarantine,
 )
 from storage.upsert import greatest, insert_for, table_of
-
-_CHUNK = 500
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -154,7 +151,7 @@ def _lock_contacts(session: Session, ids: Iterable[int]) -> None:
     """
     if session.get_bind().dialect.name != "postgresql":
         return  # SQLite's writer holds the whole database already
-    for chunk in _chunks(sorted(set(ids))):
+    for chunk in chunks(sorted(set(ids))):
         session.execute(
             select(Contact.id)
             .where(Contact.id.in_(chunk))
@@ -166,7 +163,7 @@ def _lock_contacts(session: Session, ids: Iterable[int]) -> None:
 def contact_ids(session: Session, emails: Iterable[str]) -> dict[str, int]:
     """Address -> contact id for the addresses that belong to a contact."""
     found: dict[str, int] = {}
-    for chunk in _chunks(sorted(set(emails))):
+    for chunk in chunks(sorted(set(emails))):
         rows = session.execute(
             select(ContactEmail.email, ContactEmail.contact_id).where(ContactEmail.email.in_(chunk))
         )
@@ -177,7 +174,7 @@ def contact_ids(session: Session, emails: Iterable[str]) -> dict[str, int]:
 def company_ids(session: Session, domains: Iterable[str]) -> dict[str, int]:
     """Domain -> company id for the domains some company owns."""
     found: dict[str, int] = {}
-    for chunk in _chunks(sorted(set(domains))):
+    for chunk in chunks(sorted(set(domains))):
         rows = session.execute(
             select(CompanyDomain.domain, CompanyDomain.company_id).where(
                 CompanyDomain.domain.in_(chunk)
@@ -204,12 +201,11 @@ def _create_claimed(
     Returns key -> new owner id for the keys this call won.
     """
     won: dict[str, int] = {}
-    for start in range(0, len(keys), _CHUNK):
-        chunk = keys[start : start + _CHUNK]
+    for chunk, rows in zip(chunks(keys), chunks(owner_rows), strict=True):
         ids = (
             session.execute(
                 owners.insert().returning(owners.c.id, sort_by_parameter_order=True),
-                list(owner_rows[start : start + _CHUNK]),
+                list(rows),
             )
             .scalars()
             .all()
@@ -333,7 +329,7 @@ def _claim_keys(
     """
     keys = sorted({r.dedupe_key for r in records if r.fingerprint is not None})
     owner: dict[str, str | None] = {}
-    for chunk in _chunks(keys):
+    for chunk in chunks(keys):
         owner.update(
             session.execute(
                 select(Interaction.dedupe_key, Interaction.fingerprint).where(
@@ -382,11 +378,23 @@ def _upsert_interactions(
     """
     if not records:
         return {}
-    table = table_of(Interaction)
     unique = {r.dedupe_key: r for r in records}
-    meetings = sorted(k for k, r in unique.items() if r.kind == "meeting")
-    before = _current(session, meetings)
-    for chunk in _chunks(sorted(unique)):
+    before = _current(session, sorted(k for k, r in unique.items() if r.kind == "meeting"))
+    _insert_new(session, unique, stats, changes, actor)
+    _apply_revisions(session, unique, before, changes, actor)
+    return _interaction_ids(session, sorted(unique))
+
+
+def _insert_new(
+    session: Session,
+    unique: Mapping[str, InteractionRecord],
+    stats: WriteStats,
+    changes: list[audit.Change],
+    actor: str,
+) -> None:
+    """Insert the interactions no row holds yet; a key some agent logged before stays as is."""
+    table = table_of(Interaction)
+    for chunk in chunks(sorted(unique)):
         statement = insert_for(session, table).on_conflict_do_nothing(index_elements=["dedupe_key"])
         inserted = session.execute(
             statement.returning(table.c.id, table.c.kind, table.c.occurred_at),
@@ -397,33 +405,62 @@ def _upsert_interactions(
             audit.Change(actor, "create", "interaction", i, None, {"kind": k, "occurred_at": at})
             for i, k, at in inserted
         ]
+
+
+def _apply_revisions(
+    session: Session,
+    unique: Mapping[str, InteractionRecord],
+    before: Mapping[str, tuple[int, dict[str, object], datetime | None]],
+    changes: list[audit.Change],
+    actor: str,
+) -> None:
+    """Update the meetings stored ``before`` this batch that it holds a newer revision of."""
     for key, (interaction_id, stored, revised) in sorted(before.items()):
         record = unique[key]
+        revised_at = record.revised_at
+        if revised_at is None or (revised is not None and revised_at < revised):
+            continue  # no revision to apply, or an older one than the row's
         incoming = {name: getattr(record, name) for name in _REVISABLE}
-        newer = record.revised_at is not None and (revised is None or record.revised_at >= revised)
-        if not newer or incoming == stored:
+        if incoming == stored:
             continue
-        session.execute(
-            update(table)
-            .where(
-                table.c.id == interaction_id,
-                (table.c.revised_at.is_(None)) | (table.c.revised_at <= record.revised_at),
-            )
-            .values(**incoming, revised_at=record.revised_at, updated_at=datetime.now(timezone.utc))
+        _revise(session, interaction_id, incoming, revised_at)
+        changes.append(_revision_change(actor, interaction_id, stored, incoming))
+
+
+def _revision_change(
+    actor: str, interaction_id: int, stored: Mapping[str, object], incoming: Mapping[str, object]
+) -> audit.Change:
+    """The audit entry of a revision: only the fields it changed, before and after."""
+    changed = [name for name in _REVISABLE if incoming[name] != stored[name]]
+    return audit.Change(
+        actor,
+        "update",
+        "interaction",
+        interaction_id,
+        {name: stored[name] for name in changed},
+        {name: incoming[name] for name in changed},
+    )
+
+
+def _revise(
+    session: Session, interaction_id: int, incoming: Mapping[str, object], revised_at: datetime
+) -> None:
+    """Write a revision unless the row has meanwhile taken a later one (from another agent)."""
+    table = table_of(Interaction)
+    session.execute(
+        update(table)
+        .where(
+            table.c.id == interaction_id,
+            (table.c.revised_at.is_(None)) | (table.c.revised_at <= revised_at),
         )
-        changed = [name for name in _REVISABLE if incoming[name] != stored[name]]
-        changes.append(
-            audit.Change(
-                actor,
-                "update",
-                "interaction",
-                interaction_id,
-                {name: stored[name] for name in changed},
-                {name: incoming[name] for name in changed},
-            )
-        )
+        .values(**incoming, revised_at=revised_at, updated_at=datetime.now(timezone.utc))
+    )
+
+
+def _interaction_ids(session: Session, keys: Sequence[str]) -> dict[str, int]:
+    """Dedupe key -> interaction id, for the keys some interaction holds."""
     ids: dict[str, int] = {}
-    for chunk in _chunks(sorted(unique)):
+    for chunk in chunks(keys):
         ids.update(
             session.execute(
                 select(Interaction.dedupe_key, Interaction.id).where(
@@ -439,7 +476,7 @@ def _current(
 ) -> dict[str, tuple[int, dict[str, object], datetime | None]]:
     """Stored meetings by dedupe key: id, the revisable values, and their revision."""
     found: dict[str, tuple[int, dict[str, object], datetime | None]] = {}
-    for chunk in _chunks(keys):
+    for chunk in chunks(keys):
         for row in session.execute(
             select(
                 Interaction.dedupe_key,
@@ -492,7 +529,7 @@ def _add_sources(
     statement = insert_for(session, table).on_conflict_do_nothing(
         index_elements=["connector", "source_id"]
     )
-    for chunk in _chunks([rows[key] for key in sorted(rows)]):
+    for chunk in chunks([rows[key] for key in sorted(rows)]):
         stats.sources_added += len(session.execute(statement.returning(table.c.id), chunk).all())
 
 
@@ -530,7 +567,7 @@ def _add_participants(
         },
     )
     # in key order, like every upsert here, so two writers never wait on each other in a circle
-    for chunk in _chunks([rows[key] for key in sorted(rows)]):
+    for chunk in chunks([rows[key] for key in sorted(rows)]):
         session.execute(statement, chunk)
 
 
@@ -575,7 +612,7 @@ def _record_facts(session: Session, facts: Sequence[Fact], contact_of: dict[str,
         }
         for (c, f, v, s, m), at in sorted(latest.items())
     ]
-    for chunk in _chunks(rows):
+    for chunk in chunks(rows):
         session.execute(statement, chunk)
 
 
@@ -585,7 +622,7 @@ def load_observations(
     """Every observation of ``contact_ids``, as the merge takes them."""
     ids = sorted(set(contact_ids))
     found: dict[int, list[merge.Observation]] = {i: [] for i in ids}
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         for row in session.execute(
             select(
                 Observation.contact_id,
@@ -611,7 +648,7 @@ def apply_merge(
     """
     changes: list[audit.Change] = []
     ids = sorted(set(contact_ids))
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         derived = {i: fields.derive(o) for i, o in load_observations(session, chunk).items()}
         domains = {v.value for d in derived.values() if (v := d.get("company")) and v.value}
         companies = company_ids(session, domains)
@@ -656,7 +693,7 @@ def refresh_last_contacted(session: Session, contact_ids: Iterable[int]) -> None
     )
     latest_id = timeline.with_only_columns(i.c.id).scalar_subquery()
     latest_at = timeline.with_only_columns(i.c.occurred_at).scalar_subquery()
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         session.execute(
             update(contacts)
             .where(contacts.c.id.in_(chunk))
@@ -709,8 +746,3 @@ def _quarantine(session: Session, items: Sequence[tuple[str, str, str]]) -> None
         statement,
         [{"connector": c, "source_id": bounded_id(s), "reason": r[:2000]} for c, s, r in items],
     )
-
-
-def _chunks(items: Sequence[T]) -> Iterable[Sequence[T]]:
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]

@@ -63,7 +63,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.private_files import create_private_file
 from storage.db import transaction
 from storage.models import SyncState
-from storage.sync_state import bump_counters
+from storage.sync_state import (
+    ConnectorStatus,
+    Counters,
+    record_failure,
+    set_status,
+    status_of,
+    update_counters,
+)
 from storage.upsert import insert_for, table_of
 
 log = logging.getLogger(__name__)
@@ -189,7 +196,12 @@ def claim(
     with transaction(sessions) as session:
         session.execute(
             insert_for(session, _STATE)
-            .values(connector=connector, kind=kind, status="new", counters={})
+            .values(
+                connector=connector,
+                kind=kind,
+                status=ConnectorStatus.NEW.value,
+                counters=Counters().to_json(),
+            )
             .on_conflict_do_nothing(index_elements=["connector"])
         )
         row = session.execute(
@@ -302,7 +314,7 @@ def free_stalled(sessions: sessionmaker[Session], lease: Lease, reason: str) -> 
             lease,
             lease_owner=None,
             lease_expires_at=None,
-            status="stuck",
+            status=ConnectorStatus.STUCK.value,
             last_error=reason,
             last_error_at=_now(session),
         )
@@ -355,12 +367,12 @@ def record_lost_run(sessions: sessionmaker[Session], lease: Lease, error: str) -
             return False
         if ours:
             state.lease_owner, state.lease_expires_at = None, None
-        if state.status != "syncing":
+        if status_of(state) is not ConnectorStatus.SYNCING:
             return False  # the run wrote its outcome, or never started writing
-        state.status = "failing"
+        set_status(state, ConnectorStatus.FAILING)
         state.last_error = error
         state.last_error_at = _now(session)
-        bump_counters(state, failures=1, consecutive_failures=1)
+        update_counters(state, record_failure)
         return True
 
 

@@ -4,6 +4,9 @@
 WAL and locking behave as in production). ``pg_url`` is a fresh PostgreSQL
 database per test session on 127.0.0.1:5432; where no server answers the
 tests skip with a reason, except under ``CI=true``, where they fail.
+
+The fake Google server and Dovecot come from :mod:`tests.support.server_fixtures`
+(``fake_google``, ``dovecot``, ``imap_user``, ``dovecot_servers``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from sqlalchemy import Engine, text
 
 from storage.db import make_engine, upgrade
 from tests.support.servers import PG_ADMIN_URL, PG_HOW_TO, need_server
+
+pytest_plugins = ["tests.support.server_fixtures"]
 
 
 @pytest.fixture

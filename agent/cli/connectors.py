@@ -15,7 +15,8 @@ import os
 import re
 import sys
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn
@@ -35,20 +36,24 @@ from config.schema import CONNECTOR_KINDS, ConnectorConfig
 from config.schema import GmailConnector as GmailConfig
 from config.schema import GoogleCalendarConnector as CalendarConfig
 from config.secrets import KEY_ENV, SecretStoreError, ensure_key_file
+from connectors.capabilities import ScopeSize, Sized
 from connectors.errors import AuthError, ConnectorError
 from connectors.google.auth import CALENDAR_READONLY_SCOPE, gmail_scopes, run_oauth_flow
-from connectors.google.gmail import GmailConnector
-from connectors.ical.files import IcsConnector
-from connectors.imap.connector import ImapConnector
-from connectors.mbox import MboxConnector
-from connectors.records import CalendarEvent, Connector
+from connectors.records import Connector
 from storage.db import transaction
 from storage.models import InteractionSource, Quarantine, SyncState
-from storage.sync_state import get_state
+from storage.sync_state import ConnectorStatus, get_state, set_status, status_of
 
 _ENV_REF = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-RESUMABLE = ("paused", "needs_auth", "failing", "stuck")
+RESUMABLE = frozenset(
+    {
+        ConnectorStatus.PAUSED,
+        ConnectorStatus.NEEDS_AUTH,
+        ConnectorStatus.FAILING,
+        ConnectorStatus.STUCK,
+    }
+)
 
 
 @click.group()
@@ -217,7 +222,7 @@ def connectors_test(app: App, name: str, as_json: bool) -> None:
     config = _configured(app, name)
     try:
         connector = build_connector(config, app.settings, app.base_dir)
-        rows = list(_first_sync_size(connector))
+        rows = [asdict(size) for size in _first_sync_size(connector)]
     except (NotAvailable, ConnectorError, OSError, ValueError) as exc:
         hint = exc.hint if isinstance(exc, AuthError) else ""
         errors.print(f"{name}: failed: {exc} {hint}".strip(), highlight=False, markup=False)
@@ -230,36 +235,12 @@ def connectors_test(app: App, name: str, as_json: bool) -> None:
     )
 
 
-def _first_sync_size(connector: Connector) -> Iterator[dict[str, Any]]:
-    """Rows of (scope, count, unit): per file, folder or label."""
-    if isinstance(connector, MboxConnector):
-        count = sum(1 for _ in connector.inventory())
-        yield {"scope": str(connector.path), "count": count, "unit": "messages"}
-    elif isinstance(connector, IcsConnector):
-        events = sum(
-            isinstance(item, CalendarEvent)
-            for batch in connector.fetch(None)
-            for item in batch.items
-        )
-        yield {"scope": str(connector.path), "count": events, "unit": "meeting occurrences"}
-    elif isinstance(connector, ImapConnector):
-        for folder, count in connector.folder_counts().items():
-            yield {"scope": folder, "count": count, "unit": "messages"}
-    elif isinstance(connector, GmailConnector):
-        estimate = connector.estimate()
-        for label, count in estimate["labels"].items():
-            yield {
-                "scope": f"label {label}",
-                "count": count,
-                "unit": "messages (Google's estimate)",
-            }
-        yield {
-            "scope": f"mailbox {estimate['account']}",
-            "count": estimate["messages_total"],
-            "unit": "messages in all labels",
-        }
-    else:
+def _first_sync_size(connector: Connector) -> list[ScopeSize]:
+    """Per file, folder or label, what a first sync would read: a connector that
+    cannot say (:class:`~connectors.capabilities.Sized`) cannot be tested."""
+    if not isinstance(connector, Sized):
         raise NotAvailable(f"connector {connector.name!r} cannot be tested yet")
+    return connector.first_sync_size()
 
 
 # ------------------------------------------------------------------------------------ auth
@@ -333,14 +314,16 @@ def connectors_auth(app: App, name: str, no_browser: bool, port: int, timeout: i
         sys.exit(EXIT_FAILURE)
     console.print(f"{name}: access granted; the token is stored encrypted")
     before, after = _set_status(app, name, config.kind, _after_auth)
-    if after == "paused":
+    if after == ConnectorStatus.PAUSED:
         console.print(f"{name} is still paused: `crm-sync connectors resume {name}` resumes it")
     elif before != after:
         console.print(f"{name}: {before} -> {after}")
 
 
-def _after_auth(status: str) -> str:
-    return "ok" if status in ("needs_auth", "failing") else status
+def _after_auth(status: ConnectorStatus) -> ConnectorStatus:
+    if status in (ConnectorStatus.NEEDS_AUTH, ConnectorStatus.FAILING):
+        return ConnectorStatus.OK
+    return status
 
 
 # --------------------------------------------------------------------------- pause / resume
@@ -353,7 +336,7 @@ def connectors_pause(app: App, name: str) -> None:
     """Stop scheduling NAME (in every agent sharing the database) until `resume`."""
     config = _configured(app, name)
     app.require_schema()
-    before, after = _set_status(app, name, config.kind, lambda _status: "paused")
+    before, after = _set_status(app, name, config.kind, lambda _: ConnectorStatus.PAUSED)
     console.print(f"{name}: {before} -> {after}")
 
 
@@ -365,20 +348,26 @@ def connectors_resume(app: App, name: str) -> None:
     config = _configured(app, name)
     app.require_schema()
     before, after = _set_status(
-        app, name, config.kind, lambda status: "ok" if status in RESUMABLE else status
+        app,
+        name,
+        config.kind,
+        lambda status: ConnectorStatus.OK if status in RESUMABLE else status,
     )
     console.print(f"{name}: {before} -> {after}" if before != after else f"{name}: {after}")
 
 
-def _set_status(app: App, name: str, kind: str, change: Callable[[str], str]) -> tuple[str, str]:
+def _set_status(
+    app: App, name: str, kind: str, change: Callable[[ConnectorStatus], ConnectorStatus]
+) -> tuple[ConnectorStatus, ConnectorStatus]:
     """Apply ``change`` to the connector's status; a move to ok clears the last error."""
     with transaction(app.sessions) as session:
         state = get_state(session, name, kind)
-        before = state.status
-        state.status = change(before)
-        if state.status == "ok" and before != "ok":
+        before = status_of(state)
+        after = change(before)
+        set_status(state, after)
+        if after == ConnectorStatus.OK and before != ConnectorStatus.OK:
             state.last_error = None
-        return before, state.status
+        return before, after
 
 
 # ------------------------------------------------------------------------------------ remove

@@ -20,7 +20,9 @@ from agent.cli.output import errors, to_jsonable
 from agent.runtime import logs
 from agent.runtime.app import App
 from agent.runtime.debug import configure_logs
-from agent.runtime.scheduler import Agent, RunRecord, Timing
+from agent.runtime.runs import RunRecord
+from agent.runtime.scheduler import Agent
+from agent.runtime.timing import Timing
 from config.schema import parse_duration
 from storage import leases
 from storage.leases import AgentLock, AgentRunning

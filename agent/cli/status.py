@@ -11,7 +11,8 @@ from agent.cli.common import EXIT_FAILURE, pass_app, safe_url
 from agent.cli.output import console, errors, print_rows
 from agent.runtime.app import App
 from agent.runtime.file_modes import loose_files
-from agent.runtime.health import ALERTING, connector_status, quarantine_rows
+from agent.runtime.health import ALERTING, connector_health, quarantine_rows
+from storage.sync_state import ConnectorHealth
 
 
 @click.command()
@@ -46,15 +47,10 @@ def status(app: App, as_json: bool, skipped: bool, quarantined: bool) -> None:
         )
         return
     with app.sessions() as session:
-        rows = connector_status(app.settings, session, now=datetime.now(timezone.utc))
+        health = connector_health(app.settings, session, now=datetime.now(timezone.utc))
     if skipped:
         print_rows(
-            [
-                {"connector": row["connector"], "outcome": outcome, "reason": reason, "count": n}
-                for row in rows
-                for outcome in ("skipped", "limited")
-                for reason, n in sorted(row[outcome].items())
-            ],
+            _by_reason(health),
             ["connector", "outcome", "reason", "count"],
             as_json=as_json,
             title="skipped mail, and mail logged up to a bound",
@@ -62,7 +58,7 @@ def status(app: App, as_json: bool, skipped: bool, quarantined: bool) -> None:
         )
         return
     print_rows(
-        rows,
+        [row.as_row() for row in health],
         [
             "connector",
             "kind",
@@ -79,8 +75,18 @@ def status(app: App, as_json: bool, skipped: bool, quarantined: bool) -> None:
         empty="no connectors configured (see `crm-sync init` and the [[connectors]] tables)",
     )
     _warn_loose_files(app, as_json=as_json)
-    if any(row["state"] in ALERTING for row in rows):
+    if any(row.state in ALERTING for row in health):
         sys.exit(EXIT_FAILURE)
+
+
+def _by_reason(health: list[ConnectorHealth]) -> list[dict[str, object]]:
+    """One row per connector, outcome (skipped, or logged up to a bound) and reason."""
+    return [
+        {"connector": row.connector, "outcome": outcome, "reason": reason, "count": n}
+        for row in health
+        for outcome, counts in (("skipped", row.skipped), ("limited", row.limited))
+        for reason, n in sorted(counts.items())
+    ]
 
 
 def _warn_loose_files(app: App, *, as_json: bool) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -20,9 +20,10 @@ from agent.runtime.debug import summary_of
 from agent.runtime.registry import NotAvailable, build_connector, mailbox_of
 from agent.runtime.sync_pass import SyncResult, mark_failed, sync_connector
 from config.schema import parse_since
+from connectors.capabilities import Positioned
 from connectors.errors import AuthError
 from connectors.mbox import MboxConnector
-from connectors.records import Connector
+from connectors.records import Batch, Connector
 from storage import leases
 
 
@@ -152,7 +153,11 @@ def _record_lost_run(app: App, lease: leases.Lease, exc: BaseException) -> None:
         leases.record_lost_run(app.sessions, lease, summary_of(exc))
 
 
-def _progress_scale(connector: Connector) -> tuple[int | None, Any]:
-    if isinstance(connector, MboxConnector) and connector.path.is_file():
-        return connector.size_hint(), lambda batch: batch.cursor.get("offset")
+def _progress_scale(
+    connector: Connector,
+) -> tuple[int | None, Callable[[Batch], int | None] | None]:
+    """The progress bar's total and how far a batch is, for a connector that can say
+    (:class:`~connectors.capabilities.Positioned`); otherwise it counts items."""
+    if isinstance(connector, Positioned):
+        return connector.progress_total(), connector.position
     return None, None

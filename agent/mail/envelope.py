@@ -144,16 +144,7 @@ def build_envelope(
     if not from_addresses and not (to or cc or bcc):
         raise BadItem(message.source_id, "no sender and no recipients")
     date_header = header_str(parsed, "Date")
-    written = _written_year(date_header)
-    if written is not None and (len(written) == 1 or (len(written) > 2 and int(written) < 1000)):
-        # The stdlib reads these as 19xx or 20xx: quarantined, never re-dated.
-        raise BadItem(message.source_id, f"Date header year {written!r} is not a year")
-    occurred_at = _occurred_at(date_header, message.internal_date)
-    if occurred_at is None:
-        raise BadItem(message.source_id, "no usable Date header")
-    strange = out_of_range(occurred_at)
-    if strange is not None:
-        raise BadItem(message.source_id, strange)
+    occurred_at = _dated(message, date_header)
 
     sender = from_addresses[0] if from_addresses else None
     replies_to = _extra_reply_to(_header_addresses(parsed, "reply-to"), from_addresses)
@@ -264,6 +255,24 @@ def _occurred_at(date_header: str, internal_date: datetime | None) -> datetime |
     if chosen.tzinfo is None:
         chosen = chosen.replace(tzinfo=UTC)
     return chosen.astimezone(UTC)
+
+
+def _dated(message: MailMessage, date_header: str) -> datetime:
+    """When ``message`` was written; ``BadItem`` when no date can be trusted.
+
+    A year the stdlib would read as 19xx or 20xx (``0``, ``0000``) is
+    quarantined, never re-dated.
+    """
+    written = _written_year(date_header)
+    if written is not None and (len(written) == 1 or (len(written) > 2 and int(written) < 1000)):
+        raise BadItem(message.source_id, f"Date header year {written!r} is not a year")
+    occurred_at = _occurred_at(date_header, message.internal_date)
+    if occurred_at is None:
+        raise BadItem(message.source_id, "no usable Date header")
+    strange = out_of_range(occurred_at)
+    if strange is not None:
+        raise BadItem(message.source_id, strange)
+    return occurred_at
 
 
 def _written_year(date_header: str) -> str | None:

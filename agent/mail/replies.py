@@ -14,12 +14,16 @@ message does not grow with its malice.
 2. The signature is removed from what is left (``split_signature``): the
    ``-- `` delimiter, "Sent from my ..." lines, a separator line followed by a
    short block of contact details, a "-Name" sign-off, and a trailing
-   paragraph that holds contact details (or, given the sender, names them).
+   paragraph that holds contact details (or, given the sender, names them):
+   the rules of ``_SIGNATURE_RULES``, in that order, under the limits named
+   below the vocabularies.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from email.utils import parseaddr
 
 from config.limits import MAX_TEXT_CHARS
@@ -138,6 +142,57 @@ _NOT_PHONE = re.compile(
 )
 
 
+# --- limits -----------------------------------------------------------------
+
+
+ATTRIBUTION_MAX_LINES = 3
+"""An attribution wraps over at most this many lines: a long name, address and date do."""
+ATTRIBUTION_MAX_LINE_CHARS = 1000
+"""A longer line is prose or data, never part of an attribution."""
+ATTRIBUTION_MAX_CHARS = 400
+"""An attribution, its wrapped lines joined, is no longer: a name, address and date fit."""
+
+MAX_LINES_BELOW_BARE_DELIMITER = 15
+"""A "--" that lost its trailing space still opens the signature when at most this many
+non-blank lines follow it; higher up in a long text it is more likely punctuation."""
+MOBILE_SIGNATURE_LINES = 3
+"""How many of the last non-blank lines may hold "Sent from my iPhone": below it come
+at most a name or a footer."""
+MAX_MOBILE_SIGNATURE_CHARS = 80
+"""A "Sent from ..." line longer than this is a sentence, not what a client appends."""
+MIN_RULE_CHARS = 4
+"""A separator line above a signature block is at least this long ("----"): shorter
+dashes are punctuation, and "--" has its own rule."""
+MAX_SEPARATED_BLOCK_LINES = 12
+"""A block below a separator line is a signature up to this many non-blank lines;
+a longer one is content, a table or a pasted text."""
+MAX_CONTACT_LINE_CHARS = 100
+"""Contact details sit on short lines: on a longer one, an address or a number is prose."""
+MAX_SIGNOFF_CHARS = 40
+"""A "-Name" sign-off is a name, not a sentence that starts with a dash."""
+MAX_SIGNOFF_DASHES = 2
+"""A sign-off starts with one or two dashes ("-Tim", "--Tim"); more draw a line."""
+MAX_SIGNOFF_WORDS = 4
+"""A sign-off names someone in at most this many capitalized words."""
+MAX_PARAGRAPH_SIGNATURE_LINES = 8
+"""A trailing paragraph of more lines is part of the message, whatever it mentions."""
+MAX_PARAGRAPH_SIGNATURE_LINE_CHARS = 80
+"""Signature lines are short (a name, a title, a number): one longer line makes prose."""
+MAX_PARAGRAPH_SIGNATURE_MEAN_CHARS = 45
+"""The mean length of a signature's lines is at most this: prose that mentions an address
+and a URL has longer lines on average."""
+MIN_PARAGRAPH_CONTACTS = 2
+"""A trailing paragraph needs this many lines of contact details to be a signature without
+naming the sender: one address or number is often part of the message."""
+MIN_PHONE_DIGITS = 7
+"""Fewer digits are a number in the text (an amount, a year and a day), not a phone."""
+MAX_PHONE_DIGITS = 15
+"""The most digits an international phone number has (ITU-T E.164)."""
+MAX_STACKED_SIGNATURES = 5
+"""How many signatures stacked on one another (a sign-off above a list footer above a
+disclaimer) are removed; a bound, so a message of sign-offs costs no more."""
+
+
 # --- quoted history ---------------------------------------------------------
 
 
@@ -197,33 +252,36 @@ def _attribution_length(lines: list[str], start: int, quote_follows: bool) -> in
     A wrapped attribution is only taken when its first line starts like one
     (a preposition or a date), so the end of a paragraph is not swallowed.
     """
-    for line in lines[start : start + 3]:
-        if line.rstrip().endswith(":"):
-            break
-    else:
+    span = lines[start : start + ATTRIBUTION_MAX_LINES]
+    if not any(line.rstrip().endswith(":") for line in span):
         return 0  # every attribution ends in a colon: most lines are ruled out here
-    first = lines[start]
-    if len(first) > 1000 or _is_blank(first) or _is_quoted(first):
-        return 0
     joined = ""
-    for length in range(1, 4):
-        index = start + length - 1
-        if index >= len(lines):
+    for length, line in enumerate(span, start=1):
+        if not _may_attribute(line):
             return 0
-        line = lines[index]
-        if length > 1 and (_is_blank(line) or _is_quoted(line) or len(line) > 1000):
-            return 0
-        joined = " ".join((joined + " " + line).split()) if joined else " ".join(line.split())
-        if len(joined) > 400:
+        joined = " ".join(f"{joined} {line}".split())
+        if len(joined) > ATTRIBUTION_MAX_CHARS:
             return 0
         candidate = joined.lstrip("-*_ ").casefold()
-        if length > 1 and not _starts_like_attribution(candidate):
-            return 0
-        if length == 2 and first.rstrip().endswith((".", "!", "?")):
+        if length > 1 and not _wraps_attribution(candidate, span[0]):
             return 0
         if _is_attribution(candidate, quote_follows):
             return length
     return 0
+
+
+def _may_attribute(line: str) -> bool:
+    """Whether ``line`` may be (part of) an attribution: text, neither quoted nor huge."""
+    return len(line) <= ATTRIBUTION_MAX_LINE_CHARS and not _is_blank(line) and not _is_quoted(line)
+
+
+def _wraps_attribution(candidate: str, first: str) -> bool:
+    """Whether lines joined into ``candidate`` may be one wrapped attribution.
+
+    Only when they start like one, and the first line does not end a
+    sentence: the end of a paragraph is not the start of an attribution.
+    """
+    return _starts_like_attribution(candidate) and not first.rstrip().endswith((".", "!", "?"))
 
 
 def _starts_like_attribution(candidate: str) -> bool:
@@ -323,7 +381,7 @@ def _is_separator(line: str) -> bool:
 
 def _is_mobile_signature(line: str) -> bool:
     core = " ".join(line.split()).strip("*_ ").rstrip(".!").casefold()
-    if not core or len(core) > 80 or not core.startswith(_SENT_VERBS):
+    if not core or len(core) > MAX_MOBILE_SIGNATURE_CHARS or not core.startswith(_SENT_VERBS):
         return False
     if "," in core and "(" not in core:
         return False
@@ -332,7 +390,7 @@ def _is_mobile_signature(line: str) -> bool:
 
 def _has_contact(line: str) -> bool:
     """An e-mail address, a web address or a phone number on a short line."""
-    if len(line) > 100:
+    if len(line) > MAX_CONTACT_LINE_CHARS:
         return False
     lowered = line.casefold()
     if "http://" in lowered or "https://" in lowered or "www." in lowered:
@@ -345,7 +403,7 @@ def _has_contact(line: str) -> bool:
 
 def _is_phone(candidate: str) -> bool:
     digits = sum(ch.isdigit() for ch in candidate)
-    return 7 <= digits <= 15 and _NOT_PHONE.search(candidate) is None
+    return MIN_PHONE_DIGITS <= digits <= MAX_PHONE_DIGITS and _NOT_PHONE.search(candidate) is None
 
 
 def _is_dash_signoff(line: str, previous: str | None) -> bool:
@@ -354,13 +412,13 @@ def _is_dash_signoff(line: str, previous: str | None) -> bool:
     The line above must not be a list item, or the last item would be taken.
     """
     core = line.strip()
-    if not core.startswith("-") or len(core) > 40 or line[:1].isspace():
+    if not core.startswith("-") or len(core) > MAX_SIGNOFF_CHARS or line[:1].isspace():
         return False
     name = core.lstrip("-")
-    if len(core) - len(name) > 2:
+    if len(core) - len(name) > MAX_SIGNOFF_DASHES:
         return False
     words = name.strip().split()
-    if not 1 <= len(words) <= 4 or not all(word[:1].isupper() for word in words):
+    if not 1 <= len(words) <= MAX_SIGNOFF_WORDS or not all(word[:1].isupper() for word in words):
         return False
     return previous is None or not previous.lstrip().startswith(("-", "*", "•"))
 
@@ -385,57 +443,129 @@ def _names_sender(line: str, names: list[str], address: str) -> bool:
     return bool(hits) and len(words) - len(hits) <= 2
 
 
-def _signature_start(lines: list[str], sender: str) -> int | None:
-    """Where a signature starts in ``lines`` (the body above it must keep some text)."""
-    content = [index for index, line in enumerate(lines) if not _is_blank(line)]
-    if len(content) < 2:
-        return None
-    first = content[0]
-    for position, index in enumerate(content[1:], start=1):
-        if lines[index].rstrip() == "--":
-            below = len(content) - position - 1
-            if lines[index].startswith("-- ") or below <= 15:
-                return index
-    for index in content[-3:]:
-        if index > first and _is_mobile_signature(lines[index]):
+@dataclass(frozen=True)
+class _Body:
+    """The text a signature is looked for in: its lines, the non-blank ones, the sender."""
+
+    lines: list[str]
+    content: tuple[int, ...]
+    """Indexes of the non-blank lines; at least two, so some text stays above a signature."""
+    sender: str
+
+
+def _delimiter(body: _Body) -> int | None:
+    """The "-- " delimiter; a bare "--" (its space stripped in transit) only near the end."""
+    for position, index in enumerate(body.content[1:], start=1):
+        line = body.lines[index]
+        below = len(body.content) - position - 1
+        if line.rstrip() == "--" and (
+            line.startswith("-- ") or below <= MAX_LINES_BELOW_BARE_DELIMITER
+        ):
             return index
-    for position in range(len(content) - 1, 0, -1):
-        index = content[position]
-        if _is_separator(lines[index]) and len(lines[index].strip()) >= 4:
-            tail = [lines[i] for i in content[position + 1 :]]
-            if 1 <= len(tail) <= 12 and all(len(line) <= 100 for line in tail):
-                words = " ".join(tail).casefold()
-                if any(_has_contact(line) for line in tail) or "unsubscribe" in words:
-                    return index
-            break
-    last = content[-1]
-    previous = lines[content[-2]]
-    if _is_dash_signoff(lines[last], previous):
-        return last
-    return _paragraph_signature(lines, content, sender)
+    return None
 
 
-def _paragraph_signature(lines: list[str], content: list[int], sender: str) -> int | None:
+def _mobile_signature(body: _Body) -> int | None:
+    """A "Sent from my iPhone" line or the like, among the last lines."""
+    for index in body.content[-MOBILE_SIGNATURE_LINES:]:
+        if index > body.content[0] and _is_mobile_signature(body.lines[index]):
+            return index
+    return None
+
+
+def _separated_block(body: _Body) -> int | None:
+    """The lowest separator line, with a short block of contact details or a list footer below.
+
+    Only the lowest separator is considered: one higher up has the message
+    below it.
+    """
+    content = body.content
+    rule = next(
+        (p for p in range(len(content) - 1, 0, -1) if _is_rule(body.lines[content[p]])), None
+    )
+    if rule is not None and _is_signature_block([body.lines[i] for i in content[rule + 1 :]]):
+        return content[rule]
+    return None
+
+
+def _is_signature_block(block: list[str]) -> bool:
+    """A few short lines with contact details, or a mailing list's unsubscribe footer."""
+    if not 1 <= len(block) <= MAX_SEPARATED_BLOCK_LINES:
+        return False
+    if any(len(line) > MAX_CONTACT_LINE_CHARS for line in block):
+        return False
+    return any(_has_contact(line) for line in block) or "unsubscribe" in " ".join(block).casefold()
+
+
+def _is_rule(line: str) -> bool:
+    return _is_separator(line) and len(line.strip()) >= MIN_RULE_CHARS
+
+
+def _dash_signoff(body: _Body) -> int | None:
+    """A last line signing off with a dash: "-Tim"."""
+    last = body.content[-1]
+    return last if _is_dash_signoff(body.lines[last], body.lines[body.content[-2]]) else None
+
+
+def _paragraph_signature(body: _Body) -> int | None:
     """A trailing paragraph of short lines holding contact details or the sender's name.
 
     Signature lines are short (a name, a title, a number); a paragraph of
     prose that mentions an address and a URL is not one.
     """
-    last = content[-1]
+    last = body.content[-1]
     start = last
-    while start > 0 and not _is_blank(lines[start - 1]):
+    while start > 0 and not _is_blank(body.lines[start - 1]):
         start -= 1
-    if start <= content[0]:
+    if start <= body.content[0]:
         return None
-    paragraph = [line.strip() for line in lines[start : last + 1]]
-    lengths = [len(line) for line in paragraph]
-    if len(paragraph) > 8 or max(lengths) > 80 or sum(lengths) > 45 * len(paragraph):
+    paragraph = [line.strip() for line in body.lines[start : last + 1]]
+    if not _short_lines(paragraph):
         return None
-    if sum(_has_contact(line) for line in paragraph) >= 2:
+    if sum(_has_contact(line) for line in paragraph) >= MIN_PARAGRAPH_CONTACTS:
         return start
-    if sender:
-        names, address = _sender_names(sender)
-        if any(_names_sender(line, names, address) for line in paragraph):
+    return start if _names_the_sender(paragraph, body.sender) else None
+
+
+def _short_lines(paragraph: list[str]) -> bool:
+    """Whether ``paragraph`` is shaped like a signature: few lines, none long, short on average."""
+    lengths = [len(line) for line in paragraph]
+    return (
+        len(paragraph) <= MAX_PARAGRAPH_SIGNATURE_LINES
+        and max(lengths) <= MAX_PARAGRAPH_SIGNATURE_LINE_CHARS
+        and sum(lengths) <= MAX_PARAGRAPH_SIGNATURE_MEAN_CHARS * len(paragraph)
+    )
+
+
+def _names_the_sender(paragraph: list[str], sender: str) -> bool:
+    if not sender:
+        return False
+    names, address = _sender_names(sender)
+    return any(_names_sender(line, names, address) for line in paragraph)
+
+
+_SignatureRule = Callable[[_Body], int | None]
+
+_SIGNATURE_RULES: tuple[_SignatureRule, ...] = (
+    _delimiter,
+    _mobile_signature,
+    _separated_block,
+    _dash_signoff,
+    _paragraph_signature,
+)
+"""The signature rules in order, the most explicit mark first; the first that finds a
+start wins, so a delimiter above a "Sent from" line takes both."""
+
+
+def _signature_start(lines: list[str], sender: str) -> int | None:
+    """Where a signature starts in ``lines`` (the body above it must keep some text)."""
+    content = tuple(index for index, line in enumerate(lines) if not _is_blank(line))
+    if len(content) < 2:
+        return None
+    body = _Body(lines, content, sender)
+    for rule in _SIGNATURE_RULES:
+        start = rule(body)
+        if start is not None:
             return start
     return None
 
@@ -450,7 +580,7 @@ def split_signature(text: str, sender: str = "") -> tuple[str, str]:
     """
     lines = normalize_newlines(text[:MAX_TEXT_CHARS]).split("\n")
     cut = len(lines)
-    for _ in range(5):
+    for _ in range(MAX_STACKED_SIGNATURES):
         start = _signature_start(lines[:cut], sender)
         if start is None:
             break

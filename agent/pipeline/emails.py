@@ -37,24 +37,51 @@ def plan_mail(message: MailMessage, policy: Policy) -> Planned | list[Planned] |
     envelope = build_envelope(message, parsed, policy.internal_domains)
     skip = apply_filters(envelope, policy.filters)
     if skip is not None:
-        if skip.reason == "calendar_notification" and not policy.has_calendar:
-            invited = _plan_invitation(message, parsed, envelope, policy)
-            if invited is not None:
-                return invited
-        return skip
+        return _skipped(skip, message, parsed, envelope, policy)
     participants = [
         (address, role)
         for address, role in envelope.participants
         if not policy.filters.never_log.matches(address.email)
     ]
-    summary: str | None = None
-    body: str | None = None
-    if policy.visibility != "metadata":
-        sender = envelope.sender.email if envelope.sender else ""
-        new_text = text.reply_body(parsed, sender=sender) or text.body_text(parsed)
-        summary = text.snippet(new_text) or None
-        body = new_text if policy.store_bodies and new_text else None
-    record = InteractionRecord(
+    limited = _capped(message, envelope)
+    creatable = within_limit(
+        _mail_creatable(envelope, participants, policy), message.source_id, policy, limited
+    )
+    return Planned(
+        _mail_record(message, parsed, envelope, participants, policy),
+        new_contacts(creatable, policy),
+        name_facts(participants, envelope.occurred_at, policy),
+        tuple(limited),
+    )
+
+
+def _skipped(
+    skip: Skip, message: MailMessage, parsed: Message, envelope: Envelope, policy: Policy
+) -> list[Planned] | Skip:
+    """The skip, unless it is an invitation whose meetings no synced calendar logs."""
+    if skip.reason == "calendar_notification" and not policy.has_calendar:
+        invited = _plan_invitation(message, parsed, envelope, policy)
+        if invited is not None:
+            return invited
+    return skip
+
+
+def _capped(message: MailMessage, envelope: Envelope) -> list[Limited]:
+    if not envelope.dropped_participants:
+        return []
+    detail = f"{envelope.dropped_participants} more recipients than the agent records"
+    return [Limited(message.source_id, "participants_capped", detail)]
+
+
+def _mail_record(
+    message: MailMessage,
+    parsed: Message,
+    envelope: Envelope,
+    participants: Sequence[tuple[Address, str]],
+    policy: Policy,
+) -> InteractionRecord:
+    summary, body = _summary_and_body(parsed, envelope, policy)
+    return InteractionRecord(
         kind="email",
         dedupe_key=envelope.dedupe_key,
         occurred_at=envelope.occurred_at,
@@ -72,19 +99,19 @@ def plan_mail(message: MailMessage, policy: Policy) -> Planned | list[Planned] |
         owner=policy.mailbox,
         fingerprint=envelope.fingerprint,
     )
-    limited: list[Limited] = []
-    if envelope.dropped_participants:
-        detail = f"{envelope.dropped_participants} more recipients than the agent records"
-        limited.append(Limited(message.source_id, "participants_capped", detail))
-    creatable = within_limit(
-        _mail_creatable(envelope, participants, policy), message.source_id, policy, limited
-    )
-    return Planned(
-        record,
-        new_contacts(creatable, policy),
-        name_facts(participants, envelope.occurred_at, policy),
-        tuple(limited),
-    )
+
+
+def _summary_and_body(
+    parsed: Message, envelope: Envelope, policy: Policy
+) -> tuple[str | None, str | None]:
+    """The reply's new text as a snippet, and whole when bodies are stored; neither for
+    metadata-only visibility."""
+    if policy.visibility == "metadata":
+        return None, None
+    sender = envelope.sender.email if envelope.sender else ""
+    new_text = text.reply_body(parsed, sender=sender) or text.body_text(parsed)
+    body = new_text if policy.store_bodies and new_text else None
+    return text.snippet(new_text) or None, body
 
 
 _INVITATION_METHODS = frozenset({"REQUEST", "CANCEL"})

@@ -1,8 +1,23 @@
-"""A meeting occurrence as an interaction, keyed by its UID and original start."""
+"""A meeting occurrence as an interaction, keyed by its UID and original start.
+
+Who took part is settled first (``Occurrence.of``): rooms and equipment are
+not people, and an outsider who declined did not meet anyone. Then the rules
+of ``RULES`` run in order and the first ``Skip`` wins, as for mail
+(``agent.pipeline.filters``):
+
+1. ``no_participants``  nobody left: no organizer, no attendee but rooms and declined outsiders
+2. ``internal_only``    nobody from outside takes part (unless internal meetings are logged)
+3. ``never_log``        every outsider taking part is on the never-log list
+
+An occurrence no rule skips is logged without the never-log addresses.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from agent.mail import text
 from agent.mail.addresses import (
@@ -21,10 +36,127 @@ from config.limits import MAX_SUBJECT_CHARS, clip, out_of_range
 from connectors.errors import BadItem
 from connectors.records import (
     Address,
+    Attendee,
     CalendarEvent,
     Limited,
 )
 from storage.ingest import InteractionRecord, ParticipantRecord
+
+__all__ = [
+    "RULES",
+    "MeetingRule",
+    "Occurrence",
+    "Participant",
+    "first_skip",
+    "plan_meeting",
+    "skip_internal_only",
+    "skip_never_log",
+    "skip_no_participants",
+]
+
+
+class Participant(NamedTuple):
+    """Someone taking part in an occurrence, under a normalized address."""
+
+    address: Address
+    role: str
+    response_status: str | None
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """A calendar event with its participants sorted out, as the rules see it."""
+
+    event: CalendarEvent
+    present: tuple[Participant, ...]
+    """The organizer and the attendees who count, in that order: no rooms, no outsider who
+    declined, no address that does not parse."""
+    kept: tuple[Participant, ...]
+    """``present`` without the never-log addresses: the participants to log."""
+    outsiders: tuple[Participant, ...]
+    """The people from outside in ``present``, the never-log ones included."""
+    external: tuple[Participant, ...]
+    """The people from outside in ``kept``."""
+
+    @classmethod
+    def of(cls, event: CalendarEvent, policy: Policy) -> Occurrence:
+        present = tuple(_present(event, policy))
+        kept = tuple(p for p in present if not policy.filters.never_log.matches(p.address.email))
+        return cls(
+            event,
+            present,
+            kept,
+            tuple(p for p in present if not self_or_internal(p.address, policy)),
+            tuple(p for p in kept if not self_or_internal(p.address, policy)),
+        )
+
+
+def _present(event: CalendarEvent, policy: Policy) -> list[Participant]:
+    invited: list[Participant] = []
+    if event.organizer is not None:
+        invited.append(Participant(event.organizer, "organizer", None))
+    invited += [
+        Participant(a.address, "attendee", a.response_status)
+        for a in event.attendees
+        if _takes_part(a, policy)
+    ]
+    return [
+        Participant(Address(email, p.address.name), p.role, p.response_status)
+        for p in invited
+        if (email := normalize_email(p.address.email)) is not None
+    ]
+
+
+def _takes_part(attendee: Attendee, policy: Policy) -> bool:
+    """Rooms are not people; an outsider who declined met nobody, a colleague who did is ours."""
+    if attendee.is_resource:
+        return False
+    return attendee.response_status != "declined" or self_or_internal(attendee.address, policy)
+
+
+MeetingRule = Callable[[Occurrence, Policy], Skip | None]
+
+
+def skip_no_participants(occurrence: Occurrence, policy: Policy) -> Skip | None:
+    """A meeting with nobody in it is nobody's interaction: a blocked slot, a room booking."""
+    if not occurrence.present:
+        return Skip("no_participants", "no organizer, no attendee but rooms or declined outsiders")
+    return None
+
+
+def skip_internal_only(occurrence: Occurrence, policy: Policy) -> Skip | None:
+    """Colleagues meeting among themselves are not customer interactions, unless asked for."""
+    if not policy.log_internal and occurrence.present and not occurrence.outsiders:
+        return Skip("internal_only", "every attendee is internal")
+    return None
+
+
+def skip_never_log(occurrence: Occurrence, policy: Policy) -> Skip | None:
+    """Outsiders took part, yet every one of them is on the never-log list.
+
+    One listed outsider among others keeps the meeting; that participant is
+    dropped (``Occurrence.kept``) and never becomes a contact.
+    """
+    if occurrence.outsiders and not occurrence.external:
+        return Skip("never_log", "every external attendee is on the never-log list")
+    return None
+
+
+RULES: tuple[MeetingRule, ...] = (
+    skip_no_participants,
+    skip_internal_only,
+    skip_never_log,
+)
+"""The meeting rules in the order ``first_skip`` runs them (see the module docstring)."""
+
+
+def first_skip(occurrence: Occurrence, policy: Policy) -> Skip | None:
+    """The first reason not to log ``occurrence``, or None to log it."""
+    for rule in RULES:
+        skip = rule(occurrence, policy)
+        if skip is not None:
+            return skip
+    return None
 
 
 def plan_meeting(event: CalendarEvent, policy: Policy) -> Planned | Skip:
@@ -36,49 +168,40 @@ def plan_meeting(event: CalendarEvent, policy: Policy) -> Planned | Skip:
     strange = out_of_range(event.start)
     if strange is not None:
         raise BadItem(event.source_id, strange)
-    organizer = event.organizer
-    people: list[tuple[Address, str, str | None]] = []
-    if organizer is not None:
-        people.append((organizer, "organizer", None))
-    for attendee in event.attendees:
-        if attendee.is_resource:
-            continue
-        address = attendee.address
-        if attendee.response_status == "declined" and not self_or_internal(address, policy):
-            continue
-        people.append((address, "attendee", attendee.response_status))
-    normalized = [
-        (Address(email, a.name), role, status)
-        for a, role, status in people
-        if (email := normalize_email(a.email)) is not None
-    ]
-    kept = [p for p in normalized if not policy.filters.never_log.matches(p[0].email)]
-    external = [p for p in kept if not self_or_internal(p[0], policy)]
-    if normalized and not any(not self_or_internal(p[0], policy) for p in normalized):
-        if not policy.log_internal:
-            return Skip("internal_only", "every attendee is internal")
-    elif not external:
-        return Skip("never_log", "every external attendee is on the never-log list")
-    owner_in = (
-        organizer is not None and normalize_email(organizer.email) == policy.mailbox
-    ) or any(
-        normalize_email(a.address.email) == policy.mailbox and a.response_status == "accepted"
-        for a in event.attendees
+    occurrence = Occurrence.of(event, policy)
+    skip = first_skip(occurrence, policy)
+    if skip is not None:
+        return skip
+    limited: list[Limited] = []
+    creatable = within_limit(_creatable(occurrence, policy), event.source_id, policy, limited)
+    return Planned(
+        _meeting_record(occurrence, policy),
+        new_contacts(creatable, policy),
+        name_facts(
+            [(p.address, p.role) for p in occurrence.kept], event.updated or event.start, policy
+        ),
+        tuple(limited),
     )
-    organizer_internal = organizer is not None and self_or_internal(organizer, policy)
-    direction = "internal" if not external else ("outbound" if organizer_internal else "inbound")
-    start_key = event.original_start.isoformat()
-    record = InteractionRecord(
+
+
+def _meeting_record(occurrence: Occurrence, policy: Policy) -> InteractionRecord:
+    event = occurrence.event
+    return InteractionRecord(
         kind="meeting",
-        dedupe_key=f"{event.uid}/{start_key}",
+        dedupe_key=f"{event.uid}/{event.original_start.isoformat()}",
         occurred_at=event.start,
         ends_at=event.end,
-        direction=direction,
+        direction=_direction(occurrence, policy),
         connector=policy.connector,
         source_id=event.source_id,
         participants=tuple(
-            ParticipantRecord(email=a.email, name=a.name, role=role, response_status=status)
-            for a, role, status in kept
+            ParticipantRecord(
+                email=p.address.email,
+                name=p.address.name,
+                role=p.role,
+                response_status=p.response_status,
+            )
+            for p in occurrence.kept
         ),
         subject=clip(event.summary, MAX_SUBJECT_CHARS) or None,
         summary=None
@@ -89,23 +212,36 @@ def plan_meeting(event: CalendarEvent, policy: Policy) -> Planned | Skip:
         owner=policy.mailbox,
         status="cancelled" if event.status == "cancelled" else "active",
         revised_at=event.updated,
-        fingerprint=_meeting_fingerprint(organizer),
+        fingerprint=_meeting_fingerprint(event.organizer),
     )
-    limited: list[Limited] = []
-    creatable = within_limit(
-        [a.email for a, _, _ in external]
-        if policy.auto_create != "none" and (owner_in or policy.auto_create == "sent_and_received")
-        else [],
-        event.source_id,
-        policy,
-        limited,
-    )
-    occurred = event.updated or event.start
-    return Planned(
-        record,
-        new_contacts(creatable, policy),
-        name_facts([(a, role) for a, role, _ in kept], occurred, policy),
-        tuple(limited),
+
+
+def _direction(occurrence: Occurrence, policy: Policy) -> str:
+    """Outbound when one of ours organized a meeting with outsiders, inbound when they did."""
+    if not occurrence.external:
+        return "internal"
+    organizer = occurrence.event.organizer
+    ours = organizer is not None and self_or_internal(organizer, policy)
+    return "outbound" if ours else "inbound"
+
+
+def _creatable(occurrence: Occurrence, policy: Policy) -> list[str]:
+    """The outsiders who may become contacts: as for mail, "sent" means the owner's meetings."""
+    if policy.auto_create == "none":
+        return []
+    if policy.auto_create == "sent" and not _owner_takes_part(occurrence.event, policy):
+        return []
+    return [p.address.email for p in occurrence.external]
+
+
+def _owner_takes_part(event: CalendarEvent, policy: Policy) -> bool:
+    """The owner organized the meeting or accepted it."""
+    organizer = event.organizer
+    if organizer is not None and normalize_email(organizer.email) == policy.mailbox:
+        return True
+    return any(
+        normalize_email(a.address.email) == policy.mailbox and a.response_status == "accepted"
+        for a in event.attendees
     )
 
 

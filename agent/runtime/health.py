@@ -40,17 +40,17 @@ from config import Settings
 from config.schema import ConnectorConfig
 from storage.leases import holder_gone
 from storage.models import Quarantine, SyncState
-from storage.sync_state import list_states
+from storage.sync_state import (
+    ConnectorHealth,
+    ConnectorStatus,
+    counters_of,
+    list_states,
+    status_of,
+)
 
 LAG_INTERVALS = 3
-ALERTING = frozenset({"failing", "needs_auth", "stuck"})
+ALERTING = frozenset({ConnectorStatus.FAILING, ConnectorStatus.NEEDS_AUTH, ConnectorStatus.STUCK})
 """States that make ``status`` exit 1, so monitoring can page someone."""
-
-
-def _quota_units(counters: dict[str, Any]) -> int | None:
-    spent = (counters.get("last_run") or {}).get("quota_units")
-    return sum(int(v) for v in spent.values()) if isinstance(spent, dict) else None
-
 
 Gone = Callable[[str], bool]
 """Whether a lease owner is a process known to have ended (:func:`storage.leases.holder_gone`)."""
@@ -66,23 +66,31 @@ def derive_state(
     """The display state of one connector; see the module docstring's table."""
     if config is None:
         return "removed"
-    status = row.status if row is not None else "new"
-    if not config.enabled or status == "paused":
-        return "paused"
-    if status == "needs_auth":
-        return "needs_auth"
-    if status == "stuck" or (row is not None and _stranded(row, now, gone)):
-        return "stuck"
-    if status == "failing":
-        return "failing"
-    if status == "syncing" and row is not None and row.lease_owner:
-        return "syncing"
+    if not config.enabled:
+        return ConnectorStatus.PAUSED.value
+    stored = _stored_state(row, now, gone) if row is not None else None
+    if stored is not None:
+        return stored
     last_success = row.last_success_at if row is not None else None
     if last_success is None:
         return "never_synced"
     if now - last_success > LAG_INTERVALS * interval:
         return "lagging"
-    return "ok"
+    return ConnectorStatus.OK.value
+
+
+def _stored_state(row: SyncState, now: datetime, gone: Gone) -> str | None:
+    """The state the row's status decides; None when its last success decides."""
+    status = status_of(row)
+    if status in (ConnectorStatus.PAUSED, ConnectorStatus.NEEDS_AUTH):
+        return status.value
+    if status is ConnectorStatus.STUCK or _stranded(row, now, gone):
+        return ConnectorStatus.STUCK.value
+    if status is ConnectorStatus.FAILING:
+        return status.value
+    if status is ConnectorStatus.SYNCING and row.lease_owner:
+        return status.value
+    return None
 
 
 def _stranded(row: SyncState, now: datetime, gone: Gone) -> str | None:
@@ -91,7 +99,40 @@ def _stranded(row: SyncState, now: datetime, gone: Gone) -> str | None:
         if row.lease_expires_at and row.lease_expires_at < now:
             return "expired"
         return "gone" if gone(row.lease_owner) else None
-    return "unrecorded" if row.status == "syncing" else None
+    return "unrecorded" if status_of(row) is ConnectorStatus.SYNCING else None
+
+
+_FIXES = {
+    "failing": "fix the error shown, then run `crm-sync sync --connector {name}` to retry now",
+    "lagging": "no complete sync for 3 intervals: check that `crm-sync run` is running and its log",
+    "never_synced": (
+        "`crm-sync run` syncs it at its next tick; `crm-sync sync --connector {name}` now"
+    ),
+    "removed": "no longer in the config; the mail it logged stays",
+}
+"""What to try per display state, where it depends on nothing but the connector's name."""
+
+_STUCK_FIXES: dict[str | None, str] = {
+    "expired": (
+        "the agent holding it ({holder}) stopped renewing its lease: make sure "
+        "`crm-sync run` is running; it takes over from the committed cursor"
+    ),
+    "gone": (
+        "the process holding it ({holder}) no longer runs: `crm-sync run` takes it "
+        "over at its next tick, `crm-sync sync --connector {name}` now; either resumes "
+        "from the committed cursor"
+    ),
+    "unrecorded": (
+        "its last run ended without recording its outcome (the database went away, or "
+        "the agent stopped, mid-run): once the database answers, run "
+        "`crm-sync sync --connector {name}`; it resumes from the committed cursor"
+    ),
+    None: (
+        "a run made no progress and was freed; if it recurs, check the network to the "
+        "server, then run `crm-sync sync --connector {name}`"
+    ),
+}
+"""What to try for a stuck connector, by why it is stuck (:func:`_stranded`)."""
 
 
 def fix_for(
@@ -103,94 +144,71 @@ def fix_for(
     gone: Gone = holder_gone,
 ) -> str:
     """One line: what to try for ``state``; empty when nothing is needed."""
-    if state == "needs_auth":
-        if getattr(config, "auth", None) == "service_account":
-            return (
-                "grant the service account domain-wide delegation for the connector's scopes, "
-                f"then run `crm-sync connectors resume {name}`"
-            )
-        if config is not None and config.kind == "imap":
-            return (
-                "correct the password (or its ${VARIABLE}) in the config, "
-                f"then run `crm-sync connectors resume {name}`"
-            )
-        return f"run `crm-sync connectors auth {name}`"
-    if state == "stuck":
+    if state == ConnectorStatus.NEEDS_AUTH:
+        return _auth_fix(name, config)
+    if state == ConnectorStatus.STUCK:
         why = _stranded(row, now, gone) if row is not None else None
         holder = row.lease_owner if row is not None else None
-        if why == "expired":
-            return (
-                f"the agent holding it ({holder}) stopped renewing its lease: make sure "
-                "`crm-sync run` is running; it takes over from the committed cursor"
-            )
-        if why == "gone":
-            return (
-                f"the process holding it ({holder}) no longer runs: `crm-sync run` takes it "
-                f"over at its next tick, `crm-sync sync --connector {name}` now; either resumes "
-                "from the committed cursor"
-            )
-        if why == "unrecorded":
-            return (
-                "its last run ended without recording its outcome (the database went away, or "
-                "the agent stopped, mid-run): once the database answers, run "
-                f"`crm-sync sync --connector {name}`; it resumes from the committed cursor"
-            )
-        return (
-            "a run made no progress and was freed; if it recurs, check the network to the "
-            f"server, then run `crm-sync sync --connector {name}`"
-        )
-    if state == "failing":
-        return f"fix the error shown, then run `crm-sync sync --connector {name}` to retry now"
-    if state == "lagging":
-        return "no complete sync for 3 intervals: check that `crm-sync run` is running and its log"
-    if state == "paused":
+        return _STUCK_FIXES[why].format(name=name, holder=holder)
+    if state == ConnectorStatus.PAUSED:
         if config is not None and not config.enabled:
             return "set enabled = true in the config"
         return f"run `crm-sync connectors resume {name}`"
-    if state == "never_synced":
-        return f"`crm-sync run` syncs it at its next tick; `crm-sync sync --connector {name}` now"
-    if state == "removed":
-        return "no longer in the config; the mail it logged stays"
-    return ""
+    return _FIXES.get(state, "").format(name=name)
+
+
+def _auth_fix(name: str, config: ConnectorConfig | None) -> str:
+    if getattr(config, "auth", None) == "service_account":
+        return (
+            "grant the service account domain-wide delegation for the connector's scopes, "
+            f"then run `crm-sync connectors resume {name}`"
+        )
+    if config is not None and config.kind == "imap":
+        return (
+            "correct the password (or its ${VARIABLE}) in the config, "
+            f"then run `crm-sync connectors resume {name}`"
+        )
+    return f"run `crm-sync connectors auth {name}`"
+
+
+def connector_health(settings: Settings, session: Session, now: datetime) -> list[ConnectorHealth]:
+    """One record per connector, configured or still holding state in the database."""
+    rows = {row.connector: row for row in list_states(session)}
+    configured = {c.name: c for c in settings.connectors}
+    names = [*configured, *sorted(name for name in rows if name not in configured)]
+    return [_health(name, rows.get(name), configured.get(name), settings, now) for name in names]
 
 
 def connector_status(settings: Settings, session: Session, now: datetime) -> list[dict[str, Any]]:
-    """One dict per connector, configured or still holding state in the database."""
-    rows = {row.connector: row for row in list_states(session)}
-    names = [c.name for c in settings.connectors]
-    names += sorted(name for name in rows if name not in names)
-    configured = {c.name: c for c in settings.connectors}
-    result = []
-    for name in names:
-        row = rows.get(name)
-        config = configured.get(name)
-        interval = settings.interval_of(config) if config else settings.agent.interval
-        state = derive_state(row, config, interval, now)
-        last_success = row.last_success_at if row else None
-        counters = dict(row.counters or {}) if row else {}
-        result.append(
-            {
-                "connector": name,
-                "kind": config.kind if config else (row.kind if row else None),
-                "state": state,
-                "last_success": last_success,
-                "lag": (now - last_success) if last_success else None,
-                "items": counters.get("items", 0),
-                "skipped": counters.get("skipped", {}),
-                "limited": counters.get("limited", {}),
-                "quarantined": counters.get("quarantined", 0),
-                "last_error": _one_line(row.last_error) if row else None,
-                "fix": fix_for(state, name, row, config, now) or None,
-                "lease_owner": row.lease_owner if row else None,
-                "lease_expires_at": row.lease_expires_at if row else None,
-                "needs_auth": state == "needs_auth",
-                "failures": counters.get("failures", 0),
-                "consecutive_failures": counters.get("consecutive_failures", 0),
-                "quota_units_last_run": _quota_units(counters),
-                "counters": counters,
-            }
-        )
-    return result
+    """:func:`connector_health` as the rows ``status --json`` prints, for readers of mappings."""
+    return [health.as_row() for health in connector_health(settings, session, now)]
+
+
+def _health(
+    name: str,
+    row: SyncState | None,
+    config: ConnectorConfig | None,
+    settings: Settings,
+    now: datetime,
+) -> ConnectorHealth:
+    interval = settings.interval_of(config) if config else settings.agent.interval
+    state = derive_state(row, config, interval, now)
+    fix = fix_for(state, name, row, config, now) or None
+    if row is None:
+        return ConnectorHealth(name, config.kind if config else None, state, fix=fix)
+    last_success = row.last_success_at
+    return ConnectorHealth(
+        connector=name,
+        kind=config.kind if config else row.kind,
+        state=state,
+        last_success=last_success,
+        lag=(now - last_success) if last_success else None,
+        last_error=_one_line(row.last_error),
+        fix=fix,
+        lease_owner=row.lease_owner,
+        lease_expires_at=row.lease_expires_at,
+        counters=counters_of(row),
+    )
 
 
 def quarantine_rows(session: Session) -> list[dict[str, Any]]:

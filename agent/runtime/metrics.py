@@ -1,7 +1,7 @@
 """Prometheus metrics: the figures of ``crm-sync status``, per connector, over HTTP.
 
 The figures are not kept in the process: each scrape reads every
-connector's ``sync_state`` row through :func:`agent.runtime.health.connector_status`,
+connector's ``sync_state`` row through :func:`agent.runtime.health.connector_health`,
 the function ``status`` prints. So the metrics and ``status`` always agree,
 every agent process sharing a database reports the same figures, and a
 restart loses nothing. Counters (items, skips, quarantine) are the totals
@@ -14,11 +14,10 @@ and nothing else, rather than failing, so the alert names the cause.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from threading import Thread
-from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, start_http_server
@@ -27,8 +26,9 @@ from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from agent.runtime.health import connector_status
+from agent.runtime.health import connector_health
 from config import Settings
+from storage.sync_state import ConnectorHealth
 
 STATES = (
     "new",
@@ -46,7 +46,7 @@ STATES = (
 
 
 class ConnectorCollector(Collector):
-    """Builds the metric families from ``connector_status`` on each scrape."""
+    """Builds the metric families from ``connector_health`` on each scrape."""
 
     def __init__(
         self,
@@ -62,7 +62,7 @@ class ConnectorCollector(Collector):
         up = GaugeMetricFamily("crm_sync_database_up", "1 when the database answered the scrape.")
         try:
             with self._sessions() as session:
-                rows = connector_status(self._settings, session, now=self._clock())
+                rows = connector_health(self._settings, session, now=self._clock())
         except SQLAlchemyError:
             up.add_metric([], 0)
             return [up]
@@ -70,8 +70,8 @@ class ConnectorCollector(Collector):
         return [up, *families(rows)]
 
 
-def families(rows: Iterable[Mapping[str, Any]]) -> Iterator[Metric]:
-    """The metric families for ``status`` rows (pure: tested without a server)."""
+def families(rows: Iterable[ConnectorHealth]) -> Iterator[Metric]:
+    """The metric families for the connectors' health (pure: tested without a server)."""
     labels = ["connector"]
     items = CounterMetricFamily(
         "crm_sync_connector_items", "Items read from the source.", labels=labels
@@ -114,29 +114,25 @@ def families(rows: Iterable[Mapping[str, Any]]) -> Iterator[Metric]:
         labels=labels,
     )
     for row in rows:
-        name = str(row["connector"])
-        counters: Mapping[str, Any] = row.get("counters") or {}
-        items.add_metric([name], float(row.get("items") or 0))
-        logged.add_metric([name], float(counters.get("logged") or 0))
-        for reason, count in sorted((row.get("skipped") or {}).items()):
-            skipped.add_metric([name, str(reason)], float(count))
-        quarantined.add_metric([name], float(row.get("quarantined") or 0))
-        if row.get("last_success") is not None:
-            last_success.add_metric([name], row["last_success"].timestamp())
-        if row.get("lag") is not None:
-            lag.add_metric([name], row["lag"].total_seconds())
-        current = str(row.get("state"))
-        for known in dict.fromkeys((*STATES, current)):
-            state.add_metric([name, known], 1.0 if known == current else 0.0)
-        spent = (counters.get("last_run") or {}).get("quota_units") or {}
-        for method, units in sorted(spent.items()):
-            quota.add_metric([name, str(method)], float(units))
-        verify = counters.get("verify")
-        if isinstance(verify, Mapping):
-            unexplained.add_metric([name], float(verify.get("unexplained") or 0))
-            checked = verify.get("checked_at")
-            if isinstance(checked, str):
-                verified.add_metric([name], datetime.fromisoformat(checked).timestamp())
+        name = row.connector
+        items.add_metric([name], float(row.items))
+        logged.add_metric([name], float(row.logged))
+        for reason, count in sorted(row.skipped.items()):
+            skipped.add_metric([name, reason], float(count))
+        quarantined.add_metric([name], float(row.quarantined))
+        if row.last_success is not None:
+            last_success.add_metric([name], row.last_success.timestamp())
+        if row.lag is not None:
+            lag.add_metric([name], row.lag.total_seconds())
+        for known in dict.fromkeys((*STATES, row.state)):
+            state.add_metric([name, known], 1.0 if known == row.state else 0.0)
+        for method, units in sorted(row.quota_units.items()):
+            quota.add_metric([name, method], float(units))
+        verify = row.counters.verify
+        if verify is not None:
+            unexplained.add_metric([name], float(verify.unexplained))
+            if verify.checked_at is not None:
+                verified.add_metric([name], verify.checked_at.timestamp())
     yield from (items, logged, skipped, quarantined, last_success, lag, state, quota)
     yield from (unexplained, verified)
 

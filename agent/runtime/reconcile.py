@@ -3,11 +3,12 @@
 A sync that loses a message by mistake looks exactly like one that skipped it
 on purpose: the message is simply not in the database. Verification makes
 the difference visible. It lists what the provider holds in the window the
-connector's committed cursor covers (:meth:`Inventoried.inventory`: ids, no
-content) and takes away what the database holds for the connector:
+connector's committed cursor covers
+(:meth:`~connectors.capabilities.Inventoried.inventory`: ids, no content)
+and takes away what the database holds for the connector:
 ``interaction_sources`` (logged) and ``quarantine`` (unreadable, with the
 reason). What is left is *missing*, and each missing item is fetched again
-(:meth:`Inventoried.lookup`) and judged:
+(:meth:`~connectors.capabilities.Inventoried.lookup`) and judged:
 
 ==================  =======================================================  ==========
 outcome             meaning                                                  explained?
@@ -34,11 +35,10 @@ until the next one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from email.parser import BytesHeaderParser
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -48,31 +48,19 @@ from agent.pipeline.emails import plan_mail
 from agent.pipeline.filters import Skip
 from agent.pipeline.meetings import plan_meeting
 from agent.pipeline.policy import Policy
-from connectors.records import CalendarEvent, Cursor, Item, MailMessage, Unreadable
+from connectors.capabilities import Inventoried
+from connectors.records import CalendarEvent, Connector, Item, MailMessage, Unreadable
 from storage.db import transaction
 from storage.models import InteractionSource, Quarantine, SyncState
-from storage.sync_state import get_state
+from storage.sync_state import (
+    Verification,
+    counters_of,
+    get_state,
+    record_verification,
+    update_counters,
+)
 
 EXPLAINED = frozenset({"skipped", "outside_window", "pending"})
-
-
-@runtime_checkable
-class Inventoried(Protocol):
-    """A connector that can say what its provider holds, for verification.
-
-    Optional beside :class:`connectors.records.Connector`: kinds that cannot
-    list cheaply leave it out and are not verified.
-    """
-
-    name: str
-
-    def inventory(self, cursor: Cursor | None = None) -> Iterator[str]:
-        """Source ids in the synced scope; with ``cursor``, only those it covers."""
-        ...
-
-    def lookup(self, source_ids: Iterable[str]) -> Iterator[Item]:
-        """The items with these source ids, read as ``fetch`` reads them."""
-        ...
 
 
 class NotVerifiable(Exception):
@@ -135,24 +123,28 @@ class Report:
 
 def verify_connector(
     sessions: sessionmaker[Session],
-    connector: object,
+    connector: Connector,
     policy: Policy,
     *,
     now: datetime | None = None,
 ) -> Report:
-    """Compare what ``connector``'s provider holds with the database (module docstring)."""
+    """Compare what ``connector``'s provider holds with the database (module docstring).
+
+    Only a connector that can list what its provider holds
+    (:class:`~connectors.capabilities.Inventoried`) can be verified.
+    """
     if not isinstance(connector, Inventoried):
-        raise NotVerifiable(f"connector {getattr(connector, 'name', connector)!r} cannot list")
+        raise NotVerifiable(f"connector {connector.name!r} cannot list")
     report = Report(connector.name, now or datetime.now(timezone.utc))
     with sessions() as session:
         state = session.get(SyncState, connector.name)
         cursor = state.cursor if state else None
         last_run = state.last_run_at if state else None
-        counted = dict((state.counters or {}).get("skipped", {})) if state else {}
+        counted = counters_of(state).skipped
     if cursor is None:
         report.synced = False
         return report
-    report.counted_skips = {str(k): int(v) for k, v in counted.items()}
+    report.counted_skips = dict(counted)
     held = set(connector.inventory(cursor))
     with sessions() as session:
         logged, quarantined = _held_in_database(session, connector.name)
@@ -163,9 +155,8 @@ def verify_connector(
     absent = held - logged - quarantined.keys()
     found = {item.source_id: item for item in connector.lookup(sorted(absent))}
     report.gone = len(absent - found.keys())
-    since = getattr(connector, "since", None)
     for source_id in sorted(found):
-        judged = judge(found[source_id], policy, logged, since=since, last_run=last_run)
+        judged = judge(found[source_id], policy, logged, since=connector.since, last_run=last_run)
         if judged is not None:
             report.missing.append(judged)
     return report
@@ -173,11 +164,12 @@ def verify_connector(
 
 def record_result(sessions: sessionmaker[Session], report: Report) -> None:
     """Keep the summary on the connector's row for ``status`` and the metrics."""
+    verification = Verification.from_json(report.summary())
     with transaction(sessions) as session:
-        state = get_state(session, report.connector)
-        counters = dict(state.counters or {})
-        counters["verify"] = report.summary()
-        state.counters = counters
+        update_counters(
+            get_state(session, report.connector),
+            lambda counters: record_verification(counters, verification),
+        )
 
 
 def judge(
@@ -185,7 +177,7 @@ def judge(
     policy: Policy,
     logged: set[str],
     *,
-    since: object = None,
+    since: date | None = None,
     last_run: datetime | None = None,
 ) -> Missing | None:
     """Why ``item`` is not in the database; None when it is, under derived ids.
@@ -199,7 +191,7 @@ def judge(
     if not isinstance(item, MailMessage | CalendarEvent):
         return None
     when = item.internal_date if isinstance(item, MailMessage) else item.start
-    if isinstance(since, datetime) and when is not None and when < since:
+    if since is not None and when is not None and when < _moment(since):
         return Missing(item.source_id, "outside_window", "since", f"{when:%Y-%m-%d}", message_id)
     plan = plan_batch([item], policy)
     if plan.write.quarantined:
@@ -239,6 +231,13 @@ def _skip_detail(item: MailMessage | CalendarEvent, policy: Policy) -> str:
     except Exception:
         return ""
     return outcome.detail if isinstance(outcome, Skip) else ""
+
+
+def _moment(since: date) -> datetime:
+    """A window's start as an instant: a date (IMAP's SINCE is one) is its midnight, UTC."""
+    if isinstance(since, datetime):
+        return since if since.tzinfo else since.replace(tzinfo=timezone.utc)
+    return datetime(since.year, since.month, since.day, tzinfo=timezone.utc)
 
 
 def _message_id(item: Item) -> str | None:

@@ -7,9 +7,9 @@ store. Connectors themselves only ever see a credentials object.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from config import Settings
 from config.schema import ConnectorConfig
@@ -30,71 +30,100 @@ class NotAvailable(Exception):
     """This kind of connector cannot run in this installation yet."""
 
 
+Builder = Callable[[Any, Settings, Path], Connector]
+"""Builds the connector of one kind from its config (the schema class the kind names)."""
+
+
 def build_connector(
     config: ConnectorConfig, settings: Settings, base: Path | None = None
 ) -> Connector:
     """The connector for ``config``; ``base`` anchors relative paths (the config's folder)."""
-    # Each kind's module (and the Google client behind two of them) loads only when used.
-    root = base or Path.cwd()
-    if isinstance(config, MboxConfig):
-        from connectors.mbox import MboxConnector
+    builder = BUILDERS.get(config.kind)
+    if builder is None:
+        raise NotAvailable(f"connector kind {config.kind!r} is not available in this version")
+    return builder(config, settings, base or Path.cwd())
 
-        return MboxConnector(config.name, root / config.path, config.account, since=config.since)
-    if isinstance(config, IcsConfig):
-        from connectors.ical.files import IcsConnector
 
-        return IcsConnector(
-            config.name,
-            root / config.path,
-            config.account,
-            since=config.since,
-            horizon_days=max(1, config.horizon.days),
-            limits=settings.limits.to_limits(),
-        )
-    if isinstance(config, ImapConfig):
-        from connectors.imap.connector import ImapConnector
+# Each kind's module (and the Google client behind two of them) loads only when used.
 
-        return ImapConnector(
-            config.name,
-            host=config.host,
-            port=config.port,
-            security=config.security,
-            username=config.username or config.account,
-            password=config.password,
-            address=config.account,
-            folders=config.folders,
-            default_folders=config.default_folders,
-            since=config.since.date() if config.since else None,
-            idle=config.idle,
-        )
-    if isinstance(config, GmailConfig):
-        from connectors.google.auth import gmail_scopes
-        from connectors.google.gmail import GmailConnector
 
-        return GmailConnector(
-            config.name,
-            config.account,
-            google_credentials(config, gmail_scopes(config.scope), settings, root),
-            mode=config.scope,
-            labels=config.labels,
-            since=config.since,
-            api_endpoint=config.api_endpoint,
-        )
-    if isinstance(config, CalendarConfig):
-        from connectors.google.auth import CALENDAR_READONLY_SCOPE
-        from connectors.google.calendar import GoogleCalendarConnector
+def _mbox(config: MboxConfig, _settings: Settings, root: Path) -> Connector:
+    from connectors.mbox import MboxConnector
 
-        return GoogleCalendarConnector(
-            config.name,
-            config.account,
-            google_credentials(config, [CALENDAR_READONLY_SCOPE], settings, root),
-            calendars=config.calendars,
-            since=config.since,
-            horizon_days=max(1, config.horizon.days),
-            api_endpoint=config.api_endpoint,
-            limits=settings.limits.to_limits(),
-        )
-    raise NotAvailable(f"connector kind {config.kind!r} is not available in this version")
+    return MboxConnector(config.name, root / config.path, config.account, since=config.since)
+
+
+def _ics(config: IcsConfig, settings: Settings, root: Path) -> Connector:
+    from connectors.ical.files import IcsConnector
+
+    return IcsConnector(
+        config.name,
+        root / config.path,
+        config.account,
+        since=config.since,
+        horizon_days=max(1, config.horizon.days),
+        limits=settings.limits.to_limits(),
+    )
+
+
+def _imap(config: ImapConfig, _settings: Settings, _root: Path) -> Connector:
+    from connectors.imap.connector import ImapConnector
+
+    return ImapConnector(
+        config.name,
+        host=config.host,
+        port=config.port,
+        security=config.security,
+        username=config.username or config.account,
+        password=config.password,
+        address=config.account,
+        folders=config.folders,
+        default_folders=config.default_folders,
+        since=config.since.date() if config.since else None,
+        idle=config.idle,
+    )
+
+
+def _gmail(config: GmailConfig, settings: Settings, root: Path) -> Connector:
+    from connectors.google.auth import gmail_scopes
+    from connectors.google.gmail import GmailConnector
+
+    return GmailConnector(
+        config.name,
+        config.account,
+        google_credentials(config, gmail_scopes(config.scope), settings, root),
+        mode=config.scope,
+        labels=config.labels,
+        since=config.since,
+        api_endpoint=config.api_endpoint,
+    )
+
+
+def _google_calendar(config: CalendarConfig, settings: Settings, root: Path) -> Connector:
+    from connectors.google.auth import CALENDAR_READONLY_SCOPE
+    from connectors.google.calendar import GoogleCalendarConnector
+
+    return GoogleCalendarConnector(
+        config.name,
+        config.account,
+        google_credentials(config, [CALENDAR_READONLY_SCOPE], settings, root),
+        calendars=config.calendars,
+        since=config.since,
+        horizon_days=max(1, config.horizon.days),
+        api_endpoint=config.api_endpoint,
+        limits=settings.limits.to_limits(),
+    )
+
+
+BUILDERS: Mapping[str, Builder] = {
+    "mbox": _mbox,
+    "ics": _ics,
+    "imap": _imap,
+    "gmail": _gmail,
+    "google_calendar": _google_calendar,
+}
+"""Kind -> builder. The config schema ties each kind to its class, so a builder
+receives the class it names."""
 
 
 def google_credentials(

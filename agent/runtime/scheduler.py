@@ -40,9 +40,9 @@ stalls: a run that has committed nothing for the stall limit is reported
 ``stuck`` and its lease freed, so another agent can take the connector over;
 should the stalled run wake up, its lease check refuses its next commit.
 
-An IMAP connector with ``idle = true`` also gets a watcher thread with its
-own connection in IDLE; when the server announces a change the connector's
-job runs at once instead of at its next tick.
+An IMAP connector with ``idle = true`` also gets a watcher thread
+(:mod:`agent.runtime.idle_watch`); when the server announces a change the
+connector's job runs at once instead of at its next tick.
 
 Once a day each connector that can list what its provider holds is
 reconciled (:mod:`agent.runtime.reconcile`) under its lease, so it never overlaps a
@@ -64,7 +64,6 @@ from concurrent.futures import ThreadPoolExecutor as _Pool
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Protocol, cast
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -77,8 +76,11 @@ from agent.pipeline.policy import Policy
 from agent.pipeline.workers import processes_for
 from agent.runtime import reconcile
 from agent.runtime.debug import summary_of
+from agent.runtime.idle_watch import IdleWatch, close_quietly
 from agent.runtime.registry import build_connector, mailbox_of
+from agent.runtime.runs import FAILED, RunRecord
 from agent.runtime.sync_pass import SyncResult, mark_failed, sync_connector
+from agent.runtime.timing import Timing, backoff_delay, duration_text, jitter_of
 from config import Settings
 from config.schema import ConnectorConfig
 from connectors.records import Connector
@@ -86,14 +88,16 @@ from storage import leases
 from storage.db import transaction
 from storage.leases import Lease, LeaseLost, Refused
 from storage.models import SyncState
-from storage.sync_state import get_state
+from storage.sync_state import (
+    PARKED,
+    ConnectorStatus,
+    get_state,
+    record_outcome,
+    update_counters,
+)
 
 log = logging.getLogger(__name__)
 
-PARKED = frozenset({"paused", "needs_auth"})
-"""Statuses only an admin command ends; the scheduler skips these connectors."""
-
-FAILED = frozenset({"failing", "needs_auth"})
 _IN_THIS_AGENT = "held by this agent: a run or verification of it is in progress"
 MAX_WORKERS = 8
 _IDLE_WAIT = 300.0
@@ -102,65 +106,7 @@ _VERIFY_JITTER = 600
 _WATCH_RETRY_CAP = 300.0
 
 Build = Callable[[ConnectorConfig, Settings, Path], Connector]
-Journal = Callable[["RunRecord"], None]
-
-
-@dataclass(frozen=True)
-class Timing:
-    """The agent's clocks; the defaults suit production, tests shorten them."""
-
-    lease_ttl: timedelta = timedelta(seconds=60)
-    stall_limit: timedelta = timedelta(minutes=30)
-    max_backoff: timedelta = timedelta(hours=1)
-
-    @property
-    def heartbeat(self) -> float:
-        return max(0.05, self.lease_ttl.total_seconds() / 3)
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """One run (or a skipped one) as the journal and ``--once`` report it.
-
-    ``ended_at`` is None in the record written when the run starts. A skipped
-    run has the claim's refusal as ``status`` (``held``, ``busy``, ``paused``,
-    ``needs_auth``) and never started.
-    """
-
-    connector: str
-    owner: str
-    started_at: datetime
-    ended_at: datetime | None = None
-    status: str = "syncing"
-    items: int = 0
-    logged: int = 0
-    error: str | None = None
-    taken_over_from: str | None = None
-
-    @property
-    def failed(self) -> bool:
-        return self.status in FAILED
-
-
-def jitter_of(interval: timedelta) -> float:
-    """Seconds of random delay added to each tick: a tenth of the interval, at most 30 s."""
-    return min(interval.total_seconds() / 10, 30.0)
-
-
-def backoff_delay(interval: timedelta, failures: int, cap: timedelta) -> timedelta:
-    """The wait before the next run after ``failures`` failures in a row.
-
-    The interval doubles with each failure (``interval * 2**failures``) up to
-    ``cap``, but never drops below the interval itself.
-    """
-    if failures <= 0:
-        return interval
-    doubled = interval * (1 << min(failures, 32))
-    return max(interval, min(doubled, cap))
-
-
-class _Watchable(Protocol):
-    def wait_for_changes(self, timeout: float) -> bool: ...
+Journal = Callable[[RunRecord], None]
 
 
 @dataclass
@@ -262,7 +208,7 @@ class Agent:
         for config in self.connectors:
             if config.kind == "imap" and getattr(config, "idle", False):
                 threading.Thread(
-                    target=self._watch, args=(config,), name=f"idle-{config.name}", daemon=True
+                    target=self._idle_watch(config).run, name=f"idle-{config.name}", daemon=True
                 ).start()
         log.info(
             "agent %s started: %d connector(s), %d worker(s)",
@@ -303,7 +249,7 @@ class Agent:
             log.warning(
                 "stopping: could not release the leases (%s); they lapse within %s",
                 summary_of(exc),
-                _seconds(self.timing.lease_ttl),
+                duration_text(self.timing.lease_ttl),
             )
         self._stop_keeper()
         if unfinished:
@@ -479,7 +425,7 @@ class Agent:
                 processes=processes_for(self.settings.agent.planning_processes),
             )
         finally:
-            _close(connector)
+            close_quietly(connector)
 
     def _settle(self, name: str) -> None:
         """Record a run of ``name`` the database cut short, if it answers now.
@@ -523,16 +469,9 @@ class Agent:
             with transaction(self.sessions) as session:
                 leases.verify(session, lease)
                 state = get_state(session, lease.connector)
-                counters = dict(state.counters or {})
-                if result.status in FAILED:
-                    counters["failures"] = int(counters.get("failures", 0)) + 1
-                    streak = int(counters.get("consecutive_failures", 0)) + 1
-                else:
-                    streak = 0
-                if streak or counters.get("consecutive_failures"):
-                    counters["consecutive_failures"] = streak
-                    state.counters = counters
-                return streak
+                failed = result.status in FAILED
+                counters = update_counters(state, lambda c: record_outcome(c, failed=failed))
+                return counters.consecutive_failures
         except LeaseLost:
             return None
 
@@ -541,7 +480,7 @@ class Agent:
     ) -> None:
         if self._scheduler is None or self._stopping.is_set():
             return
-        if record.status == "failing" and failures:
+        if record.status == ConnectorStatus.FAILING and failures:
             interval = self.settings.interval_of(config)
             delay = backoff_delay(interval, failures, self.timing.max_backoff)
             delay += timedelta(seconds=random.uniform(0, jitter_of(interval)))
@@ -549,7 +488,7 @@ class Agent:
                 "%s: failure %d in a row; next run in %s",
                 config.name,
                 failures,
-                _seconds(delay),
+                duration_text(delay),
                 extra={"connector": config.name},
             )
             self._reschedule(config.name, delay)
@@ -578,7 +517,7 @@ class Agent:
                 result.seconds,
                 extra=extra,
             )
-        elif record.status == "needs_auth":
+        elif record.status == ConnectorStatus.NEEDS_AUTH:
             log.error(
                 "%s: parked until an admin fixes its access: %s",
                 record.connector,
@@ -637,7 +576,7 @@ class Agent:
             log.warning("%s: verification failed: %s", name, exc, extra={"connector": name})
         finally:
             if connector is not None:
-                _close(connector)
+                close_quietly(connector)
             with self._lock:
                 self._active.pop(name, None)
                 self._lock.notify_all()
@@ -677,8 +616,8 @@ class Agent:
             idle = time.monotonic() - active.progress
             if active.stalls and idle > limit:
                 reason = (
-                    f"no progress for {_seconds(timedelta(seconds=idle))} (stall limit "
-                    f"{_seconds(self.timing.stall_limit)}); the lease of {lease.owner} was "
+                    f"no progress for {duration_text(timedelta(seconds=idle))} (stall limit "
+                    f"{duration_text(self.timing.stall_limit)}); the lease of {lease.owner} was "
                     "freed and the next run resumes from the committed cursor"
                 )
                 active.lost = True
@@ -701,41 +640,16 @@ class Agent:
             active.lost = True
             log.warning("%s: lease lost to another agent", lease.connector)
 
-    # -- IMAP IDLE -------------------------------------------------------------------------
-
-    def _watch(self, config: ConnectorConfig) -> None:
-        """Keep an IDLE connection on INBOX; a change runs the connector's job at once."""
-        watcher: Connector | None = None
-        failures = 0
-        while not self._stopping.is_set():
-            try:
-                if self._status(config.name) in PARKED:
-                    self._stopping.wait(self.settings.interval_of(config).total_seconds())
-                    continue
-                if watcher is None:
-                    watcher = self._build(config, self.settings, self.base_dir)
-                if not hasattr(watcher, "wait_for_changes"):
-                    return
-                changed = cast(_Watchable, watcher).wait_for_changes(_IDLE_WAIT)
-                if changed and not self._stopping.is_set():
-                    log.debug("%s: IDLE reports a change", config.name)
-                    self.trigger(config.name)
-                failures = 0
-            except Exception as exc:
-                failures += 1
-                retry = min(_WATCH_RETRY_CAP, 2.0**failures)
-                log.warning(
-                    "%s: IDLE watch failed (%s); retrying in %.0f s, the schedule goes on",
-                    config.name,
-                    exc,
-                    retry,
-                )
-                if watcher is not None:
-                    _close(watcher)
-                    watcher = None
-                self._stopping.wait(retry)
-        if watcher is not None:
-            _close(watcher)
+    def _idle_watch(self, config: ConnectorConfig) -> IdleWatch:
+        return IdleWatch(
+            config,
+            self.settings,
+            self.base_dir,
+            self._build,
+            self._stopping,
+            parked=lambda name: self._status(name) in PARKED,
+            trigger=self.trigger,
+        )
 
     def _status(self, name: str) -> str | None:
         with self.sessions() as session:
@@ -746,22 +660,6 @@ def _url_of(sessions: sessionmaker[Session]) -> URL | None:
     """The database's URL, to name its host in messages (never its password)."""
     bind = sessions.kw.get("bind")
     return bind.url if isinstance(bind, Engine) else None
-
-
-def _close(connector: object) -> None:
-    close = getattr(connector, "close", None)
-    if callable(close):
-        with contextlib.suppress(Exception):
-            close()
-
-
-def _seconds(delta: timedelta) -> str:
-    seconds = delta.total_seconds()
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 class _SkipMaxInstances(logging.Filter):

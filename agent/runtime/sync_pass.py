@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
@@ -36,14 +36,24 @@ from agent.pipeline.policy import Policy
 from agent.pipeline.workers import Planner
 from agent.runtime.db_errors import is_database_error
 from agent.runtime.logs import scrub
+from connectors.capabilities import Metered
 from connectors.errors import AuthError, CursorInvalid, TransientError
 from connectors.records import Batch, Connector, Cursor, Item, Limited
 from storage import audit
-from storage.db import describe_error, is_data_error, is_retryable, transaction
+from storage.db import describe_error, is_data_error, retrying, transaction
 from storage.ingest import BatchWrite, WriteStats, contact_ids, write_batch
 from storage.leases import Lease, LeaseLost, verify
 from storage.models import SyncState
-from storage.sync_state import get_state
+from storage.sync_state import (
+    ConnectorStatus,
+    LastRun,
+    add_batch,
+    get_state,
+    next_status,
+    record_run,
+    set_status,
+    update_counters,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +80,7 @@ class SyncResult:
 Progress = Callable[[Batch, SyncResult], None]
 
 
-class _Stopped(Exception):
+class Stopped(Exception):
     """The agent is stopping: the pass ends after the batch that just committed."""
 
 
@@ -90,6 +100,49 @@ class _Fence:
 
 
 _NO_FENCE = _Fence()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a pass ended, as its connector's row records it.
+
+    ``complete``: the pass read all there was, so ``last_success_at`` moves.
+    ``reported`` is the pass's own status where it differs from the row's (a
+    pass asked to stop leaves the row ``ok``). An ``unexpected`` error is
+    logged with its traceback: no connector raised it on purpose.
+    """
+
+    status: ConnectorStatus
+    error: str | None = None
+    complete: bool = True
+    reported: str | None = None
+    unexpected: bool = False
+
+
+COMPLETED = Outcome(ConnectorStatus.OK)
+
+
+def _failed(exc: Exception) -> Outcome | None:
+    if is_database_error(exc) and not is_data_error(exc):
+        return None  # the database itself failed: the caller records it once it answers again
+    error = f"{type(exc).__name__}: {describe_error(exc)}"
+    return Outcome(ConnectorStatus.FAILING, error, unexpected=True)
+
+
+OUTCOMES: tuple[tuple[type[Exception], Callable[[Any], Outcome | None]], ...] = (
+    (LeaseLost, lambda _exc: None),
+    (Stopped, lambda _exc: Outcome(ConnectorStatus.OK, complete=False, reported="stopped")),
+    (AuthError, lambda exc: Outcome(ConnectorStatus.NEEDS_AUTH, f"{exc} {exc.hint}".strip())),
+    (TransientError, lambda exc: Outcome(ConnectorStatus.FAILING, f"temporary: {exc}")),
+    (Exception, _failed),
+)
+"""Error kind -> outcome, first match wins. None: not the connector's failure to record
+(the lease went to another holder, the database went away), so the error propagates."""
+
+
+def outcome_of(exc: Exception) -> Outcome | None:
+    """What a pass that raised ``exc`` records (:data:`OUTCOMES`)."""
+    return next(rule(exc) for kind, rule in OUTCOMES if isinstance(exc, kind))
 
 
 def sync_connector(
@@ -119,16 +172,6 @@ def sync_connector(
     result = SyncResult(connector=connector.name)
     fence = _Fence(lease, stop)
     started = time.monotonic()
-    try:
-        with transaction(sessions) as session:
-            fence.check(session)
-            state = get_state(session, connector.name, kind)
-            cursor: Cursor | None = None if full else state.cursor
-            if not dry_run:
-                state.status = _unless_paused(state.status, "syncing")
-                state.last_run_at = _now()
-    except LeaseLost as exc:
-        return _lost(result, exc)
     run = partial(
         _run,
         sessions,
@@ -142,44 +185,60 @@ def sync_connector(
         processes=processes,
     )
     try:
+        cursor = _begin(sessions, connector.name, kind, full=full, dry_run=dry_run, fence=fence)
+        outcome = _pass(run, cursor, result)
+    except LeaseLost as exc:
+        return _lost(result, exc)
+    _finish(sessions, connector.name, result, outcome, dry_run, fence)
+    result.seconds = time.monotonic() - started
+    if not dry_run and result.status != "lease_lost":
+        _record_run(sessions, connector, result, fence)
+    return result
+
+
+def _begin(
+    sessions: sessionmaker[Session],
+    name: str,
+    kind: str,
+    *,
+    full: bool,
+    dry_run: bool,
+    fence: _Fence,
+) -> Cursor | None:
+    """The cursor the pass starts from; the row says ``syncing`` unless it is a dry run."""
+    with transaction(sessions) as session:
+        fence.check(session)
+        state = get_state(session, name, kind)
+        if not dry_run:
+            set_status(state, next_status(state.status, ConnectorStatus.SYNCING))
+            state.last_run_at = _now()
+        return None if full else state.cursor
+
+
+def _pass(
+    run: Callable[[Cursor | None], None], cursor: Cursor | None, result: SyncResult
+) -> Outcome:
+    """Run from ``cursor``, and from none when the source no longer knows it; how it ended.
+
+    An error that is not the connector's to record (:data:`OUTCOMES`) propagates.
+    """
+    try:
         try:
             run(cursor)
         except CursorInvalid as exc:
             if cursor is None:
                 raise
-            log.warning("%s: cursor no longer valid (%s); full resync", connector.name, exc)
+            log.warning("%s: cursor no longer valid (%s); full resync", result.connector, exc)
             result.resynced = True
             run(None)
-    except LeaseLost as exc:
-        return _lost(result, exc)
-    except _Stopped:
-        _finish(sessions, connector.name, result, "ok", None, dry_run, fence, complete=False)
-        if result.status == "ok":
-            result.status = "stopped"
-    except AuthError as exc:
-        _finish(
-            sessions,
-            connector.name,
-            result,
-            "needs_auth",
-            f"{exc} {exc.hint}".strip(),
-            dry_run,
-            fence,
-        )
-    except TransientError as exc:
-        _finish(sessions, connector.name, result, "failing", f"temporary: {exc}", dry_run, fence)
     except Exception as exc:
-        if is_database_error(exc) and not is_data_error(exc):
-            raise  # the database itself failed: the caller records it once it answers again
-        log.exception("%s: sync failed", connector.name)
-        error = f"{type(exc).__name__}: {describe_error(exc)}"
-        _finish(sessions, connector.name, result, "failing", error, dry_run, fence)
-    else:
-        _finish(sessions, connector.name, result, "ok", None, dry_run, fence)
-    result.seconds = time.monotonic() - started
-    if not dry_run and result.status != "lease_lost":
-        _record_run(sessions, connector, result, fence)
-    return result
+        outcome = outcome_of(exc)
+        if outcome is None:
+            raise
+        if outcome.unexpected:
+            log.exception("%s: sync failed", result.connector)
+        return outcome
+    return COMPLETED
 
 
 def _lost(result: SyncResult, exc: LeaseLost) -> SyncResult:
@@ -193,19 +252,19 @@ def _record_run(
     sessions: sessionmaker[Session], connector: Connector, result: SyncResult, fence: _Fence
 ) -> None:
     """The last run's figures, and the API quota it spent where the connector counts it."""
-    spent = getattr(connector, "units_spent", None)
+    spent = dict(connector.units_spent()) if isinstance(connector, Metered) else None
+    last_run = LastRun(
+        items=result.items,
+        logged=result.logged,
+        seconds=round(result.seconds, 3),
+        quota_units=spent,
+    )
     try:
         with transaction(sessions) as session:
             fence.check(session)
-            state = get_state(session, connector.name)
-            counters = dict(state.counters or {})
-            counters["last_run"] = {
-                "items": result.items,
-                "logged": result.logged,
-                "seconds": round(result.seconds, 3),
-                "quota_units": dict(spent) if isinstance(spent, Mapping) else None,
-            }
-            state.counters = counters
+            update_counters(
+                get_state(session, connector.name), partial(record_run, last_run=last_run)
+            )
     except LeaseLost as exc:
         _lost(result, exc)
 
@@ -233,7 +292,7 @@ def _run(
             if progress is not None:
                 progress(batch, result)
             if fence.stopping():
-                raise _Stopped
+                raise Stopped
 
 
 _BATCH_ATTEMPTS = 5
@@ -305,31 +364,32 @@ class _Writer:
         changing the same contact: the writes are idempotent. Records that
         reused another message's dedupe key are added to ``plan.limited``.
         """
-        for attempt in range(1, _BATCH_ATTEMPTS + 1):
-            try:
-                with transaction(self.sessions) as session:
-                    stats = write_batch(
-                        session,
-                        write,
-                        propagate_deletes=self.propagate_deletes,
-                        actor=audit.connector(self.name),
-                    )
-                    self.fence.check(session)
-                    collided = [
-                        Limited(source_id, "dedupe_collision", f"{key} names another message")
-                        for source_id, key in stats.collisions
-                    ]
-                    if batch is not None:
-                        state = get_state(session, self.name)
-                        state.cursor = batch.cursor
-                        _count(state, batch, plan, collided)
-                plan.limited += collided
-                return stats
-            except Exception as exc:
-                if attempt == _BATCH_ATTEMPTS or not is_retryable(exc):
-                    raise
-                log.info("%s: batch lost a race with another writer; writing it again", self.name)
-        raise AssertionError("unreachable")
+
+        def once() -> WriteStats:
+            with transaction(self.sessions) as session:
+                stats = write_batch(
+                    session,
+                    write,
+                    propagate_deletes=self.propagate_deletes,
+                    actor=audit.connector(self.name),
+                )
+                self.fence.check(session)
+                collided = [
+                    Limited(source_id, "dedupe_collision", f"{key} names another message")
+                    for source_id, key in stats.collisions
+                ]
+                if batch is not None:
+                    state = get_state(session, self.name)
+                    state.cursor = batch.cursor
+                    _count(state, batch, plan, collided)
+            plan.limited += collided
+            return stats
+
+        stats, _attempts = retrying(_BATCH_ATTEMPTS, once, on_retry=self._lost_race)
+        return stats
+
+    def _lost_race(self, _exc: BaseException, _attempt: int) -> None:
+        log.info("%s: batch lost a race with another writer; writing it again", self.name)
 
 
 def _add_plan(total: BatchPlan, plan: BatchPlan) -> None:
@@ -368,26 +428,20 @@ def _account_dry(
 
 
 def _count(state: SyncState, batch: Batch, plan: BatchPlan, extra: Sequence[Limited]) -> None:
-    counters = dict(state.counters or {})
-    counters["items"] = int(counters.get("items", 0)) + len(batch.items)
-    counters["logged"] = int(counters.get("logged", 0)) + plan.logged
-    counters["quarantined"] = int(counters.get("quarantined", 0)) + len(plan.write.quarantined)
-    counters["skipped"] = _added(counters.get("skipped"), plan.skipped)
     notes = [*plan.limited, *extra]
-    if notes:
-        counters["limited"] = _added(counters.get("limited"), (n.reason for n in notes))
-    state.counters = counters
+    update_counters(
+        state,
+        lambda counters: add_batch(
+            counters,
+            items=len(batch.items),
+            logged=plan.logged,
+            quarantined=len(plan.write.quarantined),
+            skipped=plan.skipped,
+            limited=Counter(note.reason for note in notes),
+        ),
+    )
     for note in notes:
         log.info("%s: %s: %s (%s)", state.connector, note.source_id, note.detail, note.reason)
-
-
-def _added(
-    stored: Mapping[str, Any] | None, found: Iterable[str] | Mapping[str, int]
-) -> dict[str, int]:
-    """A stored count by reason (JSON) with ``found`` added."""
-    total = Counter({k: int(v) for k, v in (stored or {}).items()})
-    total.update(found)
-    return dict(sorted(total.items()))
 
 
 def mark_failed(
@@ -395,11 +449,12 @@ def mark_failed(
 ) -> SyncResult:
     """Record a connector that could not even start (no grant, bad settings)."""
     result = SyncResult(connector=name)
-    status = "needs_auth" if isinstance(error, AuthError) else "failing"
+    auth = isinstance(error, AuthError)
+    status = ConnectorStatus.NEEDS_AUTH if auth else ConnectorStatus.FAILING
     hint = error.hint if isinstance(error, AuthError) else ""
     with transaction(sessions) as session:
         get_state(session, name, kind)
-    _finish(sessions, name, result, status, f"{error} {hint}".strip(), dry_run=False)
+    _finish(sessions, name, result, Outcome(status, f"{error} {hint}".strip()), dry_run=False)
     return result
 
 
@@ -407,37 +462,29 @@ def _finish(
     sessions: sessionmaker[Session],
     name: str,
     result: SyncResult,
-    status: str,
-    error: str | None,
+    outcome: Outcome,
     dry_run: bool,
     fence: _Fence = _NO_FENCE,
-    *,
-    complete: bool = True,
 ) -> None:
-    result.status = status
-    result.error = error
+    result.status = outcome.reported or outcome.status.value
+    result.error = outcome.error
     if dry_run:
         return
     try:
         with transaction(sessions) as session:
             fence.check(session)
             state = get_state(session, name)
-            state.status = _unless_paused(state.status, status)
+            set_status(state, next_status(state.status, outcome.status))
             now = _now()
-            if error is None and complete:
+            if outcome.error is None and outcome.complete:
                 state.last_success_at = now
                 state.last_error = None
-            elif error is not None:
-                state.last_error = scrub(error, addresses=True)
+            elif outcome.error is not None:
+                state.last_error = scrub(outcome.error, addresses=True)
                 state.last_error_at = now
-                log.warning("%s: %s", name, error)
+                log.warning("%s: %s", name, outcome.error)
     except LeaseLost as exc:
         _lost(result, exc)
-
-
-def _unless_paused(current: str, new: str) -> str:
-    """An admin's pause (``connectors pause``, maybe during this pass) outlives any pass."""
-    return current if current == "paused" else new
 
 
 def _now() -> datetime:

@@ -29,19 +29,11 @@ series are expanded with ``connectors.ical.recurrence.expand_google`` once the
 listing is complete, so a master and its exceptions on different pages give
 each occurrence once.
 
-What the cursor keeps, and why. An incremental listing returns only what
-changed: a master without its unchanged exceptions, a cancelled exception or
-a deleted event with nothing but ids. So the cursor keeps every recurring
-series (master and exceptions, cut to the fields the CRM reads) and every
-single event that has not ended. A deleted master or single event is merged
-over the stored one, keeping its details; a cancelled exception replaces the
-stored one, as the master supplies its details (unless the calendar lacks
-the master); any other resource replaces what was stored. A touched series
-is expanded again from what is stored. Per series the cursor also keeps a fingerprint of each
-occurrence not yet started and how far the series was expanded. Expanding
-again yields only occurrences whose fingerprint changed; one that
-disappeared (a series cut short, every instance moved) comes out cancelled;
-when the window's end moves on (daily) only the new days are expanded.
+What the cursor keeps, and why: :mod:`connectors.google.calendar_cursor`.
+Expanding a series again yields only occurrences whose fingerprint changed;
+one that disappeared (a series cut short, every instance moved) comes out
+cancelled; when the window's end moves on (daily) only the new days are
+expanded.
 
 The window runs from ``since`` to ``horizon_days`` ahead, in whole days
 (``recurrence.expansion_window``), and bounds the expansion of series. Single
@@ -51,22 +43,6 @@ Cancellations. A cancelled instance of a series is a CalendarEvent with
 status ``cancelled``, past or future. A deleted single event or series
 cancels only what has not started yet: a meeting deleted after it took place
 stays logged as it was.
-
-Cursor, version 1::
-
-    {"v": 1, "calendars": {calendar_id: {
-        "sync_token": str | null,   # token of the last complete listing
-        "page_token": str | null,   # next page of the listing in progress
-        "time_min": ISO | null,     # since, as the full listing used it
-        "time_zone": str | null,    # the calendar's, for series that name none
-        "generation": int,          # counts full listings
-        "singles": {event_id: {"event": {...}, "generation": int}},
-        "series": {master_id: {
-            "master": {...} | null, "exceptions": {event_id: {...}},
-            "seen": {original start ISO: fingerprint},
-            "expanded_to": ISO | null,   # null: changed, expand the whole window
-            "generation": int}},
-    }}}
 
 410. An expired sync token is ``CursorInvalid`` for that calendar alone: it is
 listed in full again, keeping what the cursor stores, while the others go on
@@ -80,7 +56,7 @@ refuses restarts that listing from its first page.
 Errors and quota as in the Gmail connector (both build on
 :class:`connectors.google.service.GoogleApiClient`): calls are retried per
 :mod:`connectors.google.errors`, and :class:`~connectors.google.quota.QuotaMeter`
-counts requests (``units_spent``) and paces them. An event that cannot be
+counts requests (``units_spent()``) and paces them. An event that cannot be
 read becomes :class:`~connectors.records.Unreadable` with source id
 ``"<calendar id>/<event id>"``. A connector object owns one ``httplib2.Http``,
 which is not thread-safe: use it from one thread at a time.
@@ -89,25 +65,36 @@ which is not thread-safe: use it from one thread at a time.
 from __future__ import annotations
 
 import copy
-import hashlib
 import logging
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import google.auth.credentials
 
 from config.limits import DEFAULT, Limits
 from connectors.errors import ConnectorError, CursorInvalid
+from connectors.google.calendar_cursor import (
+    CURSOR_VERSION,
+    CalendarState,
+    Resource,
+    SeriesState,
+    SingleState,
+    Window,
+    fingerprint,
+    instant,
+    merge,
+    parse_cursor,
+    pending_span,
+)
 from connectors.google.errors import RetryPolicy
 from connectors.google.quota import CALENDAR_RATE, CALENDAR_UNITS
 from connectors.google.service import GoogleApiClient
 from connectors.ical.bounded_rules import ExpansionBudget
-from connectors.ical.parts import to_calendar_event, to_utc
+from connectors.ical.parts import to_calendar_event
 from connectors.ical.recurrence import (
     DEFAULT_HORIZON_DAYS,
     expand_google,
@@ -121,209 +108,15 @@ log = logging.getLogger(__name__)
 KIND = "google_calendar"
 ALL_OWNED = "all-owned"
 DEFAULT_API_ENDPOINT = "https://www.googleapis.com/"
-CURSOR_VERSION = 1
 MAX_PAGE_SIZE = 2500
 NOT_MEETINGS = frozenset({"outOfOffice", "focusTime", "workingLocation", "birthday"})
 """Event types that block time but never bring people together."""
 
 Calendars = Sequence[str] | Literal["all-owned"]
-Window = tuple[datetime, datetime]
-Resource = dict[str, Any]
-
-_KEPT_FIELDS = (
-    "id",
-    "iCalUID",
-    "status",
-    "summary",
-    "description",
-    "location",
-    "start",
-    "end",
-    "recurrence",
-    "recurringEventId",
-    "originalStartTime",
-    "sequence",
-    "updated",
-)
-_PERSON_FIELDS = ("email", "displayName")
-_ATTENDEE_FIELDS = ("email", "displayName", "responseStatus", "optional", "resource")
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-# --------------------------------------------------------------------------- cursor
-
-
-@dataclass
-class SeriesState:
-    """A recurring series as last listed, and what was yielded of it."""
-
-    master: Resource | None = None
-    exceptions: dict[str, Resource] = field(default_factory=dict)
-    seen: dict[str, str] = field(default_factory=dict)
-    expanded_to: str | None = None
-    generation: int = 0
-
-    def touch(self, generation: int) -> None:
-        """Listed again: expand the whole window, and it survives the sweep."""
-        self.expanded_to = None
-        self.generation = generation
-
-
-@dataclass
-class SingleState:
-    """A single event that has not ended, kept to report its deletion."""
-
-    event: Resource
-    generation: int
-
-
-@dataclass
-class CalendarState:
-    """One calendar's part of the cursor (see the module docstring)."""
-
-    sync_token: str | None = None
-    page_token: str | None = None
-    time_min: str | None = None
-    time_zone: str | None = None
-    generation: int = 0
-    singles: dict[str, SingleState] = field(default_factory=dict)
-    series: dict[str, SeriesState] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "sync_token": self.sync_token,
-            "page_token": self.page_token,
-            "time_min": self.time_min,
-            "time_zone": self.time_zone,
-            "generation": self.generation,
-            "singles": {
-                event_id: {"event": single.event, "generation": single.generation}
-                for event_id, single in self.singles.items()
-            },
-            "series": {
-                master_id: {
-                    "master": series.master,
-                    "exceptions": series.exceptions,
-                    "seen": series.seen,
-                    "expanded_to": series.expanded_to,
-                    "generation": series.generation,
-                }
-                for master_id, series in self.series.items()
-            },
-        }
-
-    @classmethod
-    def from_json(cls, value: Any) -> CalendarState:
-        """Raises CursorInvalid for anything this version did not write."""
-        if not isinstance(value, Mapping):
-            raise _invalid("a calendar's state is not an object")
-        state = cls(
-            sync_token=_optional_text(value, "sync_token"),
-            page_token=_optional_text(value, "page_token"),
-            time_min=_optional_time(value, "time_min"),
-            time_zone=_optional_text(value, "time_zone"),
-            generation=_count(value, "generation"),
-        )
-        for event_id, single in _objects(value, "singles").items():
-            event = single.get("event")
-            if not isinstance(event, dict):
-                raise _invalid(f"single event {event_id!r} is malformed")
-            state.singles[event_id] = SingleState(event, _count(single, "generation"))
-        for master_id, series in _objects(value, "series").items():
-            master = series.get("master")
-            seen = series.get("seen")
-            if master is not None and not isinstance(master, dict):
-                raise _invalid(f"the master of series {master_id!r} is malformed")
-            if not isinstance(seen, dict) or not all(
-                isinstance(v, str) and _is_time(k) for k, v in seen.items()
-            ):
-                raise _invalid(f"the occurrences seen of series {master_id!r} are malformed")
-            state.series[master_id] = SeriesState(
-                master=master,
-                exceptions=_objects(series, "exceptions"),
-                seen=dict(seen),
-                expanded_to=_optional_time(series, "expanded_to"),
-                generation=_count(series, "generation"),
-            )
-        return state
-
-    def restart(self) -> None:
-        """Make the next listing a full one; what is stored stays, to be swept after it."""
-        self.sync_token = None
-        self.page_token = None
-
-    def prune(self, now: datetime) -> None:
-        """Forget single events that have ended, occurrences that have started, and
-        lone instances (series whose master the calendar lacks) that are over; an
-        exception still waiting for its master, later in a listing, stays."""
-        for event_id, single in list(self.singles.items()):
-            if not self._ends_after(single.event, now):
-                del self.singles[event_id]
-        for master_id, series in list(self.series.items()):
-            series.seen = {k: v for k, v in series.seen.items() if datetime.fromisoformat(k) >= now}
-            lone = series.master is None and series.expanded_to is not None
-            if lone and not any(self._ends_after(e, now) for e in series.exceptions.values()):
-                del self.series[master_id]
-
-    def _ends_after(self, event: Mapping[str, Any], now: datetime) -> bool:
-        end = _instant(event.get("end"), self.time_zone)
-        return end is not None and end >= now
-
-
-def parse_cursor(cursor: Cursor | None) -> dict[str, CalendarState]:
-    """Calendar id -> state; CursorInvalid for a cursor this version did not write."""
-    if cursor is None:
-        return {}
-    if not isinstance(cursor, Mapping) or cursor.get("v") != CURSOR_VERSION:
-        raise _invalid(f"not a version-{CURSOR_VERSION} Google Calendar cursor")
-    calendars = cursor.get("calendars")
-    if not isinstance(calendars, Mapping):
-        raise _invalid("the cursor has no calendars")
-    return {
-        str(key): CalendarState.from_json(copy.deepcopy(value)) for key, value in calendars.items()
-    }
-
-
-def _invalid(problem: str) -> CursorInvalid:
-    return CursorInvalid(f"Google Calendar cursor: {problem}")
-
-
-def _optional_text(value: Mapping[str, Any], key: str) -> str | None:
-    text = value.get(key)
-    if text is not None and not isinstance(text, str):
-        raise _invalid(f"{key} is not a string")
-    return text
-
-
-def _optional_time(value: Mapping[str, Any], key: str) -> str | None:
-    text = _optional_text(value, key)
-    if text is not None and not _is_time(text):
-        raise _invalid(f"{key} is not an ISO time with an offset")
-    return text
-
-
-def _is_time(text: str) -> bool:
-    try:
-        return datetime.fromisoformat(text).tzinfo is not None
-    except ValueError:
-        return False
-
-
-def _count(value: Mapping[str, Any], key: str) -> int:
-    number = value.get(key)
-    if not isinstance(number, int) or isinstance(number, bool):
-        raise _invalid(f"{key} is not a number")
-    return number
-
-
-def _objects(value: Mapping[str, Any], key: str) -> dict[str, dict[str, Any]]:
-    found = value.get(key)
-    if not isinstance(found, dict) or not all(isinstance(v, dict) for v in found.values()):
-        raise _invalid(f"{key} is malformed")
-    return found
 
 
 # --------------------------------------------------------------------------- pure helpers
@@ -353,87 +146,6 @@ def select_calendars(
         return ([primary] if primary else []) + owned
     named = [primary or name if name == "primary" else name for name in wanted]
     return list(dict.fromkeys(named))
-
-
-def trim(resource: Mapping[str, Any]) -> Resource:
-    """The fields of an ``Event`` the CRM reads, which is all the cursor keeps of it."""
-    kept = {key: resource[key] for key in _KEPT_FIELDS if key in resource}
-    organizer = resource.get("organizer")
-    if isinstance(organizer, Mapping):
-        kept["organizer"] = {k: organizer[k] for k in _PERSON_FIELDS if k in organizer}
-    attendees = resource.get("attendees")
-    if isinstance(attendees, list):
-        kept["attendees"] = [
-            {k: a[k] for k in _ATTENDEE_FIELDS if k in a}
-            for a in attendees
-            if isinstance(a, Mapping)
-        ]
-    return kept
-
-
-def merge(stored: Resource | None, resource: Mapping[str, Any]) -> Resource:
-    """A newly listed resource over the stored one.
-
-    A cancelled resource may carry only its ids, so it is laid over what was
-    stored; any other resource is complete and replaces it (a field it lacks
-    was removed).
-    """
-    trimmed = trim(resource)
-    if stored is not None and trimmed.get("status") == "cancelled":
-        return {**stored, **trimmed}
-    return trimmed
-
-
-def fingerprint(event: CalendarEvent) -> str:
-    """A digest of what the CRM reads of an occurrence: equal digests need no second write."""
-    content = (
-        event.uid,
-        event.start.isoformat(),
-        event.end.isoformat() if event.end else None,
-        event.status,
-        event.summary,
-        event.description,
-        event.location,
-        event.organizer,
-        event.attendees,
-    )
-    return hashlib.sha256(repr(content).encode("utf-8")).hexdigest()[:16]
-
-
-def pending_span(series: SeriesState, window: Window) -> Window | None:
-    """What of the window a series still needs expanding over; ``None`` when nothing."""
-    start, end = window
-    if series.expanded_to is None:
-        return window
-    done = datetime.fromisoformat(series.expanded_to)
-    if done >= end:
-        return None
-    return max(done, start), end
-
-
-def _instant(value: Any, zone: str | None) -> datetime | None:
-    """An ``EventDateTime`` as an aware UTC datetime (a date at midnight UTC, as
-    ``calendar_parts.to_utc`` puts it); ``None`` when it is not one."""
-    if not isinstance(value, Mapping):
-        return None
-    try:
-        if "dateTime" in value:
-            moment = datetime.fromisoformat(str(value["dateTime"]))
-            if moment.tzinfo is None:
-                return _instant_in(moment, value.get("timeZone") or zone)
-            return to_utc(moment)
-        if "date" in value:
-            return to_utc(date.fromisoformat(str(value["date"])))
-    except ValueError:
-        return None
-    return None
-
-
-def _instant_in(moment: datetime, zone: Any) -> datetime:
-    try:
-        return to_utc(moment.replace(tzinfo=ZoneInfo(str(zone)))) if zone else to_utc(moment)
-    except (ZoneInfoNotFoundError, ValueError):
-        return to_utc(moment)
 
 
 # --------------------------------------------------------------------------- connector
@@ -734,10 +446,14 @@ class GoogleCalendarConnector(GoogleApiClient):
     def _expand_series(
         self, run: _Run, master_id: str, series: SeriesState, span: Window
     ) -> list[Item]:
-        """The occurrences over ``span`` that changed since last yielded, and those gone."""
-        start, end = span
-        series.expanded_to = end.isoformat()
-        deleted = series.master is not None and series.master.get("status") == "cancelled"
+        """The occurrences over ``span`` that changed since last yielded, and those gone.
+
+        A series capped by the expansion budget yields a ``Limited`` instead of
+        the occurrences gone: not every occurrence was looked at, so none of
+        the unseen ones is known to be gone.
+        """
+        series.expanded_to = span[1].isoformat()
+        deleted = series.deleted
         already = set(self._budget.capped)
         try:
             produced = self._occurrences(run, series, span)
@@ -746,42 +462,38 @@ class GoogleCalendarConnector(GoogleApiClient):
             return [Unreadable(f"{run.calendar}/{master_id}", reason)]
         capped = [r for uid, r in self._budget.capped.items() if uid not in already]
         if deleted:
-            produced = {
-                key: replace(event, status="cancelled")
-                for key, event in produced.items()
-                if event.start >= run.now
-            }
+            produced = _cancelled_from(produced, run.now)
         items: list[Item] = [
             event for key, event in produced.items() if series.seen.get(key) != fingerprint(event)
         ]
         if capped:
-            # Not every occurrence was looked at: none of the unseen ones is gone.
             items.append(Limited(f"{run.calendar}/{master_id}", "series_capped", capped[0]))
-        moved = self._moved_instances(run, series)
-        for key in series.seen:
-            if key in produced or key in moved or capped:
-                continue
-            if start <= datetime.fromisoformat(key) < end:
-                gone = self._gone(run, series, key)
-                if gone is not None:
-                    items.append(gone)
-        kept = {
-            key: value
-            for key, value in series.seen.items()
-            if not start <= datetime.fromisoformat(key) < end
-        }
-        kept.update(
-            (key, fingerprint(event))
-            for key, event in produced.items()
-            if event.original_start >= run.now
-        )
-        series.seen = kept
-        orphans_only = series.master is None and not any(
-            "start" in e for e in series.exceptions.values()
-        )
-        if deleted or orphans_only:
+        else:
+            items += self._gone_in_span(run, series, produced, span)
+        series.remember(produced, span, run.now)
+        if deleted or series.nothing_to_expand:
             del run.state.series[master_id]
         return items
+
+    def _gone_in_span(
+        self,
+        run: _Run,
+        series: SeriesState,
+        produced: Mapping[str, CalendarEvent],
+        span: Window,
+    ) -> list[Item]:
+        """Occurrences yielded before within ``span`` that the expansion no longer
+        produces, and that were not moved elsewhere: cancelled."""
+        start, end = span
+        moved = self._moved_instances(run, series)
+        gone = (
+            self._gone(run, series, key)
+            for key in series.seen
+            if key not in produced
+            and key not in moved
+            and start <= datetime.fromisoformat(key) < end
+        )
+        return [event for event in gone if event is not None]
 
     def _occurrences(
         self, run: _Run, series: SeriesState, span: Window
@@ -816,7 +528,7 @@ class GoogleCalendarConnector(GoogleApiClient):
         for exception in series.exceptions.values():
             if exception.get("status") == "cancelled":
                 continue
-            original = _instant(exception.get("originalStartTime"), run.state.time_zone)
+            original = instant(exception.get("originalStartTime"), run.state.time_zone)
             if original is not None:
                 moved.add(original.isoformat())
         return moved
@@ -828,7 +540,7 @@ class GoogleCalendarConnector(GoogleApiClient):
             return None
         zone = run.state.time_zone
         start = datetime.fromisoformat(key)
-        first, last = _instant(master.get("start"), zone), _instant(master.get("end"), zone)
+        first, last = instant(master.get("start"), zone), instant(master.get("end"), zone)
         duration = last - first if first is not None and last is not None else timedelta()
         event = {
             **{k: v for k, v in master.items() if k != "recurrence"},
@@ -882,6 +594,17 @@ class GoogleCalendarConnector(GoogleApiClient):
             return None
         self._last_cursor = cursor
         return Batch(list(items), cursor)
+
+
+def _cancelled_from(
+    produced: Mapping[str, CalendarEvent], now: datetime
+) -> dict[str, CalendarEvent]:
+    """A deleted series' occurrences: those not yet started, cancelled; the past stays."""
+    return {
+        key: replace(event, status="cancelled")
+        for key, event in produced.items()
+        if event.start >= now
+    }
 
 
 def _orphan_master(exception: Mapping[str, Any]) -> Resource:

@@ -68,6 +68,7 @@ from typing import Any, Literal
 import google.auth.credentials
 from googleapiclient.errors import HttpError
 
+from connectors.capabilities import ScopeSize
 from connectors.errors import BadItem, ConnectorError, CursorInvalid
 from connectors.google.errors import Action, RetryPolicy, Verdict, classify_exception
 from connectors.google.quota import DEFAULT_RATE, GMAIL_UNITS
@@ -380,8 +381,8 @@ class GmailConnector(GoogleApiClient):
 
     # -- what the mailbox holds (connectors test, verify)
 
-    def estimate(self) -> dict[str, Any]:
-        """What a first sync would read, without reading it.
+    def first_sync_size(self) -> list[ScopeSize]:
+        """What a first sync would read, without reading it: per label, then the mailbox.
 
         ``users.getProfile`` gives the address and the mailbox's total, one
         ``users.messages.list`` per label with ``maxResults=1`` Google's
@@ -402,11 +403,13 @@ class GmailConnector(GoogleApiClient):
         if sample is not None:
             self._fetch_messages([sample])
             self._take_unreadable()
-        return {
-            "account": str(profile.get("emailAddress", "")),
-            "messages_total": int(profile.get("messagesTotal", 0)),
-            "labels": labels,
-        }
+        sizes = [
+            ScopeSize(f"label {label}", count, "messages (Google's estimate)")
+            for label, count in labels.items()
+        ]
+        account = str(profile.get("emailAddress", ""))
+        total = int(profile.get("messagesTotal", 0))
+        return [*sizes, ScopeSize(f"mailbox {account}", total, "messages in all labels")]
 
     def inventory(self, cursor: Cursor | None = None) -> Iterator[str]:
         """Ids of the messages in the synced scope, listed per label without fetching them.

@@ -88,7 +88,6 @@ class QuotaMeter:
             self.waited += wait
             self._sleep(wait)
 
-    @property
     def units_spent(self) -> dict[str, int]:
         """Units per method since the last :meth:`reset` (the last run)."""
         with self._lock:

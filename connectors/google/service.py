@@ -115,11 +115,10 @@ class GoogleApiClient:
         so the next process starts with a live access token."""
         return self._credentials
 
-    @property
     def units_spent(self) -> dict[str, int]:
         """Quota units per API method spent by the last (or current) run (Calendar
-        meters requests: one unit each)."""
-        return self._quota.units_spent
+        meters requests: one unit each); :class:`connectors.capabilities.Metered`."""
+        return self._quota.units_spent()
 
     @property
     def retries(self) -> int:

@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from config.limits import DEFAULT, MAX_ICS_FILE_BYTES, Limits
+from connectors.capabilities import ScopeSize
 from connectors.errors import BadItem, CursorInvalid, TransientError
 from connectors.ical.bounded_rules import ExpansionBudget
 from connectors.ical.parts import parse_calendar, to_calendar_event
@@ -122,6 +123,13 @@ class IcsConnector:
             raise BadItem(key, plan.error or "")
         if unsaved:
             yield Batch(items=(), cursor=_cursor(state))
+
+    def first_sync_size(self) -> list[ScopeSize]:
+        """The meeting occurrences a first sync would yield, read as it would read them."""
+        events = sum(
+            isinstance(item, CalendarEvent) for batch in self.fetch(None) for item in batch.items
+        )
+        return [ScopeSize(str(self.path), events, "meeting occurrences")]
 
     def _plans(
         self, files: Mapping[str, Path], known: Mapping[str, Entry], window: Window

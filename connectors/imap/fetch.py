@@ -23,6 +23,8 @@ from imapclient.datetime_util import parse_to_datetime
 from imapclient.exceptions import ProtocolError
 from imapclient.response_types import BodyData
 
+from connectors.imap.wire import uid_command
+
 _TOKEN = re.compile(
     rb"""[ \t\r\n]*(?:
         "((?:[^"\\]|\\.)*)"                                 # 1 quoted string
@@ -45,13 +47,10 @@ def uid_fetch(
     """``UID FETCH uids (items)``: per requested UID, what the server returned for it.
 
     The command goes through the imaplib connection imapclient drives
-    (``IMAPClient._imap``, which its own commands use); unsolicited
-    responses for other messages are dropped, as imapclient drops them.
+    (:func:`connectors.imap.wire.uid_command`); unsolicited responses for
+    other messages are dropped, as imapclient drops them.
     """
-    typ, data = client._imap.uid(
-        "FETCH", ",".join(str(uid) for uid in uids), f"({' '.join(items)})"
-    )
-    client._checkok("uid fetch", typ, data)
+    data = uid_command(client, "FETCH", ",".join(str(uid) for uid in uids), f"({' '.join(items)})")
     wanted = set(uids)
     return {uid: got for uid, got in parse_fetch(data).items() if uid in wanted}
 

@@ -1,4 +1,4 @@
-"""The mbox and Maildir connector, held to the connector contract and to real files."""
+"""The mbox and Maildir connector against real files; its contract is in test_contract.py."""
 
 from __future__ import annotations
 
@@ -10,10 +10,8 @@ import pytest
 
 from connectors.errors import CursorInvalid
 from connectors.mbox import MboxConnector
-from connectors.memory import MemoryConnector
 from connectors.records import MailMessage
-from tests.support.contract import ConnectorContract, Source, source_ids
-from tests.support.mailbuilder import message, write_maildir, write_mbox
+from tests.support.mailbuilder import message, write_mbox
 from tests.support.paths import FIXTURES
 
 MESSAGES = [
@@ -28,34 +26,14 @@ MESSAGES = [
 ]
 
 
-class TestMemoryContract(ConnectorContract):
-    @pytest.fixture
-    def source(self) -> Source:
-        items = [MailMessage(f"m{n}", "me@x.example", raw) for n, raw in enumerate(MESSAGES)]
-        return MemoryConnector("memory", list(items), batch_size=3), {f"m{n}" for n in range(7)}
-
-
-class TestMboxContract(ConnectorContract):
-    @pytest.fixture
-    def source(self, tmp_path: Path) -> Source:
-        path = write_mbox(tmp_path / "all.mbox", MESSAGES)
-        connector = MboxConnector("mbox", path, "me@northwind.example", batch_size=3)
-        return connector, set(source_ids(connector.fetch(None)))
-
-
-class TestMaildirContract(ConnectorContract):
-    @pytest.fixture
-    def source(self, tmp_path: Path) -> Source:
-        root = write_maildir(tmp_path / "Maildir", MESSAGES)
-        connector = MboxConnector("maildir", root, "me@northwind.example", batch_size=2)
-        return connector, set(source_ids(connector.fetch(None)))
-
-
 def test_mbox_bodies_round_trip_with_from_quoting(tmp_path: Path) -> None:
     path = write_mbox(tmp_path / "all.mbox", MESSAGES)
     got = [i.raw for b in MboxConnector("m", path, "me@x.example").fetch(None) for i in b.items]
     assert got == MESSAGES
-    assert len(set(source_ids(MboxConnector("m", path, "me@x.example").fetch(None)))) == 7
+    ids = {
+        i.source_id for b in MboxConnector("m", path, "me@x.example").fetch(None) for i in b.items
+    }
+    assert len(ids) == 7
 
 
 def test_a_real_netscape_mbox_splits_like_the_stdlib() -> None:

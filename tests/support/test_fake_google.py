@@ -7,7 +7,6 @@ import http.client
 import json
 import time
 from collections import deque
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
@@ -17,14 +16,9 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from tests.support.fake_google import (
-    GMAIL_METADATA,
-    GMAIL_READONLY,
-    FakeGoogle,
-    FaultPlan,
-    Mailbox,
-    make_email,
-)
+from tests.support.fake_google.gmail import GMAIL_METADATA, GMAIL_READONLY
+from tests.support.fake_google.mailbox import Mailbox, make_email
+from tests.support.fake_google.server import FakeGoogle, FaultPlan
 from tests.support.paths import FIXTURES
 
 ACCOUNT = "alice@example.com"
@@ -32,25 +26,19 @@ FIXTURE = FIXTURES / "talon" / "standard_replies" / "gmail.eml"
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeGoogle]:
-    with FakeGoogle(seed=5) as server:
-        yield server
-
-
-@pytest.fixture
-def mailbox(fake: FakeGoogle) -> Mailbox:
-    return fake.add_mailbox(ACCOUNT)
+def mailbox(fake_google: FakeGoogle) -> Mailbox:
+    return fake_google.add_mailbox(ACCOUNT)
 
 
 def request(
-    fake: FakeGoogle,
+    fake_google: FakeGoogle,
     method: str,
     target: str,
     *,
     body: bytes = b"",
     headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
-    parts = urlsplit(fake.url)
+    parts = urlsplit(fake_google.url)
     connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
     try:
         connection.request(method, target, body=body or None, headers=headers or {})
@@ -61,16 +49,16 @@ def request(
 
 
 def get(
-    fake: FakeGoogle, path: str, token: str | None, **params: Any
+    fake_google: FakeGoogle, path: str, token: str | None, **params: Any
 ) -> tuple[int, dict[str, Any]]:
     query = urlencode(params, doseq=True)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    status, _headers, body = request(fake, "GET", f"{path}?{query}", headers=headers)
+    status, _headers, body = request(fake_google, "GET", f"{path}?{query}", headers=headers)
     return status, json.loads(body)
 
 
-def token_for(fake: FakeGoogle, scopes: tuple[str, ...] = (GMAIL_READONLY,)) -> str:
-    return fake.issue_access_token(ACCOUNT, scopes)
+def token_for(fake_google: FakeGoogle, scopes: tuple[str, ...] = (GMAIL_READONLY,)) -> str:
+    return fake_google.issue_access_token(ACCOUNT, scopes)
 
 
 def reason(payload: dict[str, Any]) -> str:
@@ -95,35 +83,35 @@ HISTORY = "/gmail/v1/users/me/history"
     ids=["no-token", "unknown-token", "other-user", "unknown-path"],
 )
 def test_errors_have_googles_shape(
-    fake: FakeGoogle, mailbox: Mailbox, path: str, token: str | None, status: int, why: str
+    fake_google: FakeGoogle, mailbox: Mailbox, path: str, token: str | None, status: int, why: str
 ) -> None:
-    real_token = token_for(fake) if token == "valid" else token
-    got, payload = get(fake, path, real_token)
+    real_token = token_for(fake_google) if token == "valid" else token
+    got, payload = get(fake_google, path, real_token)
     assert got == status
     assert payload["error"]["code"] == status
     assert reason(payload) == why
     assert payload["error"]["message"]
 
 
-def test_expired_access_token_is_401(fake: FakeGoogle, mailbox: Mailbox) -> None:
-    token = fake.issue_access_token(ACCOUNT, [GMAIL_READONLY], lifetime=-1)
-    assert get(fake, "/gmail/v1/users/me/profile", token)[0] == 401
+def test_expired_access_token_is_401(fake_google: FakeGoogle, mailbox: Mailbox) -> None:
+    token = fake_google.issue_access_token(ACCOUNT, [GMAIL_READONLY], lifetime=-1)
+    assert get(fake_google, "/gmail/v1/users/me/profile", token)[0] == 401
 
 
-def test_scope_rules(fake: FakeGoogle, mailbox: Mailbox) -> None:
+def test_scope_rules(fake_google: FakeGoogle, mailbox: Mailbox) -> None:
     mid = mailbox.add_message(make_email(subject="s"))
-    metadata = token_for(fake, (GMAIL_METADATA,))
-    both = token_for(fake, (GMAIL_METADATA, GMAIL_READONLY))
-    calendar = token_for(fake, ("https://www.googleapis.com/auth/calendar.readonly",))
+    metadata = token_for(fake_google, (GMAIL_METADATA,))
+    both = token_for(fake_google, (GMAIL_METADATA, GMAIL_READONLY))
+    calendar = token_for(fake_google, ("https://www.googleapis.com/auth/calendar.readonly",))
 
-    status, payload = get(fake, MESSAGES, metadata, q="in:inbox")
+    status, payload = get(fake_google, MESSAGES, metadata, q="in:inbox")
     assert (status, reason(payload)) == (403, "forbidden")
     assert payload["error"]["message"] == "Metadata scope does not support 'q' parameter"
-    status, payload = get(fake, f"{MESSAGES}/{mid}", metadata)
+    status, payload = get(fake_google, f"{MESSAGES}/{mid}", metadata)
     assert status == 403 and "format FULL" in payload["error"]["message"]
-    assert get(fake, f"{MESSAGES}/{mid}", both, format="raw")[0] == 403
-    assert get(fake, f"{MESSAGES}/{mid}", metadata, format="metadata")[0] == 200
-    status, payload = get(fake, MESSAGES, calendar)
+    assert get(fake_google, f"{MESSAGES}/{mid}", both, format="raw")[0] == 403
+    assert get(fake_google, f"{MESSAGES}/{mid}", metadata, format="metadata")[0] == 200
+    status, payload = get(fake_google, MESSAGES, calendar)
     assert (status, reason(payload)) == (403, "insufficientPermissions")
 
 
@@ -131,9 +119,9 @@ def test_scope_rules(fake: FakeGoogle, mailbox: Mailbox) -> None:
 
 
 def test_messages_list_matches_all_labels_and_pages_newest_first(
-    fake: FakeGoogle, mailbox: Mailbox
+    fake_google: FakeGoogle, mailbox: Mailbox
 ) -> None:
-    token = token_for(fake)
+    token = token_for(fake_google)
     ids = [
         mailbox.add_message(
             make_email(subject=str(i), date=datetime(2024, 1, 1 + i, tzinfo=UTC)),
@@ -150,7 +138,7 @@ def test_messages_list_matches_all_labels_and_pages_newest_first(
         params: dict[str, Any] = {"labelIds": ["INBOX"], "maxResults": 3}
         if page_token:
             params["pageToken"] = page_token
-        status, payload = get(fake, MESSAGES, token, **params)
+        status, payload = get(fake_google, MESSAGES, token, **params)
         assert status == 200
         seen += [m["id"] for m in payload.get("messages", [])]
         assert all(set(m) == {"id", "threadId"} for m in payload.get("messages", []))
@@ -160,23 +148,23 @@ def test_messages_list_matches_all_labels_and_pages_newest_first(
             break
     assert seen == ids[::-1]
     assert pages == 3
-    unread = get(fake, MESSAGES, token, labelIds=["INBOX", "UNREAD"])[1]
+    unread = get(fake_google, MESSAGES, token, labelIds=["INBOX", "UNREAD"])[1]
     assert [m["id"] for m in unread["messages"]] == [ids[5], ids[3], ids[1]]
-    with_spam = get(fake, MESSAGES, token, labelIds=["INBOX"], includeSpamTrash="true")[1]
+    with_spam = get(fake_google, MESSAGES, token, labelIds=["INBOX"], includeSpamTrash="true")[1]
     assert with_spam["resultSizeEstimate"] == 8
 
 
 def test_messages_list_pages_stay_stable_when_mail_arrives(
-    fake: FakeGoogle, mailbox: Mailbox
+    fake_google: FakeGoogle, mailbox: Mailbox
 ) -> None:
-    token = token_for(fake)
+    token = token_for(fake_google)
     ids = [
         mailbox.add_message(make_email(subject=str(i), date=datetime(2024, 1, 1 + i, tzinfo=UTC)))
         for i in range(6)
     ]
-    first = get(fake, MESSAGES, token, maxResults=3)[1]
+    first = get(fake_google, MESSAGES, token, maxResults=3)[1]
     mailbox.add_message(make_email(subject="newest", date=datetime(2024, 6, 1, tzinfo=UTC)))
-    second = get(fake, MESSAGES, token, maxResults=3, pageToken=first["nextPageToken"])[1]
+    second = get(fake_google, MESSAGES, token, maxResults=3, pageToken=first["nextPageToken"])[1]
     listed = [m["id"] for m in first["messages"] + second["messages"]]
     assert listed == ids[::-1]
 
@@ -193,7 +181,7 @@ def test_messages_list_pages_stay_stable_when_mail_arrives(
     ids=["after-epoch", "after-date", "before-date", "in-label", "negated-and-combined"],
 )
 def test_messages_list_search_subset(
-    fake: FakeGoogle, mailbox: Mailbox, query: str, expected: list[int]
+    fake_google: FakeGoogle, mailbox: Mailbox, query: str, expected: list[int]
 ) -> None:
     ids = [
         mailbox.add_message(
@@ -202,20 +190,20 @@ def test_messages_list_search_subset(
         )
         for i in range(4)
     ]
-    payload = get(fake, MESSAGES, token_for(fake), q=query)[1]
+    payload = get(fake_google, MESSAGES, token_for(fake_google), q=query)[1]
     assert [m["id"] for m in payload.get("messages", [])] == [ids[i] for i in expected]
 
 
-def test_unsupported_search_is_a_loud_400(fake: FakeGoogle, mailbox: Mailbox) -> None:
-    assert get(fake, MESSAGES, token_for(fake), q="from:carol")[0] == 400
+def test_unsupported_search_is_a_loud_400(fake_google: FakeGoogle, mailbox: Mailbox) -> None:
+    assert get(fake_google, MESSAGES, token_for(fake_google), q="from:carol")[0] == 400
 
 
-def test_message_formats(fake: FakeGoogle, mailbox: Mailbox) -> None:
+def test_message_formats(fake_google: FakeGoogle, mailbox: Mailbox) -> None:
     raw = FIXTURE.read_bytes()
     mid = mailbox.add_message(raw, ["INBOX", "UNREAD"])
-    token = token_for(fake)
+    token = token_for(fake_google)
 
-    minimal = get(fake, f"{MESSAGES}/{mid}", token, format="minimal")[1]
+    minimal = get(fake_google, f"{MESSAGES}/{mid}", token, format="minimal")[1]
     assert "payload" not in minimal and "raw" not in minimal
     assert minimal["labelIds"] == ["INBOX", "UNREAD"]
     assert minimal["internalDate"] == str(
@@ -223,14 +211,18 @@ def test_message_formats(fake: FakeGoogle, mailbox: Mailbox) -> None:
     )
 
     metadata = get(
-        fake, f"{MESSAGES}/{mid}", token, format="metadata", metadataHeaders=["Subject", "from"]
+        fake_google,
+        f"{MESSAGES}/{mid}",
+        token,
+        format="metadata",
+        metadataHeaders=["Subject", "from"],
     )[1]
     assert metadata["payload"]["headers"] == [
         {"name": "Subject", "value": "Re: Test"},
         {"name": "From", "value": "Megan One <xxx@gmail.com>"},
     ]
 
-    full = get(fake, f"{MESSAGES}/{mid}", token)[1]
+    full = get(fake_google, f"{MESSAGES}/{mid}", token)[1]
     payload = full["payload"]
     assert payload["mimeType"] == "multipart/alternative"
     assert [p["partId"] for p in payload["parts"]] == ["0", "1"]
@@ -238,14 +230,14 @@ def test_message_formats(fake: FakeGoogle, mailbox: Mailbox) -> None:
     assert "=" not in text
     assert base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).startswith(b"Hello\n\nOn Mon")
 
-    whole = get(fake, f"{MESSAGES}/{mid}", token, format="raw")[1]["raw"]
+    whole = get(fake_google, f"{MESSAGES}/{mid}", token, format="raw")[1]["raw"]
     assert len(whole) % 4 == 0
     assert base64.urlsafe_b64decode(whole) == raw
 
-    assert get(fake, f"{MESSAGES}/ffff", token)[0] == 404
+    assert get(fake_google, f"{MESSAGES}/ffff", token)[0] == 404
 
 
-def test_replies_join_their_thread(fake: FakeGoogle, mailbox: Mailbox) -> None:
+def test_replies_join_their_thread(fake_google: FakeGoogle, mailbox: Mailbox) -> None:
     first = mailbox.add_message(make_email(subject="Quote", message_id="<q1@customer.example>"))
     reply = mailbox.add_message(
         make_email(subject="Re: Quote", in_reply_to="<q1@customer.example>"), ["SENT"]
@@ -259,15 +251,15 @@ def test_replies_join_their_thread(fake: FakeGoogle, mailbox: Mailbox) -> None:
 # --------------------------------------------------------------------------- history
 
 
-def test_history_pages_filters_and_expires(fake: FakeGoogle, mailbox: Mailbox) -> None:
-    token = token_for(fake)
+def test_history_pages_filters_and_expires(fake_google: FakeGoogle, mailbox: Mailbox) -> None:
+    token = token_for(fake_google)
     start = mailbox.history_id
     a = mailbox.add_message(make_email(subject="a"))
     mailbox.modify(a, add=["STARRED"], remove=["INBOX"])
     mailbox.delete_message(a)
     b = mailbox.add_message(make_email(subject="b"))
 
-    payload = get(fake, HISTORY, token, startHistoryId=start)[1]
+    payload = get(fake_google, HISTORY, token, startHistoryId=start)[1]
     kinds = [sorted(set(r) - {"id", "messages"}) for r in payload["history"]]
     assert kinds == [
         ["messagesAdded"],
@@ -281,23 +273,30 @@ def test_history_pages_filters_and_expires(fake: FakeGoogle, mailbox: Mailbox) -
     removed = payload["history"][1]["labelsRemoved"][0]
     assert removed["labelIds"] == ["INBOX"] and removed["message"]["labelIds"] == ["STARRED"]
 
-    added_only = get(fake, HISTORY, token, startHistoryId=start, historyTypes="messageAdded")[1]
+    added_only = get(
+        fake_google, HISTORY, token, startHistoryId=start, historyTypes="messageAdded"
+    )[1]
     assert [r["messagesAdded"][0]["message"]["id"] for r in added_only["history"]] == [a, b]
 
-    page = get(fake, HISTORY, token, startHistoryId=start, maxResults=3)[1]
+    page = get(fake_google, HISTORY, token, startHistoryId=start, maxResults=3)[1]
     rest = get(
-        fake, HISTORY, token, startHistoryId=start, maxResults=3, pageToken=page["nextPageToken"]
+        fake_google,
+        HISTORY,
+        token,
+        startHistoryId=start,
+        maxResults=3,
+        pageToken=page["nextPageToken"],
     )[1]
     assert [r["id"] for r in page["history"] + rest["history"]] == [str(i) for i in ids]
     assert "nextPageToken" not in rest
 
-    latest = get(fake, HISTORY, token, startHistoryId=mailbox.history_id)[1]
+    latest = get(fake_google, HISTORY, token, startHistoryId=mailbox.history_id)[1]
     assert "history" not in latest
 
     mailbox.expire_history()
-    status, error = get(fake, HISTORY, token, startHistoryId=start)
+    status, error = get(fake_google, HISTORY, token, startHistoryId=start)
     assert (status, reason(error), error["error"]["status"]) == (404, "notFound", "NOT_FOUND")
-    assert get(fake, HISTORY, token, startHistoryId=mailbox.history_id)[0] == 200
+    assert get(fake_google, HISTORY, token, startHistoryId=mailbox.history_id)[0] == 200
 
 
 # --------------------------------------------------------------------------- batch
@@ -326,14 +325,14 @@ def batch_body(parts: list[str], newline: str) -> bytes:
     ],
     ids=["batch-lf", "batch-crlf", "gmail-batch-path", "calendar-batch-path"],
 )
-def test_batch_endpoint(fake: FakeGoogle, mailbox: Mailbox, path: str, newline: str) -> None:
+def test_batch_endpoint(fake_google: FakeGoogle, mailbox: Mailbox, path: str, newline: str) -> None:
     mid = mailbox.add_message(make_email(subject="in a batch"))
-    token = token_for(fake)
+    token = token_for(fake_google)
     body = batch_body(
         [f"{MESSAGES}/{mid}?format=minimal&alt=json", f"{MESSAGES}/nope?format=minimal"], newline
     ).replace(b"TOKEN", token.encode())
     status, headers, answer = request(
-        fake,
+        fake_google,
         "POST",
         path,
         body=body,
@@ -349,15 +348,15 @@ def test_batch_endpoint(fake: FakeGoogle, mailbox: Mailbox, path: str, newline: 
     assert status_line == "HTTP/1.1 200 OK"
     assert json.loads(rest.split("\r\n\r\n", 1)[1])["id"] == mid
     assert "HTTP/1.1 404 Not Found" in parts[1]
-    assert [c.in_batch for c in fake.log] == [True, True, False]
-    assert fake.round_trips == 1
-    assert fake.units["users.messages.get"] == 10
+    assert [c.in_batch for c in fake_google.log] == [True, True, False]
+    assert fake_google.round_trips == 1
+    assert fake_google.units["users.messages.get"] == 10
 
 
-def test_batch_of_more_than_100_is_refused(fake: FakeGoogle, mailbox: Mailbox) -> None:
+def test_batch_of_more_than_100_is_refused(fake_google: FakeGoogle, mailbox: Mailbox) -> None:
     body = batch_body([f"{MESSAGES}/x"] * 101, "\n")
     status, _headers, answer = request(
-        fake,
+        fake_google,
         "POST",
         "/batch",
         body=body,
@@ -370,45 +369,52 @@ def test_batch_of_more_than_100_is_refused(fake: FakeGoogle, mailbox: Mailbox) -
 # --------------------------------------------------------------------------- faults
 
 
-def test_fault_rate_is_seeded_and_covers_batch_parts(fake: FakeGoogle, mailbox: Mailbox) -> None:
+def test_fault_rate_is_seeded_and_covers_batch_parts(
+    fake_google: FakeGoogle, mailbox: Mailbox
+) -> None:
     def statuses(seed: int) -> list[int]:
-        fake.faults = FaultPlan(rate=0.5, statuses=(429, 500, 503), seed=seed)
-        return [get(fake, "/gmail/v1/users/me/profile", token)[0] for _ in range(40)]
+        fake_google.faults = FaultPlan(rate=0.5, statuses=(429, 500, 503), seed=seed)
+        return [get(fake_google, "/gmail/v1/users/me/profile", token)[0] for _ in range(40)]
 
-    token = token_for(fake)
+    token = token_for(fake_google)
     first = statuses(1)
     assert first == statuses(1)
     assert set(first) == {200, 429, 500, 503}
-    fake.faults = FaultPlan(forced=deque([503]), retry_after=4)
+    fake_google.faults = FaultPlan(forced=deque([503]), retry_after=4)
     status, headers, body = request(
-        fake, "GET", "/gmail/v1/users/me/profile", headers={"Authorization": f"Bearer {token}"}
+        fake_google,
+        "GET",
+        "/gmail/v1/users/me/profile",
+        headers={"Authorization": f"Bearer {token}"},
     )
     assert status == 503 and headers["Retry-After"] == "4"
     assert reason(json.loads(body)) == "backendError"
 
 
-def test_faults_can_target_methods(fake: FakeGoogle, mailbox: Mailbox) -> None:
-    token = token_for(fake)
-    fake.faults = FaultPlan(rate=1.0, statuses=(429,), methods=frozenset({"users.history.list"}))
-    assert get(fake, "/gmail/v1/users/me/profile", token)[0] == 200
-    status, payload = get(fake, HISTORY, token, startHistoryId=mailbox.history_id)
+def test_faults_can_target_methods(fake_google: FakeGoogle, mailbox: Mailbox) -> None:
+    token = token_for(fake_google)
+    fake_google.faults = FaultPlan(
+        rate=1.0, statuses=(429,), methods=frozenset({"users.history.list"})
+    )
+    assert get(fake_google, "/gmail/v1/users/me/profile", token)[0] == 200
+    status, payload = get(fake_google, HISTORY, token, startHistoryId=mailbox.history_id)
     assert (status, reason(payload)) == (429, "rateLimitExceeded")
     assert payload["error"]["errors"][0]["domain"] == "usageLimits"
 
 
-def test_dropped_connection_gets_no_answer(fake: FakeGoogle, mailbox: Mailbox) -> None:
-    fake.faults.drop_connections = 1
+def test_dropped_connection_gets_no_answer(fake_google: FakeGoogle, mailbox: Mailbox) -> None:
+    fake_google.faults.drop_connections = 1
     with pytest.raises(http.client.RemoteDisconnected):
-        request(fake, "GET", "/gmail/v1/users/me/profile")
-    assert request(fake, "GET", "/gmail/v1/users/me/profile")[0] == 401
+        request(fake_google, "GET", "/gmail/v1/users/me/profile")
+    assert request(fake_google, "GET", "/gmail/v1/users/me/profile")[0] == 401
 
 
 # --------------------------------------------------------------------------- token endpoint
 
 
-def post_token(fake: FakeGoogle, **form: str) -> tuple[int, dict[str, Any]]:
+def post_token(fake_google: FakeGoogle, **form: str) -> tuple[int, dict[str, Any]]:
     status, _headers, body = request(
-        fake,
+        fake_google,
         "POST",
         "/token",
         body=urlencode(form).encode(),
@@ -417,26 +423,34 @@ def post_token(fake: FakeGoogle, **form: str) -> tuple[int, dict[str, Any]]:
     return status, json.loads(body)
 
 
-def test_refresh_grant(fake: FakeGoogle, mailbox: Mailbox) -> None:
-    refresh = fake.issue_refresh_token(ACCOUNT, [GMAIL_METADATA])
+def test_refresh_grant(fake_google: FakeGoogle, mailbox: Mailbox) -> None:
+    refresh = fake_google.issue_refresh_token(ACCOUNT, [GMAIL_METADATA])
     client = {"client_id": "test-client", "client_secret": "test-secret"}
-    status, payload = post_token(fake, grant_type="refresh_token", refresh_token=refresh, **client)
+    status, payload = post_token(
+        fake_google, grant_type="refresh_token", refresh_token=refresh, **client
+    )
     assert status == 200 and payload["token_type"] == "Bearer"
     assert payload["scope"] == GMAIL_METADATA
-    assert get(fake, "/gmail/v1/users/me/profile", payload["access_token"])[0] == 200
+    assert get(fake_google, "/gmail/v1/users/me/profile", payload["access_token"])[0] == 200
 
     wrong_client = {"client_id": "test-client", "client_secret": "nope"}
     status, payload = post_token(
-        fake, grant_type="refresh_token", refresh_token=refresh, **wrong_client
+        fake_google, grant_type="refresh_token", refresh_token=refresh, **wrong_client
     )
     assert (status, payload["error"]) == (401, "invalid_client")
     status, payload = post_token(
-        fake, grant_type="refresh_token", refresh_token=refresh, scope=GMAIL_READONLY, **client
+        fake_google,
+        grant_type="refresh_token",
+        refresh_token=refresh,
+        scope=GMAIL_READONLY,
+        **client,
     )
     assert (status, payload["error"]) == (400, "invalid_scope")
 
-    fake.revoke(refresh)
-    status, payload = post_token(fake, grant_type="refresh_token", refresh_token=refresh, **client)
+    fake_google.revoke(refresh)
+    status, payload = post_token(
+        fake_google, grant_type="refresh_token", refresh_token=refresh, **client
+    )
     assert (status, payload) == (
         400,
         {"error": "invalid_grant", "error_description": "Token has been expired or revoked."},
@@ -481,7 +495,7 @@ def keys() -> tuple[rsa.RSAPrivateKey, rsa.RSAPrivateKey]:
     ],
 )
 def test_jwt_bearer_grant(
-    fake: FakeGoogle,
+    fake_google: FakeGoogle,
     mailbox: Mailbox,
     keys: tuple[rsa.RSAPrivateKey, rsa.RSAPrivateKey],
     change: dict[str, Any],
@@ -490,7 +504,7 @@ def test_jwt_bearer_grant(
 ) -> None:
     own, other = keys
     email_address = "crm-sync@test-project.iam.gserviceaccount.com"
-    fake.add_service_account(email_address, own.public_key(), [GMAIL_METADATA])
+    fake_google.add_service_account(email_address, own.public_key(), [GMAIL_METADATA])
     now = int(time.time())
     claims = {
         "iss": change.get("iss", email_address),
@@ -502,67 +516,69 @@ def test_jwt_bearer_grant(
     }
     assertion = jwt(other if change.get("key") else own, claims)
     got, payload = post_token(
-        fake, grant_type="urn:ietf:params:oauth:grant-type:jwt-bearer", assertion=assertion
+        fake_google, grant_type="urn:ietf:params:oauth:grant-type:jwt-bearer", assertion=assertion
     )
     assert got == status
     assert payload.get("error") == error
     if status == 200:
-        profile = get(fake, "/gmail/v1/users/me/profile", payload["access_token"])[1]
+        profile = get(fake_google, "/gmail/v1/users/me/profile", payload["access_token"])[1]
         assert profile["emailAddress"] == ACCOUNT
 
 
 # --------------------------------------------------------------------------- routes and log
 
 
-def test_routes_can_be_added_for_other_apis(fake: FakeGoogle, mailbox: Mailbox) -> None:
+def test_routes_can_be_added_for_other_apis(fake_google: FakeGoogle, mailbox: Mailbox) -> None:
     def list_events(req: Any) -> dict[str, Any]:
         return {"items": [{"id": "e1", "calendar": req.args["calendarId"]}]}
 
-    fake.add_route(
+    fake_google.add_route(
         "GET", "/calendar/v3/calendars/{calendarId}/events", "events.list", list_events, units=1
     )
-    token = token_for(fake)
-    status, payload = get(fake, "/calendar/v3/calendars/primary/events", token)
+    token = token_for(fake_google)
+    status, payload = get(fake_google, "/calendar/v3/calendars/primary/events", token)
     assert (status, payload["items"][0]["calendar"]) == (200, "primary")
     body = batch_body(["/calendar/v3/calendars/primary/events"], "\r\n").replace(
         b"TOKEN", token.encode()
     )
     status, _headers, answer = request(
-        fake,
+        fake_google,
         "POST",
         "/batch/calendar/v3",
         body=body,
         headers={"Content-Type": "multipart/mixed; boundary=BOUNDARY"},
     )
     assert status == 200 and b'"e1"' in answer
-    assert fake.calls["events.list"] == 2 and fake.units["events.list"] == 2
+    assert fake_google.calls["events.list"] == 2 and fake_google.units["events.list"] == 2
 
 
-def test_every_request_is_logged_with_its_parameters(fake: FakeGoogle, mailbox: Mailbox) -> None:
+def test_every_request_is_logged_with_its_parameters(
+    fake_google: FakeGoogle, mailbox: Mailbox
+) -> None:
     mid = mailbox.add_message(make_email(subject="logged"))
-    token = token_for(fake, (GMAIL_METADATA,))
-    get(fake, f"{MESSAGES}/{mid}", token, format="metadata", metadataHeaders=["From", "To"])
-    call = fake.log[-1]
+    token = token_for(fake_google, (GMAIL_METADATA,))
+    get(fake_google, f"{MESSAGES}/{mid}", token, format="metadata", metadataHeaders=["From", "To"])
+    call = fake_google.log[-1]
     assert call.api_method == "users.messages.get"
     assert call.format == "metadata"
     assert call.params["metadataHeaders"] == ("From", "To")
     assert call.account == ACCOUNT and call.status == 200 and not call.in_batch
-    assert fake.api_calls("users.messages.get") == [call]
+    assert fake_google.api_calls("users.messages.get") == [call]
 
 
-def test_labels_and_profile(fake: FakeGoogle, mailbox: Mailbox) -> None:
+def test_labels_and_profile(fake_google: FakeGoogle, mailbox: Mailbox) -> None:
     label = mailbox.create_label("Private")
     message = EmailMessage()
     message["Subject"] = "x"
     mailbox.add_message(message.as_bytes(), ["INBOX", label])
-    token = token_for(fake, (GMAIL_METADATA,))
-    labels = get(fake, "/gmail/v1/users/me/labels", token)[1]["labels"]
+    token = token_for(fake_google, (GMAIL_METADATA,))
+    labels = get(fake_google, "/gmail/v1/users/me/labels", token)[1]["labels"]
     assert {"id": label, "name": "Private", "type": "user"} in labels
-    profile = get(fake, "/gmail/v1/users/alice@example.com/profile", token)[1]
+    profile = get(fake_google, "/gmail/v1/users/alice@example.com/profile", token)[1]
     assert profile == {
         "emailAddress": ACCOUNT,
         "messagesTotal": 1,
         "threadsTotal": 1,
         "historyId": str(mailbox.history_id),
     }
-    assert fake.units == {"users.labels.list": 1, "users.getProfile": 1}
+    assert fake_google.units == {"users.labels.list": 1, "users.getProfile": 1}

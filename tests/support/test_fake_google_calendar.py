@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import http.client
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import pytest
 
-from tests.support.fake_google import (
-    GMAIL_METADATA,
-    FakeCalendar,
-    FakeGoogle,
-    FaultPlan,
-    event_time,
-)
+from tests.support.fake_google.calendar import FakeCalendar, event_time
+from tests.support.fake_google.gmail import GMAIL_METADATA
+from tests.support.fake_google.server import FakeGoogle, FaultPlan
 
 ALICE = "alice@example.com"
 CALENDAR_READONLY = "https://www.googleapis.com/auth/calendar.readonly"
@@ -26,21 +21,15 @@ START = datetime(2026, 3, 5, 15, tzinfo=UTC)
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeGoogle]:
-    with FakeGoogle(seed=1) as server:
-        yield server
-
-
-@pytest.fixture
-def alice(fake: FakeGoogle) -> FakeCalendar:
-    return fake.add_calendar_user(ALICE, time_zone="Europe/Paris")
+def alice(fake_google: FakeGoogle) -> FakeCalendar:
+    return fake_google.add_calendar_user(ALICE, time_zone="Europe/Paris")
 
 
 def get(
-    fake: FakeGoogle, path: str, scope: str = CALENDAR_READONLY, **params: Any
+    fake_google: FakeGoogle, path: str, scope: str = CALENDAR_READONLY, **params: Any
 ) -> tuple[int, dict[str, Any]]:
-    token = fake.issue_access_token(ALICE, [scope])
-    parts = urlsplit(fake.url)
+    token = fake_google.issue_access_token(ALICE, [scope])
+    parts = urlsplit(fake_google.url)
     connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
     try:
         query = urlencode({k: v for k, v in params.items() if v is not None})
@@ -52,9 +41,9 @@ def get(
 
 
 def events(
-    fake: FakeGoogle, calendar: str = "primary", **params: Any
+    fake_google: FakeGoogle, calendar: str = "primary", **params: Any
 ) -> tuple[int, dict[str, Any]]:
-    return get(fake, f"/calendar/v3/calendars/{quote(calendar, safe='')}/events", **params)
+    return get(fake_google, f"/calendar/v3/calendars/{quote(calendar, safe='')}/events", **params)
 
 
 def add(calendar: FakeCalendar, start: datetime = START, **extra: Any) -> str:
@@ -69,14 +58,16 @@ def add(calendar: FakeCalendar, start: datetime = START, **extra: Any) -> str:
 
 
 def test_calendar_list_names_the_primary_and_the_data_owner_of_others(
-    fake: FakeGoogle, alice: FakeCalendar
+    fake_google: FakeGoogle, alice: FakeCalendar
 ) -> None:
-    fake.add_calendar("team@group.calendar.google.com", owner=ALICE, summary="Team")
-    fake.add_calendar("family@group.calendar.google.com", owner="al@gmail.com")
-    fake.share_calendar("family@group.calendar.google.com", ALICE, "writer")
-    status, page = get(fake, "/calendar/v3/users/me/calendarList", maxResults=2)
+    fake_google.add_calendar("team@group.calendar.google.com", owner=ALICE, summary="Team")
+    fake_google.add_calendar("family@group.calendar.google.com", owner="al@gmail.com")
+    fake_google.share_calendar("family@group.calendar.google.com", ALICE, "writer")
+    status, page = get(fake_google, "/calendar/v3/users/me/calendarList", maxResults=2)
     assert status == 200 and "nextSyncToken" not in page
-    status, rest = get(fake, "/calendar/v3/users/me/calendarList", pageToken=page["nextPageToken"])
+    status, rest = get(
+        fake_google, "/calendar/v3/users/me/calendarList", pageToken=page["nextPageToken"]
+    )
     entries = {e["id"]: e for e in page["items"] + rest["items"]}
     assert entries[ALICE]["primary"] is True and "dataOwner" not in entries[ALICE]
     assert entries["team@group.calendar.google.com"]["dataOwner"] == ALICE
@@ -85,35 +76,35 @@ def test_calendar_list_names_the_primary_and_the_data_owner_of_others(
 
 
 def test_a_sync_token_forbids_time_bounds_and_expires_with_410(
-    fake: FakeGoogle, alice: FakeCalendar
+    fake_google: FakeGoogle, alice: FakeCalendar
 ) -> None:
     add(alice)
-    _status, first = events(fake, timeMin="2026-01-01T00:00:00Z")
+    _status, first = events(fake_google, timeMin="2026-01-01T00:00:00Z")
     token = first["nextSyncToken"]
 
-    status, error = events(fake, syncToken=token, timeMin="2026-01-01T00:00:00Z")
+    status, error = events(fake_google, syncToken=token, timeMin="2026-01-01T00:00:00Z")
     assert status == 400 and error["error"]["errors"][0]["reason"] == "invalid"
-    status, error = events(fake, syncToken=token, showDeleted="false")
+    status, error = events(fake_google, syncToken=token, showDeleted="false")
     assert status == 400
 
     alice.expire_sync_tokens()
-    status, gone = events(fake, syncToken=token)
+    status, gone = events(fake_google, syncToken=token)
     assert status == 410
     assert gone["error"]["errors"][0] == {
         "message": "Sync token is no longer valid, a full sync is required.",
         "domain": "calendar",
         "reason": "fullSyncRequired",
     }
-    status, fresh = events(fake)
-    assert status == 200 and events(fake, syncToken=fresh["nextSyncToken"])[0] == 200
+    status, fresh = events(fake_google)
+    assert status == 200 and events(fake_google, syncToken=fresh["nextSyncToken"])[0] == 200
 
 
 def test_changes_come_once_across_pages_and_deletions_only_with_their_ids(
-    fake: FakeGoogle, alice: FakeCalendar
+    fake_google: FakeGoogle, alice: FakeCalendar
 ) -> None:
     ids = [add(alice, START + timedelta(days=n)) for n in range(5)]
     master = add(alice, recurrence=["RRULE:FREQ=DAILY;COUNT=3"])
-    token = events(fake)[1]["nextSyncToken"]
+    token = events(fake_google)[1]["nextSyncToken"]
     alice.delete(ids[0])
     alice.cancel_instance(master, START + timedelta(days=1))
     alice.update(ids[1], summary="renamed")
@@ -121,7 +112,7 @@ def test_changes_come_once_across_pages_and_deletions_only_with_their_ids(
     seen: list[dict[str, Any]] = []
     page_token = None
     while True:
-        _status, page = events(fake, syncToken=token, pageToken=page_token, maxResults=2)
+        _status, page = events(fake_google, syncToken=token, pageToken=page_token, maxResults=2)
         seen += page["items"]
         page_token = page.get("nextPageToken")
         if page_token is None:
@@ -139,14 +130,14 @@ def test_changes_come_once_across_pages_and_deletions_only_with_their_ids(
 
 
 def test_a_full_listing_leaves_out_deletions_unless_asked_and_ends_before_time_min(
-    fake: FakeGoogle, alice: FakeCalendar
+    fake_google: FakeGoogle, alice: FakeCalendar
 ) -> None:
     old = add(alice, START - timedelta(days=60))
     deleted = add(alice)
     kept = add(alice, START + timedelta(days=1))
     alice.delete(deleted)
-    listed = {e["id"] for e in events(fake, timeMin="2026-02-01T00:00:00Z")[1]["items"]}
-    with_deleted = {e["id"] for e in events(fake, showDeleted="true")[1]["items"]}
+    listed = {e["id"] for e in events(fake_google, timeMin="2026-02-01T00:00:00Z")[1]["items"]}
+    with_deleted = {e["id"] for e in events(fake_google, showDeleted="true")[1]["items"]}
     assert listed == {kept}
     assert with_deleted == {old, deleted, kept}
 
@@ -164,7 +155,7 @@ def test_a_full_listing_leaves_out_deletions_unless_asked_and_ends_before_time_m
     ids=["gmail-scope", "events-scope", "not-shared", "single-events", "page-too-big", "bad-token"],
 )
 def test_refusals(
-    fake: FakeGoogle,
+    fake_google: FakeGoogle,
     alice: FakeCalendar,
     path_calendar: str,
     scope: str,
@@ -172,12 +163,12 @@ def test_refusals(
     status: int,
 ) -> None:
     path = f"/calendar/v3/calendars/{quote(path_calendar, safe='')}/events"
-    assert get(fake, path, scope, **params)[0] == status
+    assert get(fake_google, path, scope, **params)[0] == status
 
 
-def test_faults_are_injected_per_api_method(fake: FakeGoogle, alice: FakeCalendar) -> None:
-    fake.faults = FaultPlan(methods=frozenset({"events.list"}))
-    fake.faults.forced.extend([503, 0])
-    assert get(fake, "/calendar/v3/users/me/calendarList")[0] == 200
-    assert [events(fake)[0], events(fake)[0]] == [503, 200]
-    assert fake.units == {"calendarList.list": 1, "events.list": 2}
+def test_faults_are_injected_per_api_method(fake_google: FakeGoogle, alice: FakeCalendar) -> None:
+    fake_google.faults = FaultPlan(methods=frozenset({"events.list"}))
+    fake_google.faults.forced.extend([503, 0])
+    assert get(fake_google, "/calendar/v3/users/me/calendarList")[0] == 200
+    assert [events(fake_google)[0], events(fake_google)[0]] == [503, 200]
+    assert fake_google.units == {"calendarList.list": 1, "events.list": 2}

@@ -20,28 +20,27 @@ import pytest
 import recurring_ical_events
 
 import agent.cli
-from tests.support.mailgen import (
-    BASE_DATE,
-    DEFAULT_DAYS,
+from tests.support.mailgen.calendars import generate_calendar
+from tests.support.mailgen.cli import main
+from tests.support.mailgen.dates import BASE_DATE, DEFAULT_DAYS
+from tests.support.mailgen.demo import write_demo
+from tests.support.mailgen.mailboxes import (
+    TAKEOUT_LABELS,
+    Mail,
+    generate_mailboxes,
+    iter_mail,
+    iter_messages,
+)
+from tests.support.mailgen.mbox import write_mbox
+from tests.support.mailgen.people import INTERNAL_DOMAIN, PRIYA, TOM
+from tests.support.mailgen.presets import (
     DEMO_ATTACHMENT_BYTES,
     DEMO_CONTACTS,
     DEMO_MAILBOXES,
     DEMO_MESSAGES,
     DEMO_SEED,
-    INTERNAL_DOMAIN,
-    MALFORMED,
-    PRIYA,
-    TAKEOUT_LABELS,
-    TOM,
-    Mail,
-    generate_calendar,
-    generate_mailboxes,
-    iter_mail,
-    iter_messages,
-    main,
-    write_demo,
-    write_mbox,
 )
+from tests.support.mailgen.threads import MALFORMED
 
 DEMO_DIR = Path(agent.cli.__file__).parent / "demo_data"
 PARSER = BytesParser(policy=policy.default)

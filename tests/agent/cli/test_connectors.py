@@ -12,7 +12,7 @@ import sys
 import threading
 import tomllib
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -30,9 +30,10 @@ from storage.db import make_engine, session_factory, upgrade
 from storage.models import Interaction, InteractionSource, SyncState
 from tests.support import cli as subprocess_cli
 from tests.support.cli import run_cli
-from tests.support.dovecot import DovecotServer, DovecotUnavailable, ImapUser, running_dovecot
-from tests.support.fake_google import FakeGoogle, make_email, write_service_account_key
-from tests.support.servers import need_server
+from tests.support.dovecot import DovecotServer, ImapUser
+from tests.support.fake_google.mailbox import make_email
+from tests.support.fake_google.oauth import write_service_account_key
+from tests.support.fake_google.server import FakeGoogle
 
 PRIYA = "priya.raman@northwind.example"
 PRIYA_MBOX = demo_data() / f"{PRIYA}.mbox"
@@ -346,26 +347,30 @@ def private_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeGoogle]:
-    with FakeGoogle(seed=11) as server:
-        yield server
-
-
 def test_test_gmail_uses_googles_estimate_and_checks_the_scope(
-    tmp_path: Path, fake: FakeGoogle, private_key: rsa.RSAPrivateKey
+    tmp_path: Path, fake_google: FakeGoogle, private_key: rsa.RSAPrivateKey
 ) -> None:
-    box = fake.add_mailbox("alice@example.com")
+    box = fake_google.add_mailbox("alice@example.com")
     for n in range(3):
         box.add_message(make_email(subject=f"in {n}"), labels=("INBOX",))
     box.add_message(make_email(subject="sent", sender="alice@example.com"), labels=("SENT",))
     box.add_message(make_email(subject="spam"), labels=("SPAM",))
     key = write_service_account_key(
-        tmp_path / "sa.json", token_uri=fake.token_uri, client_email=SA_EMAIL, key=private_key
+        tmp_path / "sa.json",
+        token_uri=fake_google.token_uri,
+        client_email=SA_EMAIL,
+        key=private_key,
     )
-    fake.add_service_account(SA_EMAIL, key.public_key, [GMAIL_METADATA_SCOPE])
+    fake_google.add_service_account(SA_EMAIL, key.public_key, [GMAIL_METADATA_SCOPE])
     _init(tmp_path)
-    common = ("--auth", "service_account", "--key-file", str(key.path), "--api-endpoint", fake.url)
+    common = (
+        "--auth",
+        "service_account",
+        "--key-file",
+        str(key.path),
+        "--api-endpoint",
+        fake_google.url,
+    )
     _ok(
         "connectors",
         "add",
@@ -397,8 +402,8 @@ def test_test_gmail_uses_googles_estimate_and_checks_the_scope(
         ("label SENT", 1),
         ("mailbox alice@example.com", 5),
     ]
-    assert not fake.api_calls("users.history.list")
-    assert {c.format for c in fake.api_calls("users.messages.get")} == {"metadata"}
+    assert not fake_google.api_calls("users.history.list")
+    assert {c.format for c in fake_google.api_calls("users.messages.get")} == {"metadata"}
 
     refused = run_cli("connectors", "test", "alice-full", cwd=tmp_path)
     assert refused.returncode == 1
@@ -408,7 +413,7 @@ def test_test_gmail_uses_googles_estimate_and_checks_the_scope(
 # ---------------------------------------------------------------------------------- auth
 
 
-def _client_secrets(tmp_path: Path, fake: FakeGoogle) -> Path:
+def _client_secrets(tmp_path: Path, fake_google: FakeGoogle) -> Path:
     path = tmp_path / "client_secret.json"
     path.write_text(
         json.dumps(
@@ -416,8 +421,8 @@ def _client_secrets(tmp_path: Path, fake: FakeGoogle) -> Path:
                 "installed": {
                     "client_id": "test-client",
                     "client_secret": "test-secret",
-                    "auth_uri": fake.url + "/o/oauth2/auth",
-                    "token_uri": fake.token_uri,
+                    "auth_uri": fake_google.url + "/o/oauth2/auth",
+                    "token_uri": fake_google.token_uri,
                     "redirect_uris": ["http://127.0.0.1"],
                 }
             }
@@ -474,16 +479,16 @@ def _visit(url: str) -> None:
 
 
 def test_auth_stores_an_encrypted_grant_and_sets_the_connector_back_to_ok(
-    tmp_path: Path, fake: FakeGoogle
+    tmp_path: Path, fake_google: FakeGoogle
 ) -> None:
-    fake.consent_account = "alice@example.com"
-    fake.add_mailbox("alice@example.com").add_message(make_email(subject="hello"))
-    secrets_file = _client_secrets(tmp_path, fake)
+    fake_google.consent_account = "alice@example.com"
+    fake_google.add_mailbox("alice@example.com").add_message(make_email(subject="hello"))
+    secrets_file = _client_secrets(tmp_path, fake_google)
     config = tmp_path / "crm-sync.toml"
     config.write_text(
         "[[connectors]]\n"
         'name = "alice-gmail"\nkind = "gmail"\naccount = "alice@example.com"\n'
-        f'client_secrets = "{secrets_file}"\napi_endpoint = "{fake.url}"\n'
+        f'client_secrets = "{secrets_file}"\napi_endpoint = "{fake_google.url}"\n'
     )
     db_url = f"sqlite:///{tmp_path / 'crm-sync.db'}"
     _set_status(db_url, "alice-gmail", "needs_auth")
@@ -499,8 +504,8 @@ def test_auth_stores_an_encrypted_grant_and_sets_the_connector_back_to_ok(
     )
     assert record is not None and record["refresh_token"].startswith("1//fake-")
     assert record["scopes"] == [GMAIL_METADATA_SCOPE]
-    assert fake.log[0].param("scope") == GMAIL_METADATA_SCOPE
-    assert GMAIL_READONLY_SCOPE not in str(fake.log[0].param("scope"))
+    assert fake_google.log[0].param("scope") == GMAIL_METADATA_SCOPE
+    assert GMAIL_READONLY_SCOPE not in str(fake_google.log[0].param("scope"))
     stored = (tmp_path / "crm-sync-tokens" / "alice-gmail.token").read_bytes()
     assert record["refresh_token"].encode() not in stored
     assert _states(db_url)["alice-gmail"].status == "ok"
@@ -627,23 +632,11 @@ def test_listing_takes_json_and_states_come_from_the_database(tmp_path: Path, db
     assert "priya" in table and "failing" in table
 
 
-IMAP_USER = ImapUser("tester@example.com", "tester-secret")
-
-
-@pytest.fixture(scope="module")
-def dovecot() -> Iterator[DovecotServer]:
-    try:
-        with running_dovecot((IMAP_USER,)) as server:
-            yield server
-    except DovecotUnavailable as exc:
-        need_server(str(exc))
-
-
 def test_test_counts_imap_folders_and_names_a_refused_login(
-    tmp_path: Path, dovecot: DovecotServer
+    tmp_path: Path, dovecot: DovecotServer, imap_user: ImapUser
 ) -> None:
-    dovecot.append(IMAP_USER, "INBOX", [make_email(subject=f"n{n}") for n in range(3)])
-    dovecot.append(IMAP_USER, "Clients", [make_email(subject="c")])
+    dovecot.append(imap_user, "INBOX", [make_email(subject=f"n{n}") for n in range(3)])
+    dovecot.append(imap_user, "Clients", [make_email(subject="c")])
     _init(tmp_path)
     _ok(
         "connectors",
@@ -652,7 +645,7 @@ def test_test_counts_imap_folders_and_names_a_refused_login(
         "--name",
         "tester",
         "--account",
-        IMAP_USER.address,
+        imap_user.address,
         "--host",
         dovecot.host,
         "--port",
@@ -665,7 +658,7 @@ def test_test_counts_imap_folders_and_names_a_refused_login(
         "Clients",
         cwd=tmp_path,
     )
-    env = {"TESTER_PASSWORD": IMAP_USER.password}
+    env = {"TESTER_PASSWORD": imap_user.password}
     rows = json.loads(_ok("connectors", "test", "tester", "--json", cwd=tmp_path, env=env))
     assert {r["scope"]: r["count"] for r in rows} == {"INBOX": 3, "Sent": 0, "Clients": 1}
 

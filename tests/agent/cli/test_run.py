@@ -28,31 +28,16 @@ from connectors.google.auth import gmail_scopes
 from storage.db import make_engine
 from storage.models import Interaction, SyncState
 from tests.support.cli import run_cli, start_cli
-from tests.support.dovecot import DovecotServer, DovecotUnavailable, ImapUser, running_dovecot
-from tests.support.fake_google import FakeGoogle, make_email
+from tests.support.dovecot import DovecotServer, ImapUser
+from tests.support.fake_google.mailbox import make_email
+from tests.support.fake_google.server import FakeGoogle
 from tests.support.mailbuilder import message, write_mbox
-from tests.support.servers import need_server
 
 INTERVAL = 2.0  # short, yet long enough that two of them mean something on a loaded CI machine
 STOP_TIMEOUT = 10.0
-IMAP_USER = ImapUser("alice@example.com", "alice-secret")
 GMAIL_ACCOUNT = "bob@example.com"
+HUNG_IMAP_ACCOUNT = "alice@example.com"
 MBOX_OWNER = "carol@example.com"
-
-
-@pytest.fixture(scope="module")
-def dovecot() -> Iterator[DovecotServer]:
-    try:
-        with running_dovecot((IMAP_USER,)) as server:
-            yield server
-    except DovecotUnavailable as exc:
-        need_server(str(exc))
-
-
-@pytest.fixture
-def google() -> Iterator[FakeGoogle]:
-    with FakeGoogle() as fake:
-        yield fake
 
 
 def _customer_mail(n: int, to: str) -> bytes:
@@ -195,20 +180,24 @@ def agent_output(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_the_agent_syncs_new_mail_within_two_intervals_and_stops_cleanly(
-    tmp_path: Path, dovecot: DovecotServer, google: FakeGoogle, agent_output: Path
+    tmp_path: Path,
+    dovecot: DovecotServer,
+    imap_user: ImapUser,
+    fake_google: FakeGoogle,
+    agent_output: Path,
 ) -> None:
     mbox = write_mbox(tmp_path / "carol.mbox", [_customer_mail(n, MBOX_OWNER) for n in range(5)])
     dovecot.append(
-        IMAP_USER, "INBOX", [_customer_mail(n, IMAP_USER.address) for n in range(10, 13)]
+        imap_user, "INBOX", [_customer_mail(n, imap_user.address) for n in range(10, 13)]
     )
-    gmail = google.add_mailbox(GMAIL_ACCOUNT)
+    gmail = fake_google.add_mailbox(GMAIL_ACCOUNT)
     for n in range(20, 23):
         gmail.add_message(_customer_mail(n, GMAIL_ACCOUNT))
-    gmail_config, _token = gmail_table(google, tmp_path, "bob-gmail", GMAIL_ACCOUNT)
+    gmail_config, _token = gmail_table(fake_google, tmp_path, "bob-gmail", GMAIL_ACCOUNT)
     config = write_config(
         tmp_path,
         mbox_table("carol-mbox", mbox)
-        + imap_table(dovecot, "alice-imap", IMAP_USER, IMAP_USER.password)
+        + imap_table(dovecot, "alice-imap", imap_user, imap_user.password)
         + gmail_config,
     )
     journal = tmp_path / "runs.jsonl"
@@ -243,7 +232,7 @@ def test_the_agent_syncs_new_mail_within_two_intervals_and_stops_cleanly(
         latencies: dict[str, float] = {}
         added = time.monotonic()
         _append_mbox(mbox, _customer_mail(100, MBOX_OWNER))
-        dovecot.append(IMAP_USER, "INBOX", [_customer_mail(110, IMAP_USER.address)])
+        dovecot.append(imap_user, "INBOX", [_customer_mail(110, imap_user.address)])
         gmail.add_message(
             make_email(
                 subject="Order 120",
@@ -341,19 +330,23 @@ def _blackhole() -> socket.socket:
 
 
 def test_failing_connectors_never_delay_the_others_and_status_says_what_to_do(
-    tmp_path: Path, dovecot: DovecotServer, google: FakeGoogle, agent_output: Path
+    tmp_path: Path,
+    dovecot: DovecotServer,
+    imap_user: ImapUser,
+    fake_google: FakeGoogle,
+    agent_output: Path,
 ) -> None:
     good = write_mbox(tmp_path / "good.mbox", [_customer_mail(n, MBOX_OWNER) for n in range(3)])
-    google.add_mailbox(GMAIL_ACCOUNT).add_message(_customer_mail(1, GMAIL_ACCOUNT))
-    gmail_config, token = gmail_table(google, tmp_path, "bob-gmail", GMAIL_ACCOUNT)
-    google.revoke(token)
+    fake_google.add_mailbox(GMAIL_ACCOUNT).add_message(_customer_mail(1, GMAIL_ACCOUNT))
+    gmail_config, token = gmail_table(fake_google, tmp_path, "bob-gmail", GMAIL_ACCOUNT)
+    fake_google.revoke(token)
     hung = _blackhole()
-    hanging = imap_table(dovecot, "hung-imap", IMAP_USER, IMAP_USER.password)
+    hanging = imap_table(dovecot, "hung-imap", imap_user, imap_user.password)
     hanging = hanging.replace(f"port = {dovecot.port}", f"port = {hung.getsockname()[1]}")
     config = write_config(
         tmp_path,
         mbox_table("good-mbox", good)
-        + imap_table(dovecot, "alice-imap", IMAP_USER, "wrong-password").replace("true", "false")
+        + imap_table(dovecot, "alice-imap", imap_user, "wrong-password").replace("true", "false")
         + gmail_config
         + mbox_table("gone-mbox", tmp_path / "moved-away.mbox")
         + hanging.replace("idle = true", "idle = false"),
@@ -432,7 +425,7 @@ def test_run_once_stops_within_the_bound_on_sigterm(tmp_path: Path, agent_output
 [[connectors]]
 name = "hung-imap"
 kind = "imap"
-account = "{IMAP_USER.address}"
+account = "{HUNG_IMAP_ACCOUNT}"
 host = "127.0.0.1"
 port = {hung.getsockname()[1]}
 security = "plain"

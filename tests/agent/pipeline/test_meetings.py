@@ -5,12 +5,17 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, select
 
+from agent.pipeline.batch import plan_batch
+from agent.pipeline.filters import Skip
+from agent.pipeline.meetings import plan_meeting
 from agent.pipeline.policy import Policy
 from agent.runtime.sync_pass import sync_connector
 from config import parse_settings
 from connectors.ical.files import IcsConnector
+from connectors.records import Address, Attendee, CalendarEvent
 from storage.db import session_factory
 from storage.models import (
     Contact,
@@ -247,3 +252,66 @@ def test_a_newer_revision_of_a_meeting_updates_it_and_a_stale_one_never_does(
     assert stored() == ("cancelled", 14)
     sync("d", planned)  # an attendee's stale copy arrives last
     assert stored() == ("cancelled", 14)
+
+
+def _occurrence(organizer: str | None, *attendees: tuple[str, bool]) -> CalendarEvent:
+    start = datetime(2026, 4, 7, 10, tzinfo=timezone.utc)
+    return CalendarEvent(
+        source_id="cal/slot/1",
+        calendar="primary",
+        owner="alice@northwind.example",
+        uid="slot@northwind.example",
+        original_start=start,
+        start=start,
+        end=start.replace(hour=11),
+        summary="Blocked",
+        organizer=Address(organizer) if organizer else None,
+        attendees=tuple(
+            Attendee(Address(email), "accepted", is_resource=resource)
+            for email, resource in attendees
+        ),
+    )
+
+
+def _meeting_policy(**agent: object) -> Policy:
+    settings = parse_settings(
+        {
+            "agent": {"internal_domains": ["northwind.example"], **agent},
+            "privacy": {"never_log": ["*@mybank.example"]},
+        },
+        None,
+    )
+    return Policy.from_settings(settings, "cal", "alice@northwind.example")
+
+
+@pytest.mark.parametrize("log_internal", [False, True])
+def test_a_meeting_without_organizer_or_attendees_is_skipped_as_no_participants(
+    log_internal: bool,
+) -> None:
+    outcome = plan_meeting(_occurrence(None), _meeting_policy(log_internal=log_internal))
+    assert isinstance(outcome, Skip) and outcome.reason == "no_participants"
+
+
+def test_a_meeting_whose_every_attendee_is_a_resource_is_skipped_as_no_participants() -> None:
+    event = _occurrence(
+        None, ("room1@northwind.example", True), ("projector@resources.example", True)
+    )
+    outcome = plan_meeting(event, _meeting_policy())
+    assert isinstance(outcome, Skip) and outcome.reason == "no_participants"
+    plan = plan_batch([event], _meeting_policy())
+    assert dict(plan.skipped) == {"no_participants": 1} and plan.logged == 0
+
+
+@pytest.mark.parametrize(
+    ("organizer", "attendees", "reason"),
+    [
+        ("alice@northwind.example", [("room1@northwind.example", True)], "internal_only"),
+        (None, [("s@mybank.example", False), ("room1@northwind.example", True)], "never_log"),
+        ("alice@northwind.example", [("s@mybank.example", False)], "never_log"),
+    ],
+)
+def test_a_meeting_with_participants_keeps_its_reason(
+    organizer: str | None, attendees: list[tuple[str, bool]], reason: str
+) -> None:
+    outcome = plan_meeting(_occurrence(organizer, *attendees), _meeting_policy())
+    assert isinstance(outcome, Skip) and outcome.reason == reason

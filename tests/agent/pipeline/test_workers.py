@@ -22,18 +22,15 @@ from sqlalchemy import Engine, select
 
 from agent.pipeline import workers
 from agent.pipeline.batch import plan_batch
-from agent.pipeline.policy import Policy
 from agent.pipeline.workers import Planner, processes_for
 from agent.runtime.sync_pass import sync_connector
-from config import parse_settings
 from connectors.errors import TransientError
 from connectors.memory import MemoryConnector
-from connectors.records import Batch, MailMessage
+from connectors.records import MailMessage
 from storage.db import make_engine, session_factory, upgrade
 from storage.models import Interaction, InteractionParticipant, Quarantine, SyncState
-from tests.support.paths import FIXTURES, REPO
-
-ME = "alice@northwind.example"
+from tests.support.corpus_mail import ME, batches, corpus_mail, corpus_policy
+from tests.support.paths import REPO
 
 BROKEN_SERIES_INVITATION = b"""\
 From: Ann Lee <ann@acme.example>
@@ -60,25 +57,6 @@ END:VCALENDAR
 """
 
 
-def corpus_mail() -> list[MailMessage]:
-    """Every .eml of the fixture corpora: replies, HTML, 8-bit, malformed, invitations."""
-    paths = sorted(FIXTURES.rglob("*.eml"))
-    assert len(paths) > 100
-    return [MailMessage(f"eml-{n}", ME, path.read_bytes()) for n, path in enumerate(paths)]
-
-
-def policy() -> Policy:
-    settings = parse_settings({"agent": {"internal_domains": ["northwind.example"]}}, None)
-    return Policy.from_settings(settings, "corpus", ME)
-
-
-def batches(items: list[Any], size: int) -> list[Batch]:
-    return [
-        Batch(items[start : start + size], {"position": start + size})
-        for start in range(0, len(items), size)
-    ]
-
-
 @pytest.fixture(autouse=True)
 def no_workers_left() -> Iterator[None]:
     yield
@@ -86,7 +64,7 @@ def no_workers_left() -> Iterator[None]:
 
 
 def test_workers_make_the_same_plans_in_the_same_order() -> None:
-    pol = policy()
+    pol = corpus_policy()
     work = batches(corpus_mail(), 20)
 
     with Planner(pol, 2, start_after=0) as planner:
@@ -100,7 +78,7 @@ def test_workers_make_the_same_plans_in_the_same_order() -> None:
 def test_a_pass_plans_itself_until_it_has_a_backlog() -> None:
     work = batches(corpus_mail(), 20)
 
-    with Planner(policy(), 2, start_after=50) as planner:
+    with Planner(corpus_policy(), 2, start_after=50) as planner:
         planned = list(planner.plans(work))
 
     assert len(planned) == len(work)
@@ -111,7 +89,7 @@ def test_a_pass_plans_itself_until_it_has_a_backlog() -> None:
 def test_a_small_pass_starts_no_process() -> None:
     work = batches(corpus_mail()[:30], 10)
 
-    with Planner(policy(), 2) as planner:
+    with Planner(corpus_policy(), 2) as planner:
         for _ in planner.plans(work):
             assert multiprocessing.active_children() == []
 
@@ -119,7 +97,7 @@ def test_a_small_pass_starts_no_process() -> None:
 
 
 def test_leaving_a_pass_early_stops_the_workers() -> None:
-    with Planner(policy(), 2, start_after=0) as planner:
+    with Planner(corpus_policy(), 2, start_after=0) as planner:
         for _batch, plan in planner.plans(batches(corpus_mail(), 10)):
             assert plan.write.interactions or plan.skipped or plan.write.quarantined
             break
@@ -133,7 +111,7 @@ def test_a_worker_log_record_goes_through_this_process_handlers(
     invitation = MailMessage("invite", ME, BROKEN_SERIES_INVITATION.replace(b"\n", b"\r\n"))
     work = batches([*corpus_mail()[:10], invitation], 5)
 
-    with caplog.at_level(logging.WARNING), Planner(policy(), 1, start_after=0) as planner:
+    with caplog.at_level(logging.WARNING), Planner(corpus_policy(), 1, start_after=0) as planner:
         list(planner.plans(work))
 
     assert planner.planned_by_workers == 11
@@ -153,7 +131,7 @@ def test_a_sync_planned_by_workers_writes_what_one_process_writes(
         result = sync_connector(
             session_factory(engine),
             MemoryConnector("corpus", corpus_mail(), batch_size=15),
-            policy(),
+            corpus_policy(),
             kind="imap",
             processes=processes,
         )
@@ -203,10 +181,10 @@ def test_processes_for_the_setting(
 KILLED_PARENT = """
 import multiprocessing, sys, time
 from agent.pipeline.workers import Planner
-from tests.agent.pipeline.test_workers import batches, corpus_mail, policy
+from tests.support.corpus_mail import batches, corpus_mail, corpus_policy
 
 if __name__ == "__main__":
-    planner = Planner(policy(), 2, start_after=0)
+    planner = Planner(corpus_policy(), 2, start_after=0)
     for _ in planner.plans(batches(corpus_mail()[:40], 10)):
         pass
     print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
@@ -256,7 +234,9 @@ def test_a_source_failing_mid_pass_keeps_what_it_delivered_before(
         "corpus", corpus_mail(), batch_size=10, fail_at={60: TransientError("503")}
     )
 
-    result = sync_connector(session_factory(engine), connector, policy(), kind="imap", processes=2)
+    result = sync_connector(
+        session_factory(engine), connector, corpus_policy(), kind="imap", processes=2
+    )
 
     assert result.status == "failing" and result.items == 60
     with session_factory(engine)() as session:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from agent.runtime.health import connector_status, derive_state, fix_for
+from agent.runtime.health import connector_health, connector_status, derive_state, fix_for
 from config import Settings
 from config.schema import (
     AgentConfig,
@@ -20,6 +20,7 @@ from config.schema import (
 )
 from storage.db import session_factory
 from storage.models import SyncState
+from storage.sync_state import ConnectorHealth
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
 MINUTE = timedelta(minutes=1)
@@ -172,3 +173,74 @@ def test_status_rows_name_configured_and_removed_connectors(sqlite_engine: Engin
     )
     assert rows["old"]["state"] == "removed"
     assert rows["old"]["fix"] == "no longer in the config; the mail it logged stays"
+
+
+STATUS_KEYS = [
+    "connector",
+    "kind",
+    "state",
+    "last_success",
+    "lag",
+    "items",
+    "skipped",
+    "limited",
+    "quarantined",
+    "last_error",
+    "fix",
+    "lease_owner",
+    "lease_expires_at",
+    "needs_auth",
+    "failures",
+    "consecutive_failures",
+    "quota_units_last_run",
+    "counters",
+]
+"""The keys of ``status --json``, which scripts read."""
+
+
+def test_health_records_are_typed_and_print_as_the_same_rows(sqlite_engine: Engine) -> None:
+    sessions = session_factory(sqlite_engine)
+    counters = {
+        "items": 12,
+        "logged": 9,
+        "quarantined": 1,
+        "skipped": {"automated_bulk": 2},
+        "last_run": {"items": 3, "logged": 2, "seconds": 0.5, "quota_units": {"a": 4, "b": 1}},
+        "shipped_by_a_newer_version": [1, 2],
+    }
+    with sessions.begin() as session:
+        session.add(
+            SyncState(
+                connector="c",
+                status="needs_auth",
+                last_success_at=NOW - 2 * MINUTE,
+                counters=counters,
+                **HELD,
+            )
+        )
+    settings = Settings(agent=AgentConfig(interval="5m"), connectors=[_mbox()])  # type: ignore[arg-type]
+    with sessions() as session:
+        (health,) = connector_health(settings, session, NOW)
+        (row,) = connector_status(settings, session, NOW)
+
+    assert (health.state, health.needs_auth, health.lag) == ("needs_auth", True, 2 * MINUTE)
+    assert (health.items, health.logged, health.quarantined) == (12, 9, 1)
+    assert (health.skipped, health.limited) == ({"automated_bulk": 2}, {})
+    assert (health.quota_units, health.quota_units_last_run) == ({"a": 4, "b": 1}, 5)
+    assert health.lease_owner == HELD["lease_owner"]
+    assert list(row) == STATUS_KEYS
+    assert row == health.as_row()
+    assert row["counters"]["shipped_by_a_newer_version"] == [1, 2]
+    assert row["counters"]["last_run"]["quota_units"] == {"a": 4, "b": 1}
+
+
+def test_a_connector_without_a_row_has_counted_nothing() -> None:
+    health = ConnectorHealth("c", "mbox", "never_synced")
+    row = health.as_row()
+    assert list(row) == STATUS_KEYS
+    assert (row["items"], row["skipped"], row["failures"], row["quota_units_last_run"]) == (
+        0,
+        {},
+        0,
+        None,
+    )

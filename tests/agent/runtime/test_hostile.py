@@ -15,11 +15,10 @@ import filecmp
 import json
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from config.limits import DEFAULT, MAX_ID_CHARS, MAX_NAME_CHARS, MAX_PARTICIPANTS
@@ -33,7 +32,7 @@ from storage.models import (
     SyncState,
 )
 from tests.support.cli import run_cli, run_measured, start_cli
-from tests.support.dovecot import DovecotServer, ImapUser, running_dovecot
+from tests.support.dovecot import DovecotServer, ImapUser
 from tests.support.hostile_corpus import BOB, CAROL, HOSTILE, OWNER, build
 from tests.support.mailbuilder import write_mbox
 
@@ -41,7 +40,6 @@ MEMORY_CAP_MIB = 300
 """A first sync of the whole corpus peaks near 130 MiB; the cap leaves room, not leaks."""
 
 MAIL = sorted((HOSTILE / "mail").glob("*.eml"))
-ALICE = ImapUser(OWNER, "alice-secret")
 Outcome = dict[str, Any]
 
 
@@ -53,13 +51,6 @@ def test_the_committed_corpus_is_what_its_script_builds(tmp_path: Path) -> None:
         assert filecmp.cmp(path, HOSTILE / path.relative_to(tmp_path), shallow=False), path
 
 
-@pytest.fixture(scope="module")
-def dovecot() -> Iterator[DovecotServer]:
-    with running_dovecot(users=[ALICE]) as server:
-        server.append(ALICE, "INBOX", [path.read_bytes() for path in MAIL])
-        yield server
-
-
 def _mbox_connector(folder: Path) -> str:
     mbox = write_mbox(folder / "hostile.mbox", [path.read_bytes() for path in MAIL])
     return f'kind = "mbox"\npath = "{mbox}"\n'
@@ -69,11 +60,11 @@ def _ics_connector(_folder: Path) -> str:
     return f'kind = "ics"\npath = "{HOSTILE / "calendars"}"\n'
 
 
-def _imap_connector(server: DovecotServer) -> Callable[[Path], str]:
+def _imap_connector(server: DovecotServer, user: ImapUser) -> Callable[[Path], str]:
     def table(_folder: Path) -> str:
         return (
             f'kind = "imap"\nhost = "{server.host}"\nport = {server.port}\n'
-            f'security = "plain"\npassword = "{ALICE.password}"\n'
+            f'security = "plain"\nusername = "{user.login}"\npassword = "{user.password}"\n'
         )
 
     return table
@@ -215,9 +206,10 @@ def test_hostile_mail_from_an_mbox(tmp_path: Path, sqlite_url: str, pg_url: str)
 
 
 def test_hostile_mail_over_imap(
-    tmp_path: Path, sqlite_url: str, pg_url: str, dovecot: DovecotServer
+    tmp_path: Path, sqlite_url: str, pg_url: str, dovecot: DovecotServer, imap_user: ImapUser
 ) -> None:
-    outcome = _sync_both(tmp_path, sqlite_url, pg_url, _imap_connector(dovecot))
+    dovecot.append(imap_user, "INBOX", [path.read_bytes() for path in MAIL])
+    outcome = _sync_both(tmp_path, sqlite_url, pg_url, _imap_connector(dovecot, imap_user))
     _assert_mail_cases(outcome)
     # IMAP reads headers and the first text part: the invitations arrive without calendars.
     assert not any(row[0] == "meeting" for row in outcome["interactions"])

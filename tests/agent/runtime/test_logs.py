@@ -25,7 +25,9 @@ from connectors.google.auth import gmail_scopes, service_account_credentials, us
 from connectors.google.gmail import GmailConnector
 from connectors.records import MailMessage
 from storage.db import make_engine, session_factory, upgrade
-from tests.support.fake_google import FakeGoogle, make_email, write_service_account_key
+from tests.support.fake_google.mailbox import make_email
+from tests.support.fake_google.oauth import write_service_account_key
+from tests.support.fake_google.server import FakeGoogle
 
 SA_EMAIL = "crm-sync@test-project.iam.gserviceaccount.com"
 GMAIL_ACCOUNT = "gina.gmail@northwind.example"
@@ -152,7 +154,7 @@ def _demo_secrets(data: Path) -> tuple[set[str], set[str]]:
 
 @pytest.mark.parametrize("level", [logging.DEBUG, logging.INFO], ids=["debug", "info"])
 def test_a_whole_sync_logs_no_body_token_or_full_address(
-    tmp_path: Path, level: int, private_key: rsa.RSAPrivateKey
+    tmp_path: Path, level: int, private_key: rsa.RSAPrivateKey, fake_google: FakeGoogle
 ) -> None:
     stream = io.StringIO()
     logs.configure(json=True, level=level, stream=stream)
@@ -165,39 +167,41 @@ def test_a_whole_sync_logs_no_body_token_or_full_address(
         policy = Policy.from_settings(settings, config.name, mailbox_of(config))
         sync_connector(sessions, connector, policy, kind=config.kind)
 
-    with FakeGoogle(seed=5) as fake:
-        box = fake.add_mailbox(GMAIL_ACCOUNT)
-        box.add_message(
-            make_email(subject="Globex", to=GMAIL_ACCOUNT, body=SECRET_BODY), labels=("INBOX",)
-        )
-        record = {
-            "refresh_token": fake.issue_refresh_token(GMAIL_ACCOUNT, gmail_scopes("readonly")),
-            "client_id": "test-client",
-            "client_secret": "test-secret",
-            "token_uri": fake.token_uri,
-        }
-        user = GmailConnector(
-            "gina-gmail",
-            GMAIL_ACCOUNT,
-            user_credentials(record, gmail_scopes("readonly")),
-            mode="readonly",
-            api_endpoint=fake.url,
-        )
-        policy = Policy.from_settings(settings, "gina-gmail", GMAIL_ACCOUNT)
-        assert sync_connector(sessions, user, policy, kind="gmail").logged == 1
-        key = write_service_account_key(
-            tmp_path / "sa.json", token_uri=fake.token_uri, client_email=SA_EMAIL, key=private_key
-        )
-        fake.add_service_account(SA_EMAIL, key.public_key, gmail_scopes("metadata"))
-        outsider = GmailConnector(
-            "nobody-gmail",
-            "nobody@northwind.example",
-            service_account_credentials(key.path, gmail_scopes("metadata"), "nobody@x.example"),
-            api_endpoint=fake.url,
-        )
-        failed = sync_connector(sessions, outsider, policy, kind="gmail")
-        assert failed.status == "needs_auth"
-        tokens = {record["refresh_token"], *fake._access_tokens}
+    box = fake_google.add_mailbox(GMAIL_ACCOUNT)
+    box.add_message(
+        make_email(subject="Globex", to=GMAIL_ACCOUNT, body=SECRET_BODY), labels=("INBOX",)
+    )
+    record = {
+        "refresh_token": fake_google.issue_refresh_token(GMAIL_ACCOUNT, gmail_scopes("readonly")),
+        "client_id": "test-client",
+        "client_secret": "test-secret",
+        "token_uri": fake_google.token_uri,
+    }
+    user = GmailConnector(
+        "gina-gmail",
+        GMAIL_ACCOUNT,
+        user_credentials(record, gmail_scopes("readonly")),
+        mode="readonly",
+        api_endpoint=fake_google.url,
+    )
+    policy = Policy.from_settings(settings, "gina-gmail", GMAIL_ACCOUNT)
+    assert sync_connector(sessions, user, policy, kind="gmail").logged == 1
+    key = write_service_account_key(
+        tmp_path / "sa.json",
+        token_uri=fake_google.token_uri,
+        client_email=SA_EMAIL,
+        key=private_key,
+    )
+    fake_google.add_service_account(SA_EMAIL, key.public_key, gmail_scopes("metadata"))
+    outsider = GmailConnector(
+        "nobody-gmail",
+        "nobody@northwind.example",
+        service_account_credentials(key.path, gmail_scopes("metadata"), "nobody@x.example"),
+        api_endpoint=fake_google.url,
+    )
+    failed = sync_connector(sessions, outsider, policy, kind="gmail")
+    assert failed.status == "needs_auth"
+    tokens = {record["refresh_token"], *fake_google._access_tokens}
     engine.dispose()
 
     entries = [json.loads(line) for line in stream.getvalue().splitlines()]

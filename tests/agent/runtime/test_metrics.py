@@ -18,6 +18,7 @@ from config import parse_settings
 from connectors.mbox import MboxConnector
 from storage.db import make_engine, session_factory
 from storage.models import SyncState
+from storage.sync_state import ConnectorHealth, Counters, LastRun, Verification
 from tests.support.mailbuilder import message, write_mbox
 
 ME = "alice@northwind.example"
@@ -131,11 +132,39 @@ def test_a_database_that_does_not_answer_is_reported_not_raised(tmp_path: Path) 
 
 
 def test_every_state_has_a_series_and_unknown_states_are_kept() -> None:
-    row = {"connector": "c", "state": "warming_up", "lag": timedelta(seconds=5)}
+    row = ConnectorHealth("c", "mbox", "warming_up", lag=timedelta(seconds=5))
     (state,) = [f for f in families([row]) if f.name == "crm_sync_connector_state"]
     current = {s.labels["state"]: s.value for s in state.samples}
     assert set(current) == {*STATES, "warming_up"}
     assert [name for name, v in current.items() if v == 1] == ["warming_up"]
+
+
+def test_families_read_the_typed_counters() -> None:
+    checked = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
+    counters = Counters(
+        items=9,
+        logged=4,
+        skipped={"automated_bulk": 2},
+        last_run=LastRun(quota_units={"users.messages.get": 5}),
+        verify=Verification(checked_at=checked, unexplained=1),
+    )
+    found = {
+        family.name: {tuple(sorted(s.labels.items())): s.value for s in family.samples}
+        for family in families([ConnectorHealth("c", "gmail", "ok", counters=counters)])
+    }
+    assert found["crm_sync_connector_items"] == {(("connector", "c"),): 9}
+    assert found["crm_sync_connector_logged"] == {(("connector", "c"),): 4}
+    assert found["crm_sync_connector_skipped"] == {
+        (("connector", "c"), ("reason", "automated_bulk")): 2
+    }
+    assert found["crm_sync_connector_quota_units_last_run"] == {
+        (("connector", "c"), ("method", "users.messages.get")): 5
+    }
+    assert found["crm_sync_connector_verify_unexplained"] == {(("connector", "c"),): 1}
+    assert found["crm_sync_connector_verify_timestamp_seconds"] == {
+        (("connector", "c"),): checked.timestamp()
+    }
+    assert found["crm_sync_connector_lag_seconds"] == {}
 
 
 def _now() -> datetime:

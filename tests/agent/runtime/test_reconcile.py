@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -24,10 +23,10 @@ from connectors.records import Item, MailMessage, Unreadable
 from storage.db import make_engine, session_factory
 from storage.models import InteractionSource, Quarantine, SyncState
 from tests.support.cli import run_cli
-from tests.support.dovecot import DovecotServer, DovecotUnavailable, ImapUser, running_dovecot
-from tests.support.fake_google import FakeGoogle, make_email
+from tests.support.dovecot import DovecotServer, ImapUser
+from tests.support.fake_google.mailbox import make_email
+from tests.support.fake_google.server import FakeGoogle
 from tests.support.mailbuilder import message, write_mbox
-from tests.support.servers import need_server
 
 ME = "alice@northwind.example"
 SETTINGS = parse_settings({"agent": {"internal_domains": ["northwind.example"]}}, None)
@@ -227,75 +226,74 @@ def test_cli_exit_status_tells_a_loss(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------- Gmail, fake server
 
 
-def test_verify_gmail_over_the_fake_server(sqlite_engine: Engine) -> None:
+def test_verify_gmail_over_the_fake_server(sqlite_engine: Engine, fake_google: FakeGoogle) -> None:
     sessions = session_factory(sqlite_engine)
-    with FakeGoogle(seed=2) as fake:
-        box = fake.add_mailbox(ME)
-        for n in range(6):
-            box.add_message(_mail(n), labels=("INBOX",))
-        box.add_message(NEWSLETTER, labels=("INBOX",))
-        box.add_message(_mail(7), labels=("SPAM",))
-        record = {
-            "refresh_token": fake.issue_refresh_token(ME, gmail_scopes("metadata")),
-            "client_id": "test-client",
-            "client_secret": "test-secret",
-            "token_uri": fake.token_uri,
-        }
-        connector = GmailConnector(
-            "alice-gmail", ME, user_credentials(record), api_endpoint=fake.url, sleep=lambda _: None
-        )
-        policy = Policy.from_settings(SETTINGS, "alice-gmail", ME)
-        assert sync_connector(sessions, connector, policy, kind="gmail").logged == 6
+    box = fake_google.add_mailbox(ME)
+    for n in range(6):
+        box.add_message(_mail(n), labels=("INBOX",))
+    box.add_message(NEWSLETTER, labels=("INBOX",))
+    box.add_message(_mail(7), labels=("SPAM",))
+    record = {
+        "refresh_token": fake_google.issue_refresh_token(ME, gmail_scopes("metadata")),
+        "client_id": "test-client",
+        "client_secret": "test-secret",
+        "token_uri": fake_google.token_uri,
+    }
+    connector = GmailConnector(
+        "alice-gmail",
+        ME,
+        user_credentials(record),
+        api_endpoint=fake_google.url,
+        sleep=lambda _: None,
+    )
+    policy = Policy.from_settings(SETTINGS, "alice-gmail", ME)
+    assert sync_connector(sessions, connector, policy, kind="gmail").logged == 6
 
-        clean = verify_connector(sessions, connector, policy)
-        assert (clean.held, clean.logged, clean.unexplained) == (7, 6, 0)
-        assert [m.reason for m in clean.missing] == ["automated_list"]
+    clean = verify_connector(sessions, connector, policy)
+    assert (clean.held, clean.logged, clean.unexplained) == (7, 6, 0)
+    assert [m.reason for m in clean.missing] == ["automated_list"]
 
-        box.add_message(
-            make_email(subject="just now", to=ME, date=datetime.now(timezone.utc)),
-            internal_date=datetime.now(timezone.utc),
-        )
-        with sessions() as session, session.begin():
-            session.execute(delete(InteractionSource).where(InteractionSource.id == 1))
-        report = verify_connector(sessions, connector, policy)
-        assert sorted(m.outcome for m in report.missing) == [
-            "pending",
-            "skipped",
-            "would_log",
-        ]
-        assert report.unexplained == 1
-        assert not [c for c in fake.api_calls("users.messages.get") if c.format in ("full", "raw")]
+    box.add_message(
+        make_email(subject="just now", to=ME, date=datetime.now(timezone.utc)),
+        internal_date=datetime.now(timezone.utc),
+    )
+    with sessions() as session, session.begin():
+        session.execute(delete(InteractionSource).where(InteractionSource.id == 1))
+    report = verify_connector(sessions, connector, policy)
+    assert sorted(m.outcome for m in report.missing) == [
+        "pending",
+        "skipped",
+        "would_log",
+    ]
+    assert report.unexplained == 1
+    assert not [
+        c for c in fake_google.api_calls("users.messages.get") if c.format in ("full", "raw")
+    ]
 
 
 # ------------------------------------------------------------------------------- IMAP, Dovecot
 
-IMAP_USER = ImapUser("verify@example.com", "verify-secret")
 
-
-@pytest.fixture(scope="module")
-def dovecot() -> Iterator[DovecotServer]:
-    try:
-        with running_dovecot((IMAP_USER,)) as server:
-            yield server
-    except DovecotUnavailable as exc:
-        need_server(str(exc))
-
-
-def test_verify_imap_against_dovecot(sqlite_engine: Engine, dovecot: DovecotServer) -> None:
-    dovecot.append(IMAP_USER, "INBOX", [*MAILS[:4], NEWSLETTER])
+def test_verify_imap_against_dovecot(
+    sqlite_engine: Engine, dovecot: DovecotServer, imap_user: ImapUser
+) -> None:
+    dovecot.append(imap_user, "INBOX", [*MAILS[:4], NEWSLETTER])
     connector = ImapConnector(
         "verify-imap",
         host=dovecot.host,
         port=dovecot.port,
-        username=IMAP_USER.login,
-        password=IMAP_USER.password,
+        username=imap_user.login,
+        password=imap_user.password,
         security="plain",
     )
-    assert connector.folder_counts() == {"INBOX": 5, "Sent": 0}
+    assert {size.scope: size.count for size in connector.first_sync_size()} == {
+        "INBOX": 5,
+        "Sent": 0,
+    }
     sessions = session_factory(sqlite_engine)
-    policy = Policy.from_settings(SETTINGS, "verify-imap", IMAP_USER.address)
+    policy = Policy.from_settings(SETTINGS, "verify-imap", imap_user.address)
     sync_connector(sessions, connector, policy, kind="imap")
-    dovecot.append(IMAP_USER, "INBOX", [_mail(99)])
+    dovecot.append(imap_user, "INBOX", [_mail(99)])
 
     report = verify_connector(sessions, connector, policy)
 
@@ -307,35 +305,36 @@ def test_verify_imap_against_dovecot(sqlite_engine: Engine, dovecot: DovecotServ
     assert [m.outcome for m in lost.missing if not m.explained] == ["would_log"]
 
 
-def test_gmail_inventory_in_metadata_mode_stops_at_the_window(sqlite_engine: Engine) -> None:
+def test_gmail_inventory_in_metadata_mode_stops_at_the_window(
+    sqlite_engine: Engine, fake_google: FakeGoogle
+) -> None:
     since = datetime(2026, 1, 1, tzinfo=timezone.utc)
     sessions = session_factory(sqlite_engine)
-    with FakeGoogle(seed=4) as fake:
-        box = fake.add_mailbox(ME)
-        for n in range(12):
-            when = since + timedelta(days=10 - n * 3)
-            box.add_message(_mail(n, date=when), labels=("INBOX",), internal_date=when)
-        record = {
-            "refresh_token": fake.issue_refresh_token(ME, gmail_scopes("metadata")),
-            "client_id": "test-client",
-            "client_secret": "test-secret",
-            "token_uri": fake.token_uri,
-        }
-        connector = GmailConnector(
-            "alice-gmail",
-            ME,
-            user_credentials(record),
-            labels=("INBOX",),
-            since=since,
-            api_endpoint=fake.url,
-            page_size=2,
-            sleep=lambda _: None,
-        )
-        policy = Policy.from_settings(SETTINGS, "alice-gmail", ME)
-        assert sync_connector(sessions, connector, policy, kind="gmail").logged == 4
+    box = fake_google.add_mailbox(ME)
+    for n in range(12):
+        when = since + timedelta(days=10 - n * 3)
+        box.add_message(_mail(n, date=when), labels=("INBOX",), internal_date=when)
+    record = {
+        "refresh_token": fake_google.issue_refresh_token(ME, gmail_scopes("metadata")),
+        "client_id": "test-client",
+        "client_secret": "test-secret",
+        "token_uri": fake_google.token_uri,
+    }
+    connector = GmailConnector(
+        "alice-gmail",
+        ME,
+        user_credentials(record),
+        labels=("INBOX",),
+        since=since,
+        api_endpoint=fake_google.url,
+        page_size=2,
+        sleep=lambda _: None,
+    )
+    policy = Policy.from_settings(SETTINGS, "alice-gmail", ME)
+    assert sync_connector(sessions, connector, policy, kind="gmail").logged == 4
 
-        report = verify_connector(sessions, connector, policy)
+    report = verify_connector(sessions, connector, policy)
 
-        assert report.logged == 4 and report.unexplained == 0
-        assert [m.outcome for m in report.missing] == ["outside_window"] * 2
-        assert report.held == 6
+    assert report.logged == 4 and report.unexplained == 0
+    assert [m.outcome for m in report.missing] == ["outside_window"] * 2
+    assert report.held == 6

@@ -17,7 +17,9 @@ import pytest
 from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from agent.runtime.scheduler import Agent, RunRecord, Timing, backoff_delay, jitter_of
+from agent.runtime.runs import RunRecord
+from agent.runtime.scheduler import Agent
+from agent.runtime.timing import Timing, backoff_delay, jitter_of
 from config import Settings
 from config.schema import AgentConfig, ConnectorConfig, ImapConnector, MboxConnector
 from connectors.errors import AuthError, ConnectorError, TransientError

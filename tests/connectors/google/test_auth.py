@@ -9,7 +9,6 @@ import sys
 import threading
 import urllib.request
 import webbrowser
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,9 @@ from connectors.google.auth import (
     user_credentials,
 )
 from connectors.google.gmail import GmailConnector
-from tests.support.fake_google import FakeGoogle, Mailbox, make_email, write_service_account_key
+from tests.support.fake_google.mailbox import Mailbox, make_email
+from tests.support.fake_google.oauth import write_service_account_key
+from tests.support.fake_google.server import FakeGoogle
 
 ACCOUNT = "alice@example.com"
 SA_EMAIL = "crm-sync@test-project.iam.gserviceaccount.com"
@@ -49,24 +50,21 @@ def private_key() -> rsa.RSAPrivateKey:
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeGoogle]:
-    with FakeGoogle(seed=3) as server:
-        yield server
-
-
-@pytest.fixture
-def mailbox(fake: FakeGoogle) -> Mailbox:
-    box = fake.add_mailbox(ACCOUNT)
+def mailbox(fake_google: FakeGoogle) -> Mailbox:
+    box = fake_google.add_mailbox(ACCOUNT)
     box.add_message(make_email(subject="hello"))
     return box
 
 
 @pytest.fixture
-def key_file(fake: FakeGoogle, tmp_path: Path, private_key: rsa.RSAPrivateKey) -> Path:
+def key_file(fake_google: FakeGoogle, tmp_path: Path, private_key: rsa.RSAPrivateKey) -> Path:
     key = write_service_account_key(
-        tmp_path / "sa.json", token_uri=fake.token_uri, client_email=SA_EMAIL, key=private_key
+        tmp_path / "sa.json",
+        token_uri=fake_google.token_uri,
+        client_email=SA_EMAIL,
+        key=private_key,
     )
-    fake.add_service_account(SA_EMAIL, key.public_key, [GMAIL_METADATA_SCOPE])
+    fake_google.add_service_account(SA_EMAIL, key.public_key, [GMAIL_METADATA_SCOPE])
     return key.path
 
 
@@ -92,16 +90,16 @@ def test_unknown_mode_is_refused() -> None:
 
 
 def test_service_account_syncs_through_a_jwt_grant(
-    fake: FakeGoogle, mailbox: Mailbox, key_file: Path
+    fake_google: FakeGoogle, mailbox: Mailbox, key_file: Path
 ) -> None:
     credentials = service_account_credentials(key_file, gmail_scopes("metadata"), ACCOUNT)
     connector = GmailConnector(
-        "alice-gmail", ACCOUNT, credentials, api_endpoint=fake.url, sleep=no_sleep
+        "alice-gmail", ACCOUNT, credentials, api_endpoint=fake_google.url, sleep=no_sleep
     )
     items = [item for batch in connector.fetch(None) for item in batch.items]
     assert len(items) == 1
-    assert fake.log[0].api_method == "oauth2.token" and fake.log[0].status == 200
-    assert {c.account for c in fake.api_calls()} == {ACCOUNT}
+    assert fake_google.log[0].api_method == "oauth2.token" and fake_google.log[0].status == 200
+    assert {c.account for c in fake_google.api_calls()} == {ACCOUNT}
 
 
 @pytest.mark.parametrize(
@@ -113,7 +111,7 @@ def test_service_account_syncs_through_a_jwt_grant(
     ids=["unknown-mailbox", "scope-not-delegated"],
 )
 def test_service_account_refusals_are_auth_errors(
-    fake: FakeGoogle,
+    fake_google: FakeGoogle,
     mailbox: Mailbox,
     key_file: Path,
     subject: str,
@@ -123,7 +121,7 @@ def test_service_account_refusals_are_auth_errors(
     credentials = service_account_credentials(key_file, scopes, subject)
     mode: Any = "readonly" if GMAIL_READONLY_SCOPE in scopes else "metadata"
     connector = GmailConnector(
-        "alice-gmail", subject, credentials, mode=mode, api_endpoint=fake.url, sleep=no_sleep
+        "alice-gmail", subject, credentials, mode=mode, api_endpoint=fake_google.url, sleep=no_sleep
     )
     with pytest.raises(AuthError, match=message) as raised:
         list(connector.fetch(None))
@@ -142,9 +140,9 @@ def test_unreadable_key_file_is_an_auth_error(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- user tokens
 
 
-def stored_record(fake: FakeGoogle, **extra: Any) -> dict[str, Any]:
+def stored_record(fake_google: FakeGoogle, **extra: Any) -> dict[str, Any]:
     return {
-        "refresh_token": fake.issue_refresh_token(ACCOUNT, [GMAIL_METADATA_SCOPE]),
+        "refresh_token": fake_google.issue_refresh_token(ACCOUNT, [GMAIL_METADATA_SCOPE]),
         "client_id": "test-client",
         "client_secret": "test-secret",
         "scopes": [GMAIL_METADATA_SCOPE],
@@ -152,12 +150,14 @@ def stored_record(fake: FakeGoogle, **extra: Any) -> dict[str, Any]:
     }
 
 
-def test_user_credentials_honour_the_token_endpoint(fake: FakeGoogle, mailbox: Mailbox) -> None:
-    record = stored_record(fake, token_uri=fake.token_uri)
+def test_user_credentials_honour_the_token_endpoint(
+    fake_google: FakeGoogle, mailbox: Mailbox
+) -> None:
+    record = stored_record(fake_google, token_uri=fake_google.token_uri)
     google_way = Credentials.from_authorized_user_info(record)  # type: ignore[no-untyped-call]
     assert google_way.token_uri == GOOGLE_TOKEN_URI
     credentials = user_credentials(record)
-    assert credentials.token_uri == fake.token_uri
+    assert credentials.token_uri == fake_google.token_uri
     refresh_now(credentials, http_request(), connector_name="alice-gmail")
     assert credentials.valid
     assert user_credentials(record, token_uri="http://elsewhere/token").token_uri == (
@@ -168,14 +168,14 @@ def test_user_credentials_honour_the_token_endpoint(fake: FakeGoogle, mailbox: M
     )
 
 
-def test_stored_record_round_trips(fake: FakeGoogle, mailbox: Mailbox) -> None:
-    credentials = user_credentials(stored_record(fake, token_uri=fake.token_uri))
+def test_stored_record_round_trips(fake_google: FakeGoogle, mailbox: Mailbox) -> None:
+    credentials = user_credentials(stored_record(fake_google, token_uri=fake_google.token_uri))
     refresh_now(credentials, http_request(), connector_name="alice-gmail")
     record = authorized_user_info(credentials)
     again = user_credentials(record)
     assert again.token == credentials.token
     assert again.expiry == credentials.expiry
-    assert again.valid and again.token_uri == fake.token_uri
+    assert again.valid and again.token_uri == fake_google.token_uri
     assert again.scopes == [GMAIL_METADATA_SCOPE]
 
 
@@ -188,9 +188,9 @@ def test_incomplete_record_is_an_auth_error(missing: str) -> None:
     assert "crm-sync connectors auth" in raised.value.hint
 
 
-def test_revoked_grant_refresh_is_an_auth_error(fake: FakeGoogle, mailbox: Mailbox) -> None:
-    record = stored_record(fake, token_uri=fake.token_uri)
-    fake.revoke(record["refresh_token"])
+def test_revoked_grant_refresh_is_an_auth_error(fake_google: FakeGoogle, mailbox: Mailbox) -> None:
+    record = stored_record(fake_google, token_uri=fake_google.token_uri)
+    fake_google.revoke(record["refresh_token"])
     with pytest.raises(AuthError, match="invalid_grant") as raised:
         refresh_now(user_credentials(record), http_request(), connector_name="bob-gmail")
     assert raised.value.hint == "run `crm-sync connectors auth bob-gmail` to grant access again"
@@ -241,7 +241,9 @@ class _UrlWatcher(io.StringIO):
 
 
 @pytest.fixture
-def client_secrets(fake: FakeGoogle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def client_secrets(
+    fake_google: FakeGoogle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
     for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
@@ -252,20 +254,20 @@ def client_secrets(fake: FakeGoogle, tmp_path: Path, monkeypatch: pytest.MonkeyP
                 "installed": {
                     "client_id": "test-client",
                     "client_secret": "test-secret",
-                    "auth_uri": fake.url + "/o/oauth2/auth",
-                    "token_uri": fake.token_uri,
+                    "auth_uri": fake_google.url + "/o/oauth2/auth",
+                    "token_uri": fake_google.token_uri,
                     "redirect_uris": ["http://127.0.0.1"],
                 }
             }
         )
     )
-    fake.consent_account = ACCOUNT
+    fake_google.consent_account = ACCOUNT
     return path
 
 
 @pytest.mark.parametrize("open_browser", [True, False], ids=["browser", "printed-url"])
 def test_oauth_flow_stores_a_usable_grant(
-    fake: FakeGoogle,
+    fake_google: FakeGoogle,
     mailbox: Mailbox,
     client_secrets: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -285,14 +287,18 @@ def test_oauth_flow_stores_a_usable_grant(
 
     assert bool(browser.visited) is open_browser
     assert record["refresh_token"].startswith("1//fake-")
-    assert record["token_uri"] == fake.token_uri
+    assert record["token_uri"] == fake_google.token_uri
     assert record["scopes"] == [GMAIL_METADATA_SCOPE]
-    consent = fake.log[0]
+    consent = fake_google.log[0]
     assert consent.api_method == "oauth2.auth"
     assert consent.param("code_challenge_method") == "S256"
     assert consent.param("access_type") == "offline" and consent.param("prompt") == "consent"
 
     connector = GmailConnector(
-        "alice-gmail", ACCOUNT, user_credentials(record), api_endpoint=fake.url, sleep=no_sleep
+        "alice-gmail",
+        ACCOUNT,
+        user_credentials(record),
+        api_endpoint=fake_google.url,
+        sleep=no_sleep,
     )
     assert len([i for b in connector.fetch(None) for i in b.items]) == 1

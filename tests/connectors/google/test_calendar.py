@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,33 +15,27 @@ import pytest
 from agent.runtime.registry import build_connector
 from config import parse_settings
 from connectors.errors import AuthError, ConnectorError, CursorInvalid
-from connectors.google.auth import CALENDAR_READONLY_SCOPE, GMAIL_READONLY_SCOPE, user_credentials
-from connectors.google.calendar import (
-    ALL_OWNED,
-    GoogleCalendarConnector,
-    SeriesState,
-    merge,
-    parse_cursor,
-    pending_span,
-    select_calendars,
-)
+from connectors.google.auth import CALENDAR_READONLY_SCOPE, GMAIL_READONLY_SCOPE
+from connectors.google.calendar import ALL_OWNED, GoogleCalendarConnector, select_calendars
+from connectors.google.calendar_cursor import SeriesState, merge, parse_cursor, pending_span
 from connectors.google.errors import RetryPolicy
-from connectors.records import Address, CalendarEvent, Cursor, Item, Unreadable
-from tests.support.contract import ConnectorContract, Source
-from tests.support.fake_google import (
-    FakeCalendar,
-    FakeGoogle,
-    FaultPlan,
-    attendee,
-    event_time,
-    write_service_account_key,
+from connectors.records import Address, CalendarEvent, Cursor, Unreadable
+from tests.support.fake_google.calendar import FakeCalendar, attendee, event_time
+from tests.support.fake_google.oauth import write_service_account_key
+from tests.support.fake_google.server import FakeGoogle, FaultPlan
+from tests.support.google_connectors import (
+    ALICE,
+    NOW,
+    SINCE,
+    ZONE,
+    CalendarRun,
+    calendar_connector,
+    meeting,
+    sync_calendar,
+    weekly,
 )
 
-ALICE = "alice@example.com"
 TEAM = "team@group.calendar.google.com"
-ZONE = "America/New_York"
-NOW = datetime(2026, 3, 2, 12, tzinfo=UTC)
-SINCE = datetime(2026, 1, 1, tzinfo=UTC)
 GENEROUS = RetryPolicy(max_retries=10_000, max_seconds=1e9)
 
 
@@ -51,111 +43,16 @@ def utc(month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
     return datetime(2026, month, day, hour, minute, tzinfo=UTC)
 
 
-def no_sleep(_seconds: float) -> None:
-    return None
-
-
-@dataclass
-class Run:
-    """Everything one ``fetch`` yielded."""
-
-    items: list[Item] = field(default_factory=list)
-    cursors: list[Cursor] = field(default_factory=list)
-
-    @property
-    def cursor(self) -> Cursor:
-        return self.cursors[-1]
-
-    @property
-    def events(self) -> list[CalendarEvent]:
-        return [i for i in self.items if isinstance(i, CalendarEvent)]
-
-    def at(self, original_start: datetime) -> list[CalendarEvent]:
-        return [e for e in self.events if e.original_start == original_start]
-
-
-def sync(connector: GoogleCalendarConnector, cursor: Cursor | None = None) -> Run:
-    run = Run()
-    for batch in connector.fetch(cursor):
-        run.items.extend(batch.items)
-        run.cursors.append(batch.cursor)
-    return run
-
-
-def make_connector(
-    fake: FakeGoogle,
-    *,
-    account: str = ALICE,
-    scopes: Sequence[str] = (CALENDAR_READONLY_SCOPE,),
-    now: datetime | Callable[[], datetime] = NOW,
-    **options: Any,
-) -> GoogleCalendarConnector:
-    info = {
-        "refresh_token": fake.issue_refresh_token(account, scopes),
-        "client_id": "test-client",
-        "client_secret": "test-secret",
-    }
-    credentials = user_credentials(info, scopes, token_uri=fake.token_uri)
-    options.setdefault("sleep", no_sleep)
-    options.setdefault("quota_rate", None)
-    options.setdefault("since", SINCE)
-    return GoogleCalendarConnector(
-        f"{account.partition('@')[0]}-calendar",
-        account,
-        credentials,
-        api_endpoint=fake.url,
-        now=now if callable(now) else lambda: now,
-        **options,
-    )
-
-
-def meeting(
-    calendar: FakeCalendar,
-    start: datetime,
-    *,
-    summary: str = "Acme call",
-    minutes: int = 30,
-    guests: Sequence[Mapping[str, Any]] = (),
-    organizer: str = ALICE,
-    zone: str = ZONE,
-    **extra: Any,
-) -> str:
-    return calendar.insert(
-        {
-            "summary": summary,
-            "start": event_time(start, zone),
-            "end": event_time(start + timedelta(minutes=minutes), zone),
-            "organizer": {"email": organizer},
-            "attendees": [attendee(organizer, "accepted", organizer=True), *guests],
-            **extra,
-        }
-    )
-
-
 @pytest.fixture
-def fake() -> Iterator[FakeGoogle]:
-    with FakeGoogle(seed=11) as server:
-        yield server
-
-
-@pytest.fixture
-def alice(fake: FakeGoogle) -> FakeCalendar:
-    return fake.add_calendar_user(ALICE, time_zone=ZONE)
-
-
-def weekly(calendar: FakeCalendar, first: datetime, *, count: int | None = 6, **extra: Any) -> str:
-    rule = "RRULE:FREQ=WEEKLY" + (f";COUNT={count}" if count else "")
-    guests = [attendee("ann@acme.example", "needsAction", name="Ann Lee")]
-    return meeting(
-        calendar, first, summary="Acme weekly", guests=guests, recurrence=[rule], **extra
-    )
+def alice(fake_google: FakeGoogle) -> FakeCalendar:
+    return fake_google.add_calendar_user(ALICE, time_zone=ZONE)
 
 
 # --------------------------------------------------------------------------- first sync
 
 
 def test_first_sync_yields_single_events_and_every_occurrence_of_a_series(
-    fake: FakeGoogle, alice: FakeCalendar
+    fake_google: FakeGoogle, alice: FakeCalendar
 ) -> None:
     guests = [
         attendee("ann@acme.example", "accepted", name="Ann Lee"),
@@ -171,7 +68,7 @@ def test_first_sync_yields_single_events_and_every_occurrence_of_a_series(
     meeting(alice, utc(1, 5, 15), summary="before since", minutes=60 * 24 * 3 - 60 * 16)
     meeting(alice, datetime(2025, 12, 1, tzinfo=UTC), summary="long before since")
 
-    run = sync(make_connector(fake, page_size=2))
+    run = sync_calendar(calendar_connector(fake_google, page_size=2))
 
     assert all(isinstance(item, CalendarEvent) for item in run.items)
     assert Counter(e.summary for e in run.events) == Counter(
@@ -201,7 +98,7 @@ def test_first_sync_yields_single_events_and_every_occurrence_of_a_series(
         (utc(3, 31, 14), utc(3, 31, 14), "confirmed"),
         (utc(4, 7, 14), utc(4, 7, 14), "confirmed"),
     ]
-    listed = fake.api_calls("events.list")
+    listed = fake_google.api_calls("events.list")
     assert {(c.param("singleEvents"), c.param("showDeleted")) for c in listed} == {
         ("false", "true")
     }
@@ -209,10 +106,10 @@ def test_first_sync_yields_single_events_and_every_occurrence_of_a_series(
     assert all(c.param("syncToken") is None for c in listed)
 
 
-def test_an_instance_invited_to_alone_is_its_own_occurrence(fake: FakeGoogle) -> None:
+def test_an_instance_invited_to_alone_is_its_own_occurrence(fake_google: FakeGoogle) -> None:
     """Invited to one instance of someone else's series, a calendar holds the
     exception without its master."""
-    bob = fake.add_calendar_user("bob@example.com", time_zone=ZONE)
+    bob = fake_google.add_calendar_user("bob@example.com", time_zone=ZONE)
     bob.insert(
         {
             "id": "abc_20260310T140000Z",
@@ -226,7 +123,7 @@ def test_an_instance_invited_to_alone_is_its_own_occurrence(fake: FakeGoogle) ->
             "attendees": [attendee("bob@example.com", "accepted")],
         }
     )
-    [event] = sync(make_connector(fake, account="bob@example.com")).events
+    [event] = sync_calendar(calendar_connector(fake_google, account="bob@example.com")).events
     assert (event.uid, event.original_start, event.start, event.end) == (
         "abc@google.com",
         utc(3, 10, 14),
@@ -236,14 +133,14 @@ def test_an_instance_invited_to_alone_is_its_own_occurrence(fake: FakeGoogle) ->
 
 
 def test_a_master_listed_pages_after_its_exceptions_still_gets_them(
-    fake: FakeGoogle, alice: FakeCalendar
+    fake_google: FakeGoogle, alice: FakeCalendar
 ) -> None:
     series = weekly(alice, utc(2, 10, 15), count=4)
     alice.cancel_instance(series, utc(2, 17, 15))
     alice.move_instance(series, utc(2, 24, 15), utc(2, 25, 15), utc(2, 25, 16))
     alice.update(series, summary="Acme weekly, listed last")
 
-    run = sync(make_connector(fake, page_size=1))
+    run = sync_calendar(calendar_connector(fake_google, page_size=1))
 
     assert sorted((e.original_start, e.start, e.status) for e in run.events) == [
         (utc(2, 10, 15), utc(2, 10, 15), "confirmed"),
@@ -254,12 +151,14 @@ def test_a_master_listed_pages_after_its_exceptions_still_gets_them(
 
 
 def test_time_blocks_that_are_not_meetings_are_left_out(
-    fake: FakeGoogle, alice: FakeCalendar
+    fake_google: FakeGoogle, alice: FakeCalendar
 ) -> None:
     for kind in ("outOfOffice", "focusTime", "workingLocation"):
         meeting(alice, utc(3, 5, 9), summary=kind, eventType=kind)
     meeting(alice, utc(3, 5, 15), summary="Acme call", eventType="default")
-    assert [e.summary for e in sync(make_connector(fake)).events] == ["Acme call"]
+    assert [e.summary for e in sync_calendar(calendar_connector(fake_google)).events] == [
+        "Acme call"
+    ]
 
 
 # --------------------------------------------------------------------------- calendars
@@ -341,27 +240,29 @@ def test_what_a_series_still_needs_expanding_over(
     assert pending_span(series, (SINCE, utc(6, 1))) == span
 
 
-def test_all_owned_leaves_out_calendars_shared_in_unless_named(fake: FakeGoogle) -> None:
-    primary = fake.add_calendar_user(ALICE, time_zone=ZONE)
-    team = fake.add_calendar(TEAM, owner=ALICE)
-    family = fake.add_calendar("family@group.calendar.google.com", owner="al@gmail.com")
-    fake.share_calendar(family.id, ALICE, "owner")
+def test_all_owned_leaves_out_calendars_shared_in_unless_named(fake_google: FakeGoogle) -> None:
+    primary = fake_google.add_calendar_user(ALICE, time_zone=ZONE)
+    team = fake_google.add_calendar(TEAM, owner=ALICE)
+    family = fake_google.add_calendar("family@group.calendar.google.com", owner="al@gmail.com")
+    fake_google.share_calendar(family.id, ALICE, "owner")
     for calendar in (primary, team, family):
         meeting(calendar, utc(3, 5, 15), summary=calendar.id)
 
-    owned = sync(make_connector(fake, calendars=ALL_OWNED))
-    named = sync(make_connector(fake, calendars=["primary", family.id]))
+    owned = sync_calendar(calendar_connector(fake_google, calendars=ALL_OWNED))
+    named = sync_calendar(calendar_connector(fake_google, calendars=["primary", family.id]))
 
     assert sorted(e.calendar for e in owned.events) == sorted([ALICE, TEAM])
     assert sorted(e.calendar for e in named.events) == sorted([ALICE, family.id])
 
 
 def test_a_named_calendar_that_cannot_be_read_fails_after_the_others(
-    fake: FakeGoogle, alice: FakeCalendar
+    fake_google: FakeGoogle, alice: FakeCalendar
 ) -> None:
     meeting(alice, utc(3, 5, 15))
-    connector = make_connector(fake, calendars=["nobody@group.calendar.google.com", "primary"])
-    run = Run()
+    connector = calendar_connector(
+        fake_google, calendars=["nobody@group.calendar.google.com", "primary"]
+    )
+    run = CalendarRun()
     with pytest.raises(ConnectorError, match=re.escape("nobody@group.calendar.google.com")):
         for batch in connector.fetch(None):
             run.items.extend(batch.items)
@@ -372,22 +273,22 @@ def test_a_named_calendar_that_cannot_be_read_fails_after_the_others(
 
 
 def test_incremental_sync_after_an_added_a_moved_a_cancelled_instance_and_an_rsvp(
-    fake: FakeGoogle, alice: FakeCalendar
+    fake_google: FakeGoogle, alice: FakeCalendar
 ) -> None:
     series = weekly(alice, utc(3, 3, 15))
-    connector = make_connector(fake)
-    first = sync(connector)
+    connector = calendar_connector(fake_google)
+    first = sync_calendar(connector)
 
     added = meeting(alice, utc(3, 6, 16), summary="Added")
     alice.move_instance(series, utc(3, 17, 14), utc(3, 17, 18), utc(3, 17, 19))
     alice.cancel_instance(series, utc(3, 24, 14))
     alice.respond(series, "ann@acme.example", "accepted")
-    fake.reset_counters()
+    fake_google.reset_counters()
     stored = json.dumps(first.cursor)
-    second = sync(connector, first.cursor)
+    second = sync_calendar(connector, first.cursor)
 
     assert json.dumps(first.cursor) == stored, "fetch leaves the cursor it was given alone"
-    assert all(c.param("syncToken") for c in fake.api_calls("events.list"))
+    assert all(c.param("syncToken") for c in fake_google.api_calls("events.list"))
     [new] = [e for e in second.events if e.summary == "Added"]
     assert new.uid == f"{added}@google.com"
     [moved] = second.at(utc(3, 17, 14))
@@ -403,7 +304,7 @@ def test_incremental_sync_after_an_added_a_moved_a_cancelled_instance_and_an_rsv
     ]
 
     alice.respond(series, "ann@acme.example", "accepted")
-    third = sync(connector, second.cursor)
+    third = sync_calendar(connector, second.cursor)
     assert third.events == [], "a change that changes no occurrence yields nothing"
 
 
@@ -412,18 +313,18 @@ def _answer(event: CalendarEvent, email: str) -> str:
 
 
 def test_a_changed_master_is_expanded_again_with_the_exceptions_kept_in_the_cursor(
-    fake: FakeGoogle, alice: FakeCalendar
+    fake_google: FakeGoogle, alice: FakeCalendar
 ) -> None:
     series = weekly(alice, utc(3, 3, 15))
     alice.move_instance(series, utc(3, 17, 14), utc(3, 18, 16), utc(3, 18, 17))
     alice.cancel_instance(series, utc(3, 24, 14))
-    connector = make_connector(fake)
-    first = sync(connector)
+    connector = calendar_connector(fake_google)
+    first = sync_calendar(connector)
 
     alice.update(series, summary="Acme weekly, renamed")
-    second = sync(connector, first.cursor)
+    second = sync_calendar(connector, first.cursor)
 
-    assert fake.api_calls("events.list")[-1].param("syncToken"), "no refetch of the series"
+    assert fake_google.api_calls("events.list")[-1].param("syncToken"), "no refetch of the series"
     by_start = {e.original_start: (e.start, e.status, e.summary) for e in second.events}
     renamed = "Acme weekly, renamed"
     assert by_start == {
@@ -436,15 +337,15 @@ def test_a_changed_master_is_expanded_again_with_the_exceptions_kept_in_the_curs
 
 
 def test_a_series_cut_short_cancels_the_occurrences_it_no_longer_has(
-    fake: FakeGoogle, alice: FakeCalendar
+    fake_google: FakeGoogle, alice: FakeCalendar
 ) -> None:
     series = weekly(alice, utc(3, 3, 15), count=None)
-    connector = make_connector(fake)
-    first = sync(connector)
+    connector = calendar_connector(fake_google)
+    first = sync_calendar(connector)
     assert len(first.events) == 13, "weekly from 3 March to the horizon, 31 May"
 
     alice.update(series, recurrence=["RRULE:FREQ=WEEKLY;UNTIL=20260320T000000Z"])
-    second = sync(connector, first.cursor)
+    second = sync_calendar(connector, first.cursor)
 
     assert {e.status for e in second.events} == {"cancelled"}
     assert sorted(e.original_start for e in second.events) == [
@@ -459,15 +360,15 @@ def test_a_series_cut_short_cancels_the_occurrences_it_no_longer_has(
     ids=["ahead-is-cancelled", "already-held-stays"],
 )
 def test_a_deleted_event_is_cancelled_only_if_it_has_not_started(
-    fake: FakeGoogle, alice: FakeCalendar, start: datetime, cancelled: bool
+    fake_google: FakeGoogle, alice: FakeCalendar, start: datetime, cancelled: bool
 ) -> None:
     guest = [attendee("ann@acme.example", "accepted")]
     event_id = meeting(alice, start, guests=guest, minutes=60 * 24)
-    connector = make_connector(fake)
-    first = sync(connector)
+    connector = calendar_connector(fake_google)
+    first = sync_calendar(connector)
     alice.delete(event_id)
 
-    second = sync(connector, first.cursor)
+    second = sync_calendar(connector, first.cursor)
 
     if not cancelled:
         assert second.events == []
@@ -478,14 +379,14 @@ def test_a_deleted_event_is_cancelled_only_if_it_has_not_started(
 
 
 def test_a_deleted_series_cancels_its_occurrences_still_ahead(
-    fake: FakeGoogle, alice: FakeCalendar
+    fake_google: FakeGoogle, alice: FakeCalendar
 ) -> None:
     series = weekly(alice, utc(2, 17, 15))
-    connector = make_connector(fake)
-    first = sync(connector)
+    connector = calendar_connector(fake_google)
+    first = sync_calendar(connector)
     alice.delete(series)
 
-    second = sync(connector, first.cursor)
+    second = sync_calendar(connector, first.cursor)
 
     assert {e.status for e in second.events} == {"cancelled"}
     assert sorted(e.original_start for e in second.events) == [
@@ -498,67 +399,67 @@ def test_a_deleted_series_cancels_its_occurrences_still_ahead(
 
 
 def test_the_window_moving_on_brings_new_occurrences_without_a_change(
-    fake: FakeGoogle, alice: FakeCalendar
+    fake_google: FakeGoogle, alice: FakeCalendar
 ) -> None:
     weekly(alice, utc(3, 3, 15), count=None)
-    first = sync(make_connector(fake, horizon_days=30))
+    first = sync_calendar(calendar_connector(fake_google, horizon_days=30))
     assert max(e.original_start for e in first.events) == utc(3, 31, 14)
 
-    fake.reset_counters()
-    later = make_connector(fake, horizon_days=30, now=NOW + timedelta(days=14))
-    second = sync(later, first.cursor)
+    fake_google.reset_counters()
+    later = calendar_connector(fake_google, horizon_days=30, now=NOW + timedelta(days=14))
+    second = sync_calendar(later, first.cursor)
 
     assert sorted(e.original_start for e in second.events) == [utc(4, 7, 14), utc(4, 14, 14)]
-    assert len(fake.api_calls("events.list")) == 1
+    assert len(fake_google.api_calls("events.list")) == 1
 
 
 def test_an_incremental_sync_without_change_makes_one_events_list_call_per_calendar(
-    fake: FakeGoogle, alice: FakeCalendar
+    fake_google: FakeGoogle, alice: FakeCalendar
 ) -> None:
-    team = fake.add_calendar(TEAM, owner=ALICE)
-    family = fake.add_calendar("family@group.calendar.google.com", owner="al@gmail.com")
-    fake.share_calendar(family.id, ALICE)
+    team = fake_google.add_calendar(TEAM, owner=ALICE)
+    family = fake_google.add_calendar("family@group.calendar.google.com", owner="al@gmail.com")
+    fake_google.share_calendar(family.id, ALICE)
     for calendar in (alice, team, family):
         meeting(calendar, utc(3, 5, 15))
         weekly(calendar, utc(3, 3, 15), count=None)
-    connector = make_connector(fake, calendars=["primary", TEAM, family.id], page_size=3)
-    cursor = sync(connector).cursor
-    fake.reset_counters()
+    connector = calendar_connector(fake_google, calendars=["primary", TEAM, family.id], page_size=3)
+    cursor = sync_calendar(connector).cursor
+    fake_google.reset_counters()
 
     batches = list(connector.fetch(cursor))
 
     assert batches == []
-    listed = fake.api_calls("events.list")
+    listed = fake_google.api_calls("events.list")
     assert sorted(unquote(c.path) for c in listed) == sorted(
         f"/calendar/v3/calendars/{cid}/events" for cid in (ALICE, TEAM, family.id)
     )
     assert all(c.param("syncToken") for c in listed)
-    assert connector.units_spent == {"calendarList.list": 1, "events.list": 3}
+    assert connector.units_spent() == {"calendarList.list": 1, "events.list": 3}
 
 
 # --------------------------------------------------------------------------- 410
 
 
 def test_an_expired_sync_token_lists_that_calendar_alone_in_full_again(
-    fake: FakeGoogle, alice: FakeCalendar
+    fake_google: FakeGoogle, alice: FakeCalendar
 ) -> None:
-    team = fake.add_calendar(TEAM, owner=ALICE)
+    team = fake_google.add_calendar(TEAM, owner=ALICE)
     kept = meeting(alice, utc(3, 5, 15))
     purged = meeting(alice, utc(3, 6, 15), summary="deleted while expired")
     weekly(alice, utc(3, 3, 15))
     meeting(team, utc(3, 5, 17), summary="team")
-    connector = make_connector(fake, calendars=["primary", TEAM])
-    first = sync(connector)
+    connector = calendar_connector(fake_google, calendars=["primary", TEAM])
+    first = sync_calendar(connector)
 
     alice.expire_sync_tokens()
     del alice.events[purged]
     team_added = meeting(team, utc(3, 9, 17), summary="team, added")
-    fake.reset_counters()
-    second = sync(connector, first.cursor)
+    fake_google.reset_counters()
+    second = sync_calendar(connector, first.cursor)
 
     calls = [
         (unquote(c.path.split("/")[4]), c.param("syncToken") is not None, c.status)
-        for c in fake.api_calls("events.list")
+        for c in fake_google.api_calls("events.list")
     ]
     assert calls == [(ALICE, True, 410), (ALICE, False, 200), (TEAM, True, 200)]
     summaries = Counter((e.summary, e.status) for e in second.events)
@@ -570,46 +471,46 @@ def test_an_expired_sync_token_lists_that_calendar_alone_in_full_again(
         }
     ), "single events again, the purged one cancelled, no series occurrence: none changed"
     assert {e.uid for e in second.events} >= {f"{kept}@google.com", f"{team_added}@google.com"}
-    third = sync(connector, second.cursor)
+    third = sync_calendar(connector, second.cursor)
     assert third.events == []
 
 
 @pytest.mark.parametrize("token", ["page_token", "sync_token"])
 def test_a_refused_token_lists_again_from_the_first_page(
-    fake: FakeGoogle, alice: FakeCalendar, token: str
+    fake_google: FakeGoogle, alice: FakeCalendar, token: str
 ) -> None:
     for day in range(3, 9):
         meeting(alice, utc(3, day, 15), summary=f"day {day}")
-    connector = make_connector(fake, page_size=2)
+    connector = calendar_connector(fake_google, page_size=2)
     batches = list(connector.fetch(None))
     cursor = (batches[0] if token == "page_token" else batches[-1]).cursor
     cursor["calendars"][ALICE][token] = "bm90LWEtdG9rZW4"
 
-    rest = sync(connector, cursor)
+    rest = sync_calendar(connector, cursor)
 
     assert {e.summary for e in rest.events} == {f"day {day}" for day in range(3, 9)}
-    assert [c.status for c in fake.api_calls("events.list")].count(400) == 1
+    assert [c.status for c in fake_google.api_calls("events.list")].count(400) == 1
 
 
 # --------------------------------------------------------------------------- errors, quota
 
 
 def test_rate_limits_and_server_errors_are_retried_and_every_call_is_counted(
-    fake: FakeGoogle, alice: FakeCalendar
+    fake_google: FakeGoogle, alice: FakeCalendar
 ) -> None:
     for day in range(3, 13):
         meeting(alice, utc(3, day, 15), summary=f"day {day}")
     weekly(alice, utc(3, 3, 15))
-    fake.faults = FaultPlan(rate=0.4, statuses=(429, 500, 503, 403), seed=2)
-    connector = make_connector(fake, page_size=2, retry_policy=GENEROUS)
+    fake_google.faults = FaultPlan(rate=0.4, statuses=(429, 500, 503, 403), seed=2)
+    connector = calendar_connector(fake_google, page_size=2, retry_policy=GENEROUS)
 
-    run = sync(connector)
+    run = sync_calendar(connector)
 
     assert len(run.events) == 16
-    assert fake.faults.injected > 0 and connector.retries == fake.faults.injected
-    assert connector.units_spent == {
-        "calendarList.list": fake.calls["calendarList.list"],
-        "events.list": fake.calls["events.list"],
+    assert fake_google.faults.injected > 0 and connector.retries == fake_google.faults.injected
+    assert connector.units_spent() == {
+        "calendarList.list": fake_google.calls["calendarList.list"],
+        "events.list": fake_google.calls["events.list"],
     }
 
 
@@ -619,20 +520,20 @@ def test_rate_limits_and_server_errors_are_retried_and_every_call_is_counted(
     ids=["revoked-grant", "gmail-scope-only"],
 )
 def test_a_grant_that_does_not_work_is_an_auth_error(
-    fake: FakeGoogle, alice: FakeCalendar, break_it: str
+    fake_google: FakeGoogle, alice: FakeCalendar, break_it: str
 ) -> None:
     scopes = (GMAIL_READONLY_SCOPE,) if break_it == "wrong-scope" else (CALENDAR_READONLY_SCOPE,)
-    connector = make_connector(fake, scopes=scopes)
+    connector = calendar_connector(fake_google, scopes=scopes)
     if break_it == "revoke":
-        for token in fake.refresh_tokens_of(ALICE):
-            fake.revoke(token)
+        for token in fake_google.refresh_tokens_of(ALICE):
+            fake_google.revoke(token)
     with pytest.raises(AuthError) as caught:
         list(connector.fetch(None))
     assert "connectors auth alice-calendar" in caught.value.hint
 
 
 def test_an_unreadable_event_is_quarantined_and_the_rest_go_on(
-    fake: FakeGoogle, alice: FakeCalendar
+    fake_google: FakeGoogle, alice: FakeCalendar
 ) -> None:
     meeting(alice, utc(3, 5, 15))
     broken = alice.insert(
@@ -646,7 +547,7 @@ def test_an_unreadable_event_is_quarantined_and_the_rest_go_on(
         }
     )
 
-    run = sync(make_connector(fake))
+    run = sync_calendar(calendar_connector(fake_google))
 
     unreadable = {i.source_id for i in run.items if isinstance(i, Unreadable)}
     assert unreadable == {f"{ALICE}/{broken}", f"{ALICE}/{bad_series}"}
@@ -685,34 +586,14 @@ def test_a_cursor_this_version_did_not_write_is_cursor_invalid(cursor: Cursor) -
         parse_cursor(cursor)
 
 
-# --------------------------------------------------------------------------- contract
-
-
-class TestGoogleCalendarContract(ConnectorContract):
-    @pytest.fixture
-    def source(self, fake: FakeGoogle, alice: FakeCalendar) -> Source:
-        team = fake.add_calendar(TEAM, owner=ALICE)
-        ids = set()
-        for day in (3, 4, 5, 6, 9):
-            event_id = meeting(alice, utc(3, day, 15), summary=f"day {day}")
-            ids.add(f"{ALICE}/{event_id}@google.com/2026-03-0{day}T15:00:00+00:00")
-        series = weekly(team, utc(3, 3, 15), count=4)
-        alice_team = f"{TEAM}/{series}@google.com"
-        alice_team_starts = [utc(3, 3, 15), utc(3, 10, 14), utc(3, 17, 14), utc(3, 24, 14)]
-        team.move_instance(series, utc(3, 10, 14), utc(3, 11, 14), utc(3, 11, 15))
-        ids |= {f"{alice_team}/{start.isoformat()}" for start in alice_team_starts}
-        connector = make_connector(fake, calendars=["primary", TEAM], page_size=2, batch_size=3)
-        return connector, ids
-
-
 # --------------------------------------------------------------------------- config
 
 
 def test_the_registry_builds_it_from_the_config_with_a_service_account(
-    fake: FakeGoogle, alice: FakeCalendar, tmp_path: Path
+    fake_google: FakeGoogle, alice: FakeCalendar, tmp_path: Path
 ) -> None:
-    key = write_service_account_key(tmp_path / "sa.json", token_uri=fake.token_uri)
-    fake.add_service_account(key.client_email, key.public_key, [CALENDAR_READONLY_SCOPE])
+    key = write_service_account_key(tmp_path / "sa.json", token_uri=fake_google.token_uri)
+    fake_google.add_service_account(key.client_email, key.public_key, [CALENDAR_READONLY_SCOPE])
     meeting(alice, utc(3, 5, 15))
     settings = parse_settings(
         {
@@ -726,7 +607,7 @@ def test_the_registry_builds_it_from_the_config_with_a_service_account(
                     "calendars": "all-owned",
                     "horizon": "30d",
                     "since": "2026-02-01",
-                    "api_endpoint": fake.url,
+                    "api_endpoint": fake_google.url,
                 }
             ]
         },
@@ -737,8 +618,8 @@ def test_the_registry_builds_it_from_the_config_with_a_service_account(
     assert isinstance(connector, GoogleCalendarConnector)
     assert (connector.calendars, connector.horizon_days) == (ALL_OWNED, 30)
     assert connector.since == datetime(2026, 2, 1, tzinfo=UTC)
-    assert [e.summary for e in sync(connector).events] == ["Acme call"]
-    [grant] = [c for c in fake.log if c.api_method == "oauth2.token"]
+    assert [e.summary for e in sync_calendar(connector).events] == ["Acme call"]
+    [grant] = [c for c in fake_google.log if c.api_method == "oauth2.token"]
     assert grant.status == 200
 
 

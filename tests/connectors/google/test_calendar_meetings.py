@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
@@ -17,7 +15,8 @@ from connectors.google.auth import CALENDAR_READONLY_SCOPE, user_credentials
 from connectors.google.calendar import GoogleCalendarConnector
 from storage.db import session_factory
 from storage.models import Interaction, InteractionParticipant, InteractionSource, SyncState
-from tests.support.fake_google import FakeCalendar, FakeGoogle, attendee, event_time
+from tests.support.fake_google.calendar import FakeCalendar, attendee, event_time
+from tests.support.fake_google.server import FakeGoogle
 
 ALICE = "alice@northwind.example"
 DAN = "dan@northwind.example"
@@ -31,25 +30,19 @@ def utc(month: int, day: int, hour: int = 0) -> datetime:
     return datetime(2026, month, day, hour, tzinfo=UTC)
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeGoogle]:
-    with FakeGoogle(seed=3) as server:
-        yield server
-
-
-def connector(fake: FakeGoogle, account: str, **options: Any) -> GoogleCalendarConnector:
+def connector(fake_google: FakeGoogle, account: str, **options: Any) -> GoogleCalendarConnector:
     scopes = [CALENDAR_READONLY_SCOPE]
     info = {
-        "refresh_token": fake.issue_refresh_token(account, scopes),
+        "refresh_token": fake_google.issue_refresh_token(account, scopes),
         "client_id": "test-client",
         "client_secret": "test-secret",
     }
     return GoogleCalendarConnector(
         f"{account.partition('@')[0]}-calendar",
         account,
-        user_credentials(info, scopes, token_uri=fake.token_uri),
+        user_credentials(info, scopes, token_uri=fake_google.token_uri),
         since=SINCE,
-        api_endpoint=fake.url,
+        api_endpoint=fake_google.url,
         now=lambda: NOW,
         quota_rate=None,
         sleep=lambda _s: None,
@@ -106,10 +99,10 @@ def answer(session: Session, email: str) -> list[str | None]:
     )
 
 
-def test_an_rsvp_change_updates_the_participant(engine: Engine, fake: FakeGoogle) -> None:
-    alice = fake.add_calendar_user(ALICE, time_zone=LONDON)
+def test_an_rsvp_change_updates_the_participant(engine: Engine, fake_google: FakeGoogle) -> None:
+    alice = fake_google.add_calendar_user(ALICE, time_zone=LONDON)
     event_id = acme_meeting(alice, utc(3, 5, 10))
-    calendar = connector(fake, ALICE)
+    calendar = connector(fake_google, ALICE)
     run(engine, calendar)
     sessions = session_factory(engine)
     with sessions() as session:
@@ -131,10 +124,10 @@ def test_an_rsvp_change_updates_the_participant(engine: Engine, fake: FakeGoogle
 
 
 def test_a_meeting_on_several_attendees_calendars_is_logged_once(
-    engine: Engine, fake: FakeGoogle
+    engine: Engine, fake_google: FakeGoogle
 ) -> None:
-    alice = fake.add_calendar_user(ALICE, time_zone=LONDON)
-    dan = fake.add_calendar_user(DAN, time_zone=LONDON)
+    alice = fake_google.add_calendar_user(ALICE, time_zone=LONDON)
+    dan = fake_google.add_calendar_user(DAN, time_zone=LONDON)
     for calendar in (alice, dan):
         acme_meeting(calendar, utc(3, 5, 10), uid="review@northwind.example")
         acme_meeting(
@@ -145,7 +138,7 @@ def test_a_meeting_on_several_attendees_calendars_is_logged_once(
         )
 
     for account in (ALICE, DAN):
-        run(engine, connector(fake, account))
+        run(engine, connector(fake_google, account))
 
     with session_factory(engine)() as session:
         keys = [m.dedupe_key for m in meetings(session)]
@@ -164,15 +157,15 @@ def test_a_meeting_on_several_attendees_calendars_is_logged_once(
 
 
 def test_a_weekly_meeting_across_a_dst_change_with_a_moved_and_a_cancelled_instance(
-    engine: Engine, fake: FakeGoogle
+    engine: Engine, fake_google: FakeGoogle
 ) -> None:
     """London's clocks go forward on 29 March 2026: 10:00 there is 10:00 UTC before, 09:00 after."""
-    alice = fake.add_calendar_user(ALICE, time_zone=LONDON)
+    alice = fake_google.add_calendar_user(ALICE, time_zone=LONDON)
     series = acme_meeting(alice, utc(3, 16, 10), recurrence=["RRULE:FREQ=WEEKLY;COUNT=5"])
     alice.cancel_instance(series, utc(3, 23, 10))
     alice.move_instance(series, utc(4, 6, 9), utc(4, 7, 13), utc(4, 7, 14))
 
-    run(engine, connector(fake, ALICE))
+    run(engine, connector(fake_google, ALICE))
 
     with session_factory(engine)() as session:
         logged = [
@@ -189,12 +182,12 @@ def test_a_weekly_meeting_across_a_dst_change_with_a_moved_and_a_cancelled_insta
 
 
 def test_an_expired_sync_token_resyncs_without_duplicate_interactions(
-    engine: Engine, fake: FakeGoogle
+    engine: Engine, fake_google: FakeGoogle
 ) -> None:
-    alice = fake.add_calendar_user(ALICE, time_zone=LONDON)
+    alice = fake_google.add_calendar_user(ALICE, time_zone=LONDON)
     acme_meeting(alice, utc(3, 5, 10))
     acme_meeting(alice, utc(3, 9, 10), recurrence=["RRULE:FREQ=WEEKLY;COUNT=4"])
-    calendar = connector(fake, ALICE)
+    calendar = connector(fake_google, ALICE)
     run(engine, calendar)
     sessions = session_factory(engine)
     with sessions() as session:
@@ -204,10 +197,10 @@ def test_an_expired_sync_token_resyncs_without_duplicate_interactions(
 
     alice.expire_sync_tokens()
     acme_meeting(alice, utc(3, 6, 10))
-    fake.reset_counters()
+    fake_google.reset_counters()
     result = run(engine, calendar)
 
-    assert [c.status for c in fake.api_calls("events.list")] == [410, 200]
+    assert [c.status for c in fake_google.api_calls("events.list")] == [410, 200]
     assert result.interactions_created == 1
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(Interaction)) == 6

@@ -10,8 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.records import CalendarEvent, Cursor
-from tests.connectors.google.test_calendar import ALICE, NOW, ZONE, make_connector, sync
-from tests.support.fake_google import FakeGoogle, attendee, event_time
+from tests.support.fake_google.calendar import attendee, event_time
+from tests.support.fake_google.server import FakeGoogle
+from tests.support.google_connectors import ALICE, NOW, ZONE, calendar_connector, sync_calendar
 
 FIRST = datetime(2026, 2, 3, 10, tzinfo=ZoneInfo(ZONE))
 """The series' first instance: four weeks before NOW, and before the DST change of 8 March."""
@@ -125,13 +126,13 @@ def test_incremental_syncs_agree_with_a_fresh_full_sync(
     moves the window on."""
     with FakeGoogle(seed=4) as fake:
         world = Calendar(fake)
-        connector = make_connector(
+        connector = calendar_connector(
             fake, page_size=page_size, batch_size=batch_size, now=lambda: world.now
         )
         replayed: dict[str, CalendarEvent] = {}
 
         def apply(cursor: Cursor | None) -> Cursor | None:
-            run = sync(connector, cursor)
+            run = sync_calendar(connector, cursor)
             replayed.update((event.source_id, event) for event in run.events)
             return run.cursor if run.cursors else cursor
 
@@ -143,7 +144,9 @@ def test_incremental_syncs_agree_with_a_fresh_full_sync(
                 world.change(name, *args)
         apply(cursor)
 
-        fresh = {e.source_id: e for e in sync(make_connector(fake, now=world.now)).events}
+        fresh = {
+            e.source_id: e for e in sync_calendar(calendar_connector(fake, now=world.now)).events
+        }
         for source_id, event in fresh.items():
             assert source_id in replayed, f"never yielded: {source_id}"
             assert content(replayed[source_id]) == content(event), source_id

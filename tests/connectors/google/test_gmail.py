@@ -5,7 +5,6 @@ from __future__ import annotations
 import email.policy
 import pickle
 from collections import Counter, deque
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.parser import BytesParser
@@ -16,17 +15,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.errors import AuthError, CursorInvalid, TransientError
-from connectors.google.auth import gmail_scopes, user_credentials
+from connectors.google.auth import user_credentials
 from connectors.google.errors import RetryPolicy
 from connectors.google.gmail import METADATA_HEADERS, GmailConnector, Mode, in_scope
 from connectors.records import Cursor, Item, MailMessage, SourceRemoved
-from tests.support.fake_google import (
-    GMAIL_METADATA,
-    FakeGoogle,
-    FaultPlan,
-    Mailbox,
-    make_email,
-)
+from tests.support.fake_google.gmail import GMAIL_METADATA
+from tests.support.fake_google.mailbox import Mailbox, make_email
+from tests.support.fake_google.server import FakeGoogle, FaultPlan
+from tests.support.google_connectors import gmail_connector, no_sleep
 from tests.support.paths import FIXTURES
 
 ACCOUNT = "alice@example.com"
@@ -34,10 +30,6 @@ NAME = "alice-gmail"
 REPLIES = FIXTURES / "talon" / "standard_replies"
 EMLS = sorted(REPLIES.glob("*.eml"))
 GENEROUS = RetryPolicy(max_retries=10_000, max_seconds=1e9)
-
-
-def no_sleep(_seconds: float) -> None:
-    return None
 
 
 @dataclass
@@ -72,29 +64,9 @@ def sync(connector: GmailConnector, cursor: Cursor | None = None) -> Run:
     return run
 
 
-def make_connector(
-    fake: FakeGoogle, *, mode: Mode = "metadata", account: str = ACCOUNT, **options: Any
-) -> GmailConnector:
-    scopes = gmail_scopes(mode)
-    info = {
-        "refresh_token": fake.issue_refresh_token(account, scopes),
-        "client_id": "test-client",
-        "client_secret": "test-secret",
-    }
-    credentials = user_credentials(info, scopes, token_uri=fake.token_uri)
-    options.setdefault("sleep", no_sleep)
-    return GmailConnector(NAME, account, credentials, mode=mode, api_endpoint=fake.url, **options)
-
-
 @pytest.fixture
-def fake() -> Iterator[FakeGoogle]:
-    with FakeGoogle(seed=7) as server:
-        yield server
-
-
-@pytest.fixture
-def mailbox(fake: FakeGoogle) -> Mailbox:
-    return fake.add_mailbox(ACCOUNT)
+def mailbox(fake_google: FakeGoogle) -> Mailbox:
+    return fake_google.add_mailbox(ACCOUNT)
 
 
 def deliver_fixtures(mailbox: Mailbox) -> dict[str, bytes]:
@@ -122,7 +94,9 @@ def scoped_ids(mailbox: Mailbox, labels: tuple[str, ...] = ("INBOX", "SENT")) ->
 # --------------------------------------------------------------------------- first sync
 
 
-def test_first_sync_yields_every_message_in_scope_once(fake: FakeGoogle, mailbox: Mailbox) -> None:
+def test_first_sync_yields_every_message_in_scope_once(
+    fake_google: FakeGoogle, mailbox: Mailbox
+) -> None:
     raws = deliver_fixtures(mailbox)
     sent = deliver(mailbox, 3, ("SENT",))
     to_self = mailbox.add_message(make_email(subject="note to self"), ["INBOX", "SENT"])
@@ -130,7 +104,7 @@ def test_first_sync_yields_every_message_in_scope_once(fake: FakeGoogle, mailbox
         mailbox.add_message(make_email(subject="never"), labels)
     history_before = str(mailbox.history_id)
 
-    run = sync(make_connector(fake, page_size=5))
+    run = sync(gmail_connector(fake_google, page_size=5))
 
     assert Counter(run.ids) == Counter({*raws, *sent, to_self})
     by_id = {m.source_id: m for m in run.messages}
@@ -147,9 +121,9 @@ def test_first_sync_yields_every_message_in_scope_once(fake: FakeGoogle, mailbox
     assert run.cursor == {"v": 1, "phase": "incremental", "history_id": history_before}
 
 
-def test_metadata_mode_yields_headers_only(fake: FakeGoogle, mailbox: Mailbox) -> None:
+def test_metadata_mode_yields_headers_only(fake_google: FakeGoogle, mailbox: Mailbox) -> None:
     raws = deliver_fixtures(mailbox)
-    run = sync(make_connector(fake))
+    run = sync(gmail_connector(fake_google))
     allowed = {h.lower() for h in METADATA_HEADERS}
     for message in run.messages:
         original = BytesParser(policy=email.policy.default).parsebytes(raws[message.source_id])
@@ -162,53 +136,59 @@ def test_metadata_mode_yields_headers_only(fake: FakeGoogle, mailbox: Mailbox) -
         assert parsed["Message-ID"] == original["Message-ID"]
 
 
-def test_metadata_mode_never_asks_for_bodies_or_search(fake: FakeGoogle, mailbox: Mailbox) -> None:
+def test_metadata_mode_never_asks_for_bodies_or_search(
+    fake_google: FakeGoogle, mailbox: Mailbox
+) -> None:
     ids = deliver(mailbox, 30)
-    connector = make_connector(fake, since=datetime(2024, 3, 2, tzinfo=UTC), page_size=10)
+    connector = gmail_connector(fake_google, since=datetime(2024, 3, 2, tzinfo=UTC), page_size=10)
     run = sync(connector)
     mailbox.add_message(make_email(subject="new"))
     mailbox.modify(ids[-1], add=["Label_1"])
     sync(connector, run.cursor)
 
-    gets = fake.api_calls("users.messages.get")
+    gets = fake_google.api_calls("users.messages.get")
     assert gets and {c.format for c in gets} == {"metadata"}
     assert {c.params["metadataHeaders"] for c in gets} == {METADATA_HEADERS}
-    assert all(c.param("q") is None for c in fake.api_calls())
-    assert all(c.status == 200 for c in fake.api_calls())
+    assert all(c.param("q") is None for c in fake_google.api_calls())
+    assert all(c.status == 200 for c in fake_google.api_calls())
 
 
-def test_readonly_mode_yields_the_exact_rfc822_bytes(fake: FakeGoogle, mailbox: Mailbox) -> None:
+def test_readonly_mode_yields_the_exact_rfc822_bytes(
+    fake_google: FakeGoogle, mailbox: Mailbox
+) -> None:
     raws = deliver_fixtures(mailbox)
-    run = sync(make_connector(fake, mode="readonly"))
+    run = sync(gmail_connector(fake_google, mode="readonly"))
     assert {m.source_id: m.raw for m in run.messages} == raws
     assert not any(m.truncated for m in run.messages)
-    assert {c.format for c in fake.api_calls("users.messages.get")} == {"raw"}
+    assert {c.format for c in fake_google.api_calls("users.messages.get")} == {"raw"}
 
 
 @pytest.mark.parametrize("mode", ["metadata", "readonly"])
-def test_since_bounds_the_first_sync(fake: FakeGoogle, mailbox: Mailbox, mode: Mode) -> None:
+def test_since_bounds_the_first_sync(fake_google: FakeGoogle, mailbox: Mailbox, mode: Mode) -> None:
     ids = deliver(mailbox, 40)
     since = datetime(2024, 3, 1, tzinfo=UTC) + timedelta(hours=30)
-    run = sync(make_connector(fake, mode=mode, since=since, labels=["INBOX"], page_size=5))
+    run = sync(gmail_connector(fake_google, mode=mode, since=since, labels=["INBOX"], page_size=5))
     assert sorted(run.ids) == sorted(ids[30:])
-    listed = fake.api_calls("users.messages.list")
+    listed = fake_google.api_calls("users.messages.list")
     if mode == "readonly":
         assert all(c.param("q") == f"after:{int(since.timestamp()) - 1}" for c in listed)
     else:
         assert len(listed) <= 4, "a page wholly before `since` ends the listing"
 
 
-def test_batches_hold_at_most_fifty_calls(fake: FakeGoogle, mailbox: Mailbox) -> None:
+def test_batches_hold_at_most_fifty_calls(fake_google: FakeGoogle, mailbox: Mailbox) -> None:
     ids = deliver(mailbox, 130)
-    run = sync(make_connector(fake, labels=["INBOX"]))
+    run = sync(gmail_connector(fake_google, labels=["INBOX"]))
     assert sorted(run.ids) == sorted(ids)
-    sizes = [int(c.param("parts") or 0) for c in fake.log if c.api_method == "batch"]
+    sizes = [int(c.param("parts") or 0) for c in fake_google.log if c.api_method == "batch"]
     assert sizes == [50, 50, 30]
 
 
-def test_message_gone_between_list_and_get_is_skipped(fake: FakeGoogle, mailbox: Mailbox) -> None:
+def test_message_gone_between_list_and_get_is_skipped(
+    fake_google: FakeGoogle, mailbox: Mailbox
+) -> None:
     ids = deliver(mailbox, 5)
-    connector = make_connector(fake)
+    connector = gmail_connector(fake_google)
     run = sync(connector)
     added = mailbox.add_message(make_email(subject="gone soon"))
     mailbox.messages.pop(added)
@@ -223,10 +203,10 @@ def test_message_gone_between_list_and_get_is_skipped(fake: FakeGoogle, mailbox:
 
 
 def test_incremental_after_new_deleted_and_relabelled_messages(
-    fake: FakeGoogle, mailbox: Mailbox
+    fake_google: FakeGoogle, mailbox: Mailbox
 ) -> None:
     ids = deliver(mailbox, 8)
-    connector = make_connector(fake)
+    connector = gmail_connector(fake_google)
     first = sync(connector)
     private = mailbox.create_label("Private")
 
@@ -252,17 +232,17 @@ def test_incremental_after_new_deleted_and_relabelled_messages(
     assert second.cursor == {"v": 1, "phase": "incremental", "history_id": str(mailbox.history_id)}
 
 
-def test_label_names_map_ids_for_the_agent(fake: FakeGoogle, mailbox: Mailbox) -> None:
+def test_label_names_map_ids_for_the_agent(fake_google: FakeGoogle, mailbox: Mailbox) -> None:
     private = mailbox.create_label("crm-private")
-    connector = make_connector(fake)
+    connector = gmail_connector(fake_google)
     names = connector.label_names()
     assert names[private] == "crm-private" and names["INBOX"] == "INBOX"
-    assert connector.units_spent == {"users.labels.list": 1}
+    assert connector.units_spent() == {"users.labels.list": 1}
 
 
-def test_untrashed_message_comes_back(fake: FakeGoogle, mailbox: Mailbox) -> None:
+def test_untrashed_message_comes_back(fake_google: FakeGoogle, mailbox: Mailbox) -> None:
     ids = deliver(mailbox, 2)
-    connector = make_connector(fake)
+    connector = gmail_connector(fake_google)
     cursor = sync(connector).cursor
     mailbox.modify(ids[0], add=["TRASH"])
     run = sync(connector, cursor)
@@ -272,9 +252,9 @@ def test_untrashed_message_comes_back(fake: FakeGoogle, mailbox: Mailbox) -> Non
 
 
 def test_history_is_read_page_by_page_with_a_cursor_per_page(
-    fake: FakeGoogle, mailbox: Mailbox
+    fake_google: FakeGoogle, mailbox: Mailbox
 ) -> None:
-    connector = make_connector(fake, page_size=3)
+    connector = gmail_connector(fake_google, page_size=3)
     cursor = sync(connector).cursor
     new = deliver(mailbox, 10)
     run = sync(connector, cursor)
@@ -288,27 +268,29 @@ def test_history_is_read_page_by_page_with_a_cursor_per_page(
     assert resumed.ids == new[6:]
 
 
-def test_no_change_incremental_is_exactly_one_api_call(fake: FakeGoogle, mailbox: Mailbox) -> None:
+def test_no_change_incremental_is_exactly_one_api_call(
+    fake_google: FakeGoogle, mailbox: Mailbox
+) -> None:
     deliver(mailbox, 5)
-    cursor = sync(make_connector(fake)).cursor
+    cursor = sync(gmail_connector(fake_google)).cursor
 
-    fresh = make_connector(fake)
-    fake.reset_counters()
+    fresh = gmail_connector(fake_google)
+    fake_google.reset_counters()
     run = sync(fresh, cursor)
     assert run.items == []
-    assert [c.api_method for c in fake.log] == ["oauth2.token", "users.history.list"]
+    assert [c.api_method for c in fake_google.log] == ["oauth2.token", "users.history.list"]
 
-    fake.reset_counters()
+    fake_google.reset_counters()
     assert sync(fresh, cursor).items == []
-    assert [c.api_method for c in fake.log] == ["users.history.list"]
-    assert fresh.units_spent == {"users.history.list": 2}
+    assert [c.api_method for c in fake_google.log] == ["users.history.list"]
+    assert fresh.units_spent() == {"users.history.list": 2}
 
 
 def test_expired_history_is_cursor_invalid_and_a_full_sync_recovers(
-    fake: FakeGoogle, mailbox: Mailbox
+    fake_google: FakeGoogle, mailbox: Mailbox
 ) -> None:
     ids = deliver(mailbox, 4)
-    connector = make_connector(fake)
+    connector = gmail_connector(fake_google)
     cursor = sync(connector).cursor
     mailbox.add_message(make_email(subject="while away"))
     mailbox.expire_history()
@@ -321,8 +303,8 @@ def test_expired_history_is_cursor_invalid_and_a_full_sync_recovers(
     assert sync(connector, again.cursor).items == []
 
 
-def test_history_window_expires_old_ids_only(fake: FakeGoogle, mailbox: Mailbox) -> None:
-    connector = make_connector(fake)
+def test_history_window_expires_old_ids_only(fake_google: FakeGoogle, mailbox: Mailbox) -> None:
+    connector = gmail_connector(fake_google)
     old = sync(connector).cursor
     deliver(mailbox, 3)
     recent = sync(connector, old).cursor
@@ -335,17 +317,17 @@ def test_history_window_expires_old_ids_only(fake: FakeGoogle, mailbox: Mailbox)
     assert sync(connector, None).cursor["phase"] == "incremental"
 
 
-def test_rejected_page_token_is_cursor_invalid(fake: FakeGoogle, mailbox: Mailbox) -> None:
+def test_rejected_page_token_is_cursor_invalid(fake_google: FakeGoogle, mailbox: Mailbox) -> None:
     deliver(mailbox, 3)
     cursor = {"v": 1, "phase": "full", "label_index": 0, "page_token": "stale", "history_id": "1"}
     with pytest.raises(CursorInvalid, match="page token"):
-        sync(make_connector(fake), cursor)
+        sync(gmail_connector(fake_google), cursor)
 
 
-def test_cursor_that_does_not_parse_is_cursor_invalid(fake: FakeGoogle) -> None:
+def test_cursor_that_does_not_parse_is_cursor_invalid(fake_google: FakeGoogle) -> None:
     with pytest.raises(CursorInvalid):
-        sync(make_connector(fake), {"v": 1, "phase": "incremental", "history_id": "abc"})
-    assert fake.log == []
+        sync(gmail_connector(fake_google), {"v": 1, "phase": "incremental", "history_id": "abc"})
+    assert fake_google.log == []
 
 
 # --------------------------------------------------------------------------- resumption
@@ -353,12 +335,12 @@ def test_cursor_that_does_not_parse_is_cursor_invalid(fake: FakeGoogle) -> None:
 
 @pytest.mark.parametrize("stop_after", [1, 2, 5, 7])
 def test_interrupted_first_sync_resumes_from_its_cursor(
-    fake: FakeGoogle, mailbox: Mailbox, stop_after: int
+    fake_google: FakeGoogle, mailbox: Mailbox, stop_after: int
 ) -> None:
     inbox = deliver(mailbox, 17)
     sent = deliver(mailbox, 9, ("SENT",))
     seen: list[str] = []
-    batches = make_connector(fake, page_size=4).fetch(None)
+    batches = gmail_connector(fake_google, page_size=4).fetch(None)
     cursor: Cursor | None = None
     for _ in range(stop_after):
         batch = next(batches)
@@ -367,8 +349,8 @@ def test_interrupted_first_sync_resumes_from_its_cursor(
     del batches
     late = mailbox.add_message(make_email(subject="arrived meanwhile"))
 
-    run = sync(make_connector(fake, page_size=4), cursor)
-    after = sync(make_connector(fake), run.cursor)
+    run = sync(gmail_connector(fake_google, page_size=4), cursor)
+    after = sync(gmail_connector(fake_google), run.cursor)
 
     delivered = Counter(seen + run.ids + after.ids)
     assert set(delivered) == {*inbox, *sent, late}
@@ -379,11 +361,11 @@ def test_interrupted_first_sync_resumes_from_its_cursor(
 
 
 def test_injected_faults_still_deliver_every_message_exactly_once(
-    fake: FakeGoogle, mailbox: Mailbox
+    fake_google: FakeGoogle, mailbox: Mailbox
 ) -> None:
     ids = deliver(mailbox, 150)
-    fake.faults = FaultPlan(rate=0.2, statuses=(500, 503, 429), seed=3)
-    connector = make_connector(fake, page_size=40, retry_policy=GENEROUS)
+    fake_google.faults = FaultPlan(rate=0.2, statuses=(500, 503, 429), seed=3)
+    connector = gmail_connector(fake_google, page_size=40, retry_policy=GENEROUS)
     first = sync(connector)
     assert Counter(first.ids) == Counter(ids)
 
@@ -394,22 +376,26 @@ def test_injected_faults_still_deliver_every_message_exactly_once(
     assert Counter(second.ids) == Counter(new)
     assert sorted(second.removed) == sorted(ids[:20])
 
-    failed = [c for c in fake.api_calls() if c.status >= 500 or c.status == 429]
-    assert fake.faults.injected == len(failed) > 30
+    failed = [c for c in fake_google.api_calls() if c.status >= 500 or c.status == 429]
+    assert fake_google.faults.injected == len(failed) > 30
     assert any(c.in_batch for c in failed) and any(not c.in_batch for c in failed)
     assert connector.retries > 0
 
 
-def test_a_spent_retry_budget_loses_nothing_across_runs(fake: FakeGoogle, mailbox: Mailbox) -> None:
+def test_a_spent_retry_budget_loses_nothing_across_runs(
+    fake_google: FakeGoogle, mailbox: Mailbox
+) -> None:
     """Each run stops with TransientError when its budget is spent; the next run
     starts from the last cursor the agent committed, as the scheduler would."""
     ids = deliver(mailbox, 120)
-    fake.faults = FaultPlan(rate=0.3, statuses=(500, 503), seed=11)
+    fake_google.faults = FaultPlan(rate=0.3, statuses=(500, 503), seed=11)
     committed: Cursor | None = None
     delivered: list[str] = []
     transient = 0
     for _ in range(200):
-        connector = make_connector(fake, page_size=10, retry_policy=RetryPolicy(max_retries=3))
+        connector = gmail_connector(
+            fake_google, page_size=10, retry_policy=RetryPolicy(max_retries=3)
+        )
         try:
             for batch in connector.fetch(committed):
                 delivered += [i.source_id for i in batch.items]
@@ -423,40 +409,42 @@ def test_a_spent_retry_budget_loses_nothing_across_runs(fake: FakeGoogle, mailbo
     assert Counter(delivered) == Counter(ids)
 
 
-def test_retry_after_is_honoured(fake: FakeGoogle, mailbox: Mailbox) -> None:
+def test_retry_after_is_honoured(fake_google: FakeGoogle, mailbox: Mailbox) -> None:
     deliver(mailbox, 3)
-    fake.faults = FaultPlan(forced=deque([429]), retry_after=7)
+    fake_google.faults = FaultPlan(forced=deque([429]), retry_after=7)
     slept: list[float] = []
-    sync(make_connector(fake, sleep=slept.append, quota_rate=None))
+    sync(gmail_connector(fake_google, sleep=slept.append, quota_rate=None))
     assert slept == [7.0]
 
 
-def test_dropped_connections_are_retried(fake: FakeGoogle, mailbox: Mailbox) -> None:
+def test_dropped_connections_are_retried(fake_google: FakeGoogle, mailbox: Mailbox) -> None:
     ids = deliver(mailbox, 3)
-    connector = make_connector(fake)
-    fake.faults.drop_connections = 4
+    connector = gmail_connector(fake_google)
+    fake_google.faults.drop_connections = 4
     run = sync(connector)
     assert sorted(run.ids) == sorted(ids)
     assert connector.retries >= 1
 
 
 def test_expired_access_token_in_a_batch_part_is_refreshed(
-    fake: FakeGoogle, mailbox: Mailbox
+    fake_google: FakeGoogle, mailbox: Mailbox
 ) -> None:
     ids = deliver(mailbox, 6)
-    fake.faults = FaultPlan(methods=frozenset({"users.messages.get"}))
-    fake.faults.forced.extend([0, 401, 0, 401])
-    run = sync(make_connector(fake))
+    fake_google.faults = FaultPlan(methods=frozenset({"users.messages.get"}))
+    fake_google.faults.forced.extend([0, 401, 0, 401])
+    run = sync(gmail_connector(fake_google))
     assert sorted(run.ids) == sorted(ids)
-    assert fake.calls["oauth2.token"] == 2
+    assert fake_google.calls["oauth2.token"] == 2
 
 
-def test_revoked_grant_is_auth_error_naming_the_command(fake: FakeGoogle, mailbox: Mailbox) -> None:
+def test_revoked_grant_is_auth_error_naming_the_command(
+    fake_google: FakeGoogle, mailbox: Mailbox
+) -> None:
     deliver(mailbox, 2)
-    connector = make_connector(fake)
+    connector = gmail_connector(fake_google)
     cursor = sync(connector).cursor
-    for token in fake.refresh_tokens_of(ACCOUNT):
-        fake.revoke(token)
+    for token in fake_google.refresh_tokens_of(ACCOUNT):
+        fake_google.revoke(token)
 
     with pytest.raises(AuthError) as raised:
         sync(connector, cursor)
@@ -464,30 +452,32 @@ def test_revoked_grant_is_auth_error_naming_the_command(fake: FakeGoogle, mailbo
     assert "crm-sync connectors auth alice-gmail" in raised.value.hint
 
 
-def test_token_without_gmail_scope_is_auth_error(fake: FakeGoogle, mailbox: Mailbox) -> None:
+def test_token_without_gmail_scope_is_auth_error(fake_google: FakeGoogle, mailbox: Mailbox) -> None:
     calendar_only = ["https://www.googleapis.com/auth/calendar.readonly"]
     info = {
-        "refresh_token": fake.issue_refresh_token(ACCOUNT, calendar_only),
+        "refresh_token": fake_google.issue_refresh_token(ACCOUNT, calendar_only),
         "client_id": "test-client",
         "client_secret": "test-secret",
     }
-    credentials = user_credentials(info, calendar_only, token_uri=fake.token_uri)
-    connector = GmailConnector(NAME, ACCOUNT, credentials, api_endpoint=fake.url, sleep=no_sleep)
+    credentials = user_credentials(info, calendar_only, token_uri=fake_google.token_uri)
+    connector = GmailConnector(
+        NAME, ACCOUNT, credentials, api_endpoint=fake_google.url, sleep=no_sleep
+    )
     with pytest.raises(AuthError, match="insufficient"):
         sync(connector)
 
 
-def test_metadata_token_cannot_fetch_raw(fake: FakeGoogle, mailbox: Mailbox) -> None:
+def test_metadata_token_cannot_fetch_raw(fake_google: FakeGoogle, mailbox: Mailbox) -> None:
     """A readonly connector given a metadata-scoped token fails loudly, not silently."""
     deliver(mailbox, 1)
     info = {
-        "refresh_token": fake.issue_refresh_token(ACCOUNT, [GMAIL_METADATA]),
+        "refresh_token": fake_google.issue_refresh_token(ACCOUNT, [GMAIL_METADATA]),
         "client_id": "test-client",
         "client_secret": "test-secret",
     }
-    credentials = user_credentials(info, [GMAIL_METADATA], token_uri=fake.token_uri)
+    credentials = user_credentials(info, [GMAIL_METADATA], token_uri=fake_google.token_uri)
     connector = GmailConnector(
-        NAME, ACCOUNT, credentials, mode="readonly", api_endpoint=fake.url, sleep=no_sleep
+        NAME, ACCOUNT, credentials, mode="readonly", api_endpoint=fake_google.url, sleep=no_sleep
     )
     with pytest.raises(AuthError, match="format RAW"):
         sync(connector)
@@ -496,23 +486,23 @@ def test_metadata_token_cannot_fetch_raw(fake: FakeGoogle, mailbox: Mailbox) -> 
 # --------------------------------------------------------------------------- quota
 
 
-def test_quota_units_are_counted_per_method(fake: FakeGoogle, mailbox: Mailbox) -> None:
+def test_quota_units_are_counted_per_method(fake_google: FakeGoogle, mailbox: Mailbox) -> None:
     deliver(mailbox, 23)
     deliver(mailbox, 4, ("SENT",))
-    connector = make_connector(fake, page_size=10)
+    connector = gmail_connector(fake_google, page_size=10)
     run = sync(connector)
-    assert connector.units_spent == {
+    assert connector.units_spent() == {
         "users.getProfile": 1,
         "users.messages.list": 5 * 4,
         "users.messages.get": 5 * 27,
     }
-    assert connector.units_spent == {k: v for k, v in fake.units.items() if v}
+    assert connector.units_spent() == {k: v for k, v in fake_google.units.items() if v}
     deliver(mailbox, 2)
     sync(connector, run.cursor)
-    assert connector.units_spent == {"users.history.list": 2, "users.messages.get": 10}
+    assert connector.units_spent() == {"users.history.list": 2, "users.messages.get": 10}
 
 
-def test_quota_rate_paces_the_run(fake: FakeGoogle, mailbox: Mailbox) -> None:
+def test_quota_rate_paces_the_run(fake_google: FakeGoogle, mailbox: Mailbox) -> None:
     deliver(mailbox, 60)
     now = [0.0]
     slept: list[float] = []
@@ -521,8 +511,8 @@ def test_quota_rate_paces_the_run(fake: FakeGoogle, mailbox: Mailbox) -> None:
         slept.append(seconds)
         now[0] += seconds
 
-    connector = make_connector(
-        fake, labels=["INBOX"], quota_rate=100.0, sleep=sleep, clock=lambda: now[0]
+    connector = gmail_connector(
+        fake_google, labels=["INBOX"], quota_rate=100.0, sleep=sleep, clock=lambda: now[0]
     )
     sync(connector)
     total = 1 + 5 + 5 * 60
@@ -561,7 +551,7 @@ def test_replaying_batches_reproduces_the_mailbox_scope(
     with FakeGoogle(seed=1) as fake:
         mailbox = fake.add_mailbox(ACCOUNT)
         deliver(mailbox, initial)
-        connector = make_connector(fake, page_size=page_size, batch_size=3)
+        connector = gmail_connector(fake, page_size=page_size, batch_size=3)
         copy: dict[str, frozenset[str]] = {}
 
         def apply(cursor: Cursor | None) -> Cursor:

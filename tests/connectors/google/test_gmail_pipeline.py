@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from sqlalchemy import Engine, func, select
 
 from agent.pipeline.policy import Policy
@@ -15,7 +13,7 @@ from connectors.google.auth import gmail_scopes, user_credentials
 from connectors.google.gmail import GmailConnector
 from storage.db import session_factory
 from storage.models import Interaction, InteractionSource
-from tests.support.fake_google import FakeGoogle
+from tests.support.fake_google.server import FakeGoogle
 from tests.support.mailbuilder import message
 
 ALICE = "alice@northwind.example"
@@ -29,28 +27,22 @@ SETTINGS = parse_settings(
 )
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeGoogle]:
-    with FakeGoogle(seed=3) as server:
-        yield server
-
-
-def connector(fake: FakeGoogle, account: str, **options: Any) -> GmailConnector:
+def connector(fake_google: FakeGoogle, account: str, **options: Any) -> GmailConnector:
     mode = options.pop("mode", "readonly")
     scopes = gmail_scopes(mode)
     info = {
-        "refresh_token": fake.issue_refresh_token(account, scopes),
+        "refresh_token": fake_google.issue_refresh_token(account, scopes),
         "client_id": "test-client",
         "client_secret": "test-secret",
     }
-    credentials = user_credentials(info, scopes, token_uri=fake.token_uri)
+    credentials = user_credentials(info, scopes, token_uri=fake_google.token_uri)
     name = account.split("@")[0] + "-gmail"
     return GmailConnector(
         name,
         account,
         credentials,
         mode=mode,
-        api_endpoint=fake.url,
+        api_endpoint=fake_google.url,
         sleep=lambda _: None,
         **options,
     )
@@ -64,7 +56,7 @@ def run(engine: Engine, gmail: GmailConnector) -> SyncResult:
 
 
 def test_one_message_in_two_mailboxes_is_one_interaction_with_two_sources(
-    fake: FakeGoogle, engine: Engine
+    fake_google: FakeGoogle, engine: Engine
 ) -> None:
     raw = message(
         sender="Ann Lee <ann@acme.example>",
@@ -73,10 +65,10 @@ def test_one_message_in_two_mailboxes_is_one_interaction_with_two_sources(
         body="Signed copy attached.",
         message_id="<contract@acme.example>",
     )
-    alice_id = fake.add_mailbox(ALICE).add_message(raw, ["INBOX"])
-    dan_id = fake.add_mailbox(DAN).add_message(raw, ["INBOX"])
-    run(engine, connector(fake, ALICE))
-    run(engine, connector(fake, DAN))
+    alice_id = fake_google.add_mailbox(ALICE).add_message(raw, ["INBOX"])
+    dan_id = fake_google.add_mailbox(DAN).add_message(raw, ["INBOX"])
+    run(engine, connector(fake_google, ALICE))
+    run(engine, connector(fake_google, DAN))
     with session_factory(engine)() as session:
         assert session.scalar(select(func.count()).select_from(Interaction)) == 1
         sources = session.execute(
@@ -87,17 +79,17 @@ def test_one_message_in_two_mailboxes_is_one_interaction_with_two_sources(
     assert interaction is not None and interaction.summary == "Signed copy attached."
 
 
-def test_metadata_mode_logs_without_any_text(fake: FakeGoogle, engine: Engine) -> None:
+def test_metadata_mode_logs_without_any_text(fake_google: FakeGoogle, engine: Engine) -> None:
     raw = message(
         sender="Ann <ann@acme.example>",
         to=[ALICE],
         body="secret terms",
         message_id="<m@acme.example>",
     )
-    fake.add_mailbox(ALICE).add_message(raw, ["INBOX"])
-    result = run(engine, connector(fake, ALICE, mode="metadata"))
+    fake_google.add_mailbox(ALICE).add_message(raw, ["INBOX"])
+    result = run(engine, connector(fake_google, ALICE, mode="metadata"))
     assert result.logged == 1
-    formats = {call.format for call in fake.api_calls("users.messages.get")}
+    formats = {call.format for call in fake_google.api_calls("users.messages.get")}
     assert formats == {"metadata"}
     with session_factory(engine)() as session:
         interaction = session.scalar(select(Interaction))
@@ -106,14 +98,14 @@ def test_metadata_mode_logs_without_any_text(fake: FakeGoogle, engine: Engine) -
 
 
 def test_a_deleted_message_loses_its_source_and_keeps_the_interaction(
-    fake: FakeGoogle, engine: Engine
+    fake_google: FakeGoogle, engine: Engine
 ) -> None:
-    mailbox = fake.add_mailbox(ALICE)
+    mailbox = fake_google.add_mailbox(ALICE)
     gmail_id = mailbox.add_message(
         message(sender="Ann <ann@acme.example>", to=[ALICE], message_id="<d@acme.example>"),
         ["INBOX"],
     )
-    gmail = connector(fake, ALICE)
+    gmail = connector(fake_google, ALICE)
     run(engine, gmail)
     mailbox.delete_message(gmail_id)
     run(engine, gmail)
@@ -123,9 +115,9 @@ def test_a_deleted_message_loses_its_source_and_keeps_the_interaction(
 
 
 def test_the_private_label_withdraws_a_message_also_when_added_later(
-    fake: FakeGoogle, engine: Engine
+    fake_google: FakeGoogle, engine: Engine
 ) -> None:
-    mailbox = fake.add_mailbox(ALICE)
+    mailbox = fake_google.add_mailbox(ALICE)
     private = mailbox.create_label("Private")
     kept = mailbox.add_message(
         message(sender="Ann <ann@acme.example>", to=[ALICE], message_id="<k@acme.example>"),
@@ -139,7 +131,7 @@ def test_the_private_label_withdraws_a_message_also_when_added_later(
         message(sender="Ann <ann@acme.example>", to=[ALICE], message_id="<h2@acme.example>"),
         ["INBOX"],
     )
-    gmail = connector(fake, ALICE)
+    gmail = connector(fake_google, ALICE)
     first = run(engine, gmail)
     assert first.logged == 2 and first.skipped["private_label"] == 1
 

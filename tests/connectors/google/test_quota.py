@@ -41,7 +41,7 @@ def meter(rate: float | None = 250.0) -> tuple[QuotaMeter, Clock]:
 def test_published_costs(method: str, calls: int, units: int) -> None:
     quota, _clock = meter(None)
     quota.spend(method, calls)
-    assert quota.units_spent == {method: units}
+    assert quota.units_spent() == {method: units}
     assert quota.total == units
 
 
@@ -69,7 +69,7 @@ def test_reset_starts_a_new_run() -> None:
     quota, _clock = meter(None)
     quota.spend("users.history.list")
     quota.reset()
-    assert quota.units_spent == {} and quota.total == 0
+    assert quota.units_spent() == {} and quota.total == 0
 
 
 def test_unknown_methods_and_rates_are_refused() -> None:

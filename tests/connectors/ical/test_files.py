@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 from datetime import UTC, datetime, timedelta
@@ -15,7 +14,7 @@ from connectors.errors import BadItem, CursorInvalid, TransientError
 from connectors.ical.files import IcsConnector
 from connectors.ical.parts import parse_calendar, to_calendar_event
 from connectors.records import Address, Attendee, CalendarEvent, Cursor, Item, SourceRemoved
-from tests.support.contract import ConnectorContract, Source
+from tests.support.icsbuilder import LUNCH, MEETING, ics, write_ics
 from tests.support.paths import FIXTURES
 
 CORPUS_FILES = sorted(
@@ -38,26 +37,10 @@ VCALENDAR blocks, which the connector reads as one calendar."""
 
 NOW = datetime(2024, 3, 1, 12, tzinfo=UTC)
 SINCE = datetime(2024, 1, 1, tzinfo=UTC)
-_PAST_NS = 1_600_000_000 * 10**9
-_ticks = itertools.count(1)
 
 
 def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
     return datetime(year, month, day, hour, minute, tzinfo=UTC)
-
-
-def ics(*events: str, preamble: str = "") -> bytes:
-    body = "".join(f"BEGIN:VEVENT\n{event.strip()}\nEND:VEVENT\n" for event in events)
-    text = f"BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//test//EN\n{preamble}{body}END:VCALENDAR\n"
-    return text.replace("\n", "\r\n").encode()
-
-
-def write(path: Path, data: bytes) -> None:
-    """Write with an mtime in the past, a little later at each call, as an editor would."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    stamp = _PAST_NS + next(_ticks) * 10**9
-    os.utime(path, ns=(stamp, stamp))
 
 
 def connector(path: Path, **kwargs: Any) -> IcsConnector:
@@ -79,62 +62,11 @@ def events(items: list[Item]) -> list[CalendarEvent]:
     return [item for item in items if isinstance(item, CalendarEvent)]
 
 
-MEETING = [
-    """UID:weekly@example.com
-SUMMARY:Pipeline review
-ORGANIZER;CN=Me:mailto:me@example.com
-ATTENDEE;CN=Bob;PARTSTAT=NEEDS-ACTION:mailto:bob@customer.com
-DTSTART;TZID=Europe/Berlin:20240306T100000
-DTEND;TZID=Europe/Berlin:20240306T110000
-RRULE:FREQ=WEEKLY;COUNT=6
-SEQUENCE:1
-LAST-MODIFIED:20240201T080000Z""",
-    """UID:weekly@example.com
-SUMMARY:Pipeline review (moved)
-RECURRENCE-ID;TZID=Europe/Berlin:20240327T100000
-DTSTART;TZID=Europe/Berlin:20240402T150000
-DTEND;TZID=Europe/Berlin:20240402T160000
-SEQUENCE:2
-LAST-MODIFIED:20240202T080000Z""",
-    """UID:weekly@example.com
-SUMMARY:Pipeline review
-RECURRENCE-ID;TZID=Europe/Berlin:20240410T100000
-DTSTART;TZID=Europe/Berlin:20240410T100000
-DTEND;TZID=Europe/Berlin:20240410T110000
-STATUS:CANCELLED
-SEQUENCE:2
-LAST-MODIFIED:20240203T080000Z""",
-]
-LUNCH = """UID:lunch@example.com
-SUMMARY:Lunch with Bob
-DTSTART:20240315T120000Z
-DTEND:20240315T130000Z
-DTSTAMP:20240201T080000Z"""
-
-
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    write(tmp_path / "meeting.ics", ics(*MEETING))
-    write(tmp_path / "lunch.ics", ics(LUNCH))
+    write_ics(tmp_path / "meeting.ics", ics(*MEETING))
+    write_ics(tmp_path / "lunch.ics", ics(LUNCH))
     return tmp_path
-
-
-class TestIcsContract(ConnectorContract):
-    @pytest.fixture
-    def source(self, folder: Path) -> Source:
-        meeting = [
-            f"meeting.ics/weekly@example.com/{start}"
-            for start in (
-                "2024-03-06T09:00:00+00:00",
-                "2024-03-13T09:00:00+00:00",
-                "2024-03-20T09:00:00+00:00",
-                "2024-03-27T09:00:00+00:00",
-                "2024-04-03T08:00:00+00:00",
-                "2024-04-10T08:00:00+00:00",
-            )
-        ]
-        lunch = "lunch.ics/lunch@example.com/2024-03-15T12:00:00+00:00"
-        return connector(folder, batch_size=4), {lunch, *meeting}
 
 
 def _event(lines: str, method: str = "") -> CalendarEvent:
@@ -332,7 +264,7 @@ def test_a_sequence_bump_on_one_instance_yields_only_that_instance(folder: Path)
     source = connector(folder)
     _, cursor = run(source, None)
     moved = MEETING[1].replace("SEQUENCE:2", "SEQUENCE:3")
-    write(folder / "meeting.ics", ics(MEETING[0], moved, MEETING[2]))
+    write_ics(folder / "meeting.ics", ics(MEETING[0], moved, MEETING[2]))
 
     items, _ = run(source, cursor)
 
@@ -348,7 +280,7 @@ def test_a_change_to_the_master_yields_its_occurrences_but_not_the_overrides(
     source = connector(folder)
     _, cursor = run(source, None)
     master = MEETING[0].replace("SEQUENCE:1", "SEQUENCE:4").replace("T080000Z", "T090000Z")
-    write(folder / "meeting.ics", ics(master, *MEETING[1:]))
+    write_ics(folder / "meeting.ics", ics(master, *MEETING[1:]))
 
     items, _ = run(source, cursor)
 
@@ -371,7 +303,7 @@ def test_an_rsvp_change_yields_the_occurrence_with_the_new_answer(folder: Path) 
             "SUMMARY:Pipeline review\nATTENDEE;PARTSTAT=DECLINED:mailto:bob@customer.com",
         )
     )
-    write(folder / "meeting.ics", ics(*MEETING[:2], cancelled))
+    write_ics(folder / "meeting.ics", ics(*MEETING[:2], cancelled))
 
     [event] = events(run(source, cursor)[0])
 
@@ -385,7 +317,7 @@ def test_an_event_removed_from_a_file_yields_source_removed(folder: Path) -> Non
     source = connector(folder)
     _, cursor = run(source, None)
     dinner = LUNCH.replace("lunch@", "dinner@").replace("T12", "T19").replace("T13", "T20")
-    write(folder / "lunch.ics", ics(dinner))
+    write_ics(folder / "lunch.ics", ics(dinner))
 
     items, cursor = run(source, cursor)
 
@@ -404,7 +336,7 @@ def test_an_exdate_added_removes_that_occurrence_only(folder: Path) -> None:
     source = connector(folder)
     _, cursor = run(source, None)
     master = MEETING[0] + "\nEXDATE;TZID=Europe/Berlin:20240313T100000"
-    write(folder / "meeting.ics", ics(master, *MEETING[1:]))
+    write_ics(folder / "meeting.ics", ics(master, *MEETING[1:]))
 
     items, _ = run(source, cursor)
 
@@ -429,7 +361,7 @@ def test_a_moving_horizon_yields_only_the_new_occurrences(tmp_path: Path) -> Non
 DTSTART;TZID=Europe/Berlin:20240304T093000
 DTEND;TZID=Europe/Berlin:20240304T094500
 RRULE:FREQ=WEEKLY;BYDAY=MO"""
-    write(tmp_path / "standup.ics", ics(standup))
+    write_ics(tmp_path / "standup.ics", ics(standup))
     first, cursor = run(connector(tmp_path), None)
     later = connector(tmp_path, now=lambda: NOW + timedelta(days=7))
 
@@ -457,7 +389,7 @@ def test_a_file_gone_bad_keeps_its_occurrences_and_is_reported_once(folder: Path
     source = connector(folder)
     _, cursor = run(source, None)
     whole = ics(*MEETING)
-    write(folder / "meeting.ics", whole[: len(whole) // 2])
+    write_ics(folder / "meeting.ics", whole[: len(whole) // 2])
 
     yielded: list[Item] = []
     with pytest.raises(BadItem) as raised:
@@ -478,12 +410,12 @@ def test_a_file_gone_bad_keeps_its_occurrences_and_is_reported_once(folder: Path
 def test_a_fixed_file_yields_only_what_changed_while_it_was_broken(folder: Path) -> None:
     source = connector(folder)
     _, cursor = run(source, None)
-    write(folder / "meeting.ics", b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\n")
+    write_ics(folder / "meeting.ics", b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\n")
     with pytest.raises(BadItem):
         for batch in source.fetch(cursor):
             cursor = batch.cursor
     moved = MEETING[1].replace("SEQUENCE:2", "SEQUENCE:3")
-    write(folder / "meeting.ics", ics(MEETING[0], moved, MEETING[2]))
+    write_ics(folder / "meeting.ics", ics(MEETING[0], moved, MEETING[2]))
 
     items, _ = run(source, cursor)
 
@@ -494,7 +426,7 @@ def test_a_series_that_can_no_longer_be_expanded_keeps_its_occurrences(folder: P
     source = connector(folder)
     _, cursor = run(source, None)
     broken = MEETING[0].replace("FREQ=WEEKLY", "FREQ=FORTNIGHTLY")
-    write(folder / "meeting.ics", ics(broken, *MEETING[1:], LUNCH.replace("lunch@", "tea@")))
+    write_ics(folder / "meeting.ics", ics(broken, *MEETING[1:], LUNCH.replace("lunch@", "tea@")))
 
     items, cursor = run(source, cursor)
 
@@ -519,11 +451,11 @@ def test_fresh_files_are_read_again_but_yield_nothing_new(tmp_path: Path) -> Non
 
 
 def test_only_visible_ics_files_are_read_and_keyed_by_relative_path(tmp_path: Path) -> None:
-    write(tmp_path / "team" / "lunch.ics", ics(LUNCH))
-    write(tmp_path / ".trash" / "old.ics", ics(LUNCH))
-    write(tmp_path / ".hidden.ics", ics(LUNCH))
-    write(tmp_path / "notes.txt", ics(LUNCH))
-    write(tmp_path / "UPPER.ICS", ics(LUNCH.replace("lunch@", "upper@")))
+    write_ics(tmp_path / "team" / "lunch.ics", ics(LUNCH))
+    write_ics(tmp_path / ".trash" / "old.ics", ics(LUNCH))
+    write_ics(tmp_path / ".hidden.ics", ics(LUNCH))
+    write_ics(tmp_path / "notes.txt", ics(LUNCH))
+    write_ics(tmp_path / "UPPER.ICS", ics(LUNCH.replace("lunch@", "upper@")))
 
     items, _ = run(connector(tmp_path), None)
 

@@ -1,18 +1,17 @@
 """The IMAP connector against a real Dovecot over loopback, plus its pure parts by table.
 
-Each test gets a mailbox of its own on one Dovecot per module; the server
-variants with fewer capabilities play servers without LIST-STATUS, QRESYNC or
-CONDSTORE.
+Each test gets a mailbox of its own (``imap_user``) on one Dovecot per module
+(``dovecot``); the server variants with fewer capabilities play servers without
+LIST-STATUS, QRESYNC or CONDSTORE. The connector contract it shares with every
+source is in ``tests/connectors/test_contract.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from email import policy
 from email.message import EmailMessage
@@ -26,30 +25,15 @@ from imapclient.response_types import BodyData
 
 from agent.mail.text import header_str, parse_mime
 from connectors.errors import AuthError, ConnectorError, CursorInvalid, TransientError
-from connectors.imap.connector import (
-    FolderState,
-    ImapConnector,
-    TextPart,
-    assemble_raw,
-    build_message,
-    classify_error,
-    dump_cursor,
-    first_text_part,
-    load_cursor,
-    parse_uid_set,
-)
+from connectors.imap.connector import ImapConnector
+from connectors.imap.cursor import FolderState, dump_cursor, load_cursor
 from connectors.imap.fetch import parse_fetch, uid_fetch
+from connectors.imap.message import TextPart, assemble_raw, build_message, first_text_part
+from connectors.imap.session import classify_error, parse_uid_set
 from connectors.records import Batch, Cursor, MailMessage, SourceRemoved, Unreadable
-from tests.support.contract import ConnectorContract, Source
-from tests.support.dovecot import DovecotServer, DovecotUnavailable, ImapUser, running_dovecot
+from tests.support.dovecot import DovecotServer, ImapUser
 from tests.support.paths import FIXTURES
-from tests.support.servers import need_server
-
-USERS = tuple(ImapUser(f"user{n}@example.com", f"secret-{n}") for n in range(60))
-TLS_USERS = {
-    mode: ImapUser(f"{mode}@example.com", f"{mode}-secret") for mode in ("tls", "starttls")
-}
-_fresh_user = itertools.count()
+from tests.support.server_fixtures import DovecotServers
 
 # Dovecot's default list less LIST-STATUS / QRESYNC / CONDSTORE, for older servers.
 CAPABILITIES = {
@@ -96,50 +80,13 @@ def _alternative(n: int) -> bytes:
     return message.as_bytes()
 
 
-@pytest.fixture(scope="module")
-def servers() -> Iterator[Callable[[str], DovecotServer]]:
-    """Dovecot servers by capability variant, started on first use, stopped at the end."""
-    started: dict[str, DovecotServer] = {}
-    with contextlib.ExitStack() as stack:
-
-        def get(variant: str) -> DovecotServer:
-            if variant not in started:
-                try:
-                    server = running_dovecot(USERS, CAPABILITIES[variant])
-                    started[variant] = stack.enter_context(server)
-                except DovecotUnavailable as exc:
-                    need_server(str(exc))
-            return started[variant]
-
-        yield get
-
-
-@pytest.fixture
-def server(servers: Callable[[str], DovecotServer]) -> DovecotServer:
-    return servers("dovecot")
-
-
-@pytest.fixture(scope="module")
-def tls_server() -> Iterator[DovecotServer]:
-    try:
-        with running_dovecot(tuple(TLS_USERS.values()), tls=True) as server:
-            yield server
-    except DovecotUnavailable as exc:
-        need_server(str(exc))
-
-
-@pytest.fixture
-def user() -> ImapUser:
-    return USERS[next(_fresh_user)]
-
-
-def _connector(server: DovecotServer, user: ImapUser, **options: object) -> ImapConnector:
+def _connector(dovecot: DovecotServer, imap_user: ImapUser, **options: object) -> ImapConnector:
     return ImapConnector(
         "test-imap",
-        host=server.host,
-        port=server.port,
-        username=user.login,
-        password=user.password,
+        host=dovecot.host,
+        port=dovecot.port,
+        username=imap_user.login,
+        password=imap_user.password,
         security="plain",
         **options,  # type: ignore[arg-type]
     )
@@ -161,33 +108,20 @@ def _subjects(batches: list[Batch]) -> list[str]:
 # -- against Dovecot ----------------------------------------------------------------------
 
 
-class TestImapContract(ConnectorContract):
-    @pytest.fixture
-    def source(self, server: DovecotServer, user: ImapUser) -> Source:
-        inbox = server.append(user, "INBOX", [_message(n) for n in range(5)])
-        sent = server.append(user, "Sent", [_message(n) for n in range(5, 8)])
-        connector = _connector(server, user, batch_size=2)
-        _, cursor = _sync(connector, None)
-        assert cursor is not None
-        folders = cursor["folders"]
-        expected = {f"INBOX/{folders['INBOX']['uidvalidity']}/{uid}" for uid in inbox} | {
-            f"Sent/{folders['Sent']['uidvalidity']}/{uid}" for uid in sent
-        }
-        return connector, expected
+def test_first_sync_reads_inbox_and_sent_in_batches(
+    dovecot: DovecotServer, imap_user: ImapUser
+) -> None:
+    dovecot.append(imap_user, "INBOX", [_message(n) for n in range(7)])
+    dovecot.append(imap_user, "Sent", [_message(n) for n in range(100, 103)])
+    dovecot.append(imap_user, "Drafts", [_message(999)])
 
-
-def test_first_sync_reads_inbox_and_sent_in_batches(server: DovecotServer, user: ImapUser) -> None:
-    server.append(user, "INBOX", [_message(n) for n in range(7)])
-    server.append(user, "Sent", [_message(n) for n in range(100, 103)])
-    server.append(user, "Drafts", [_message(999)])
-
-    batches, cursor = _sync(_connector(server, user, batch_size=3), None)
+    batches, cursor = _sync(_connector(dovecot, imap_user, batch_size=3), None)
 
     mail = _mail(batches)
     assert len(mail) == 10
     assert len({m.source_id for m in mail}) == 10
     assert {m.source_id.split("/")[0] for m in mail} == {"INBOX", "Sent"}
-    assert all(m.mailbox == user.address for m in mail)
+    assert all(m.mailbox == imap_user.address for m in mail)
     assert all("\\Sent" in m.labels for m in mail if m.source_id.startswith("Sent/"))
     assert all(m.internal_date is not None and m.internal_date.tzinfo for m in mail)
     assert [len(b.items) for b in batches if b.items] == [3, 3, 1, 3]
@@ -196,13 +130,15 @@ def test_first_sync_reads_inbox_and_sent_in_batches(server: DovecotServer, user:
     assert cursor["folders"]["Sent"]["last_uid"] == 3
 
 
-def test_incremental_sync_returns_only_new_mail(server: DovecotServer, user: ImapUser) -> None:
-    server.append(user, "INBOX", [_message(n) for n in range(3)])
-    connector = _connector(server, user)
+def test_incremental_sync_returns_only_new_mail(
+    dovecot: DovecotServer, imap_user: ImapUser
+) -> None:
+    dovecot.append(imap_user, "INBOX", [_message(n) for n in range(3)])
+    connector = _connector(dovecot, imap_user)
     _, cursor = _sync(connector, None)
 
-    server.append(user, "INBOX", [_message(10), _message(11)])
-    server.append(user, "Sent", [_message(12)])
+    dovecot.append(imap_user, "INBOX", [_message(10), _message(11)])
+    dovecot.append(imap_user, "Sent", [_message(12)])
     batches, cursor = _sync(connector, cursor)
 
     assert sorted(_subjects(batches)) == ["Order 10", "Order 11", "Order 12"]
@@ -210,14 +146,14 @@ def test_incremental_sync_returns_only_new_mail(server: DovecotServer, user: Ima
     assert _mail(again) == []
 
 
-def test_sync_never_changes_flags(server: DovecotServer, user: ImapUser) -> None:
-    uids = server.append(user, "INBOX", [_message(n) for n in range(4)] + [_alternative(5)])
-    server.set_flags(user, "INBOX", uids[:1], ["\\Flagged", "$Customer"])
-    before = server.flags(user, "INBOX")
+def test_sync_never_changes_flags(dovecot: DovecotServer, imap_user: ImapUser) -> None:
+    uids = dovecot.append(imap_user, "INBOX", [_message(n) for n in range(4)] + [_alternative(5)])
+    dovecot.set_flags(imap_user, "INBOX", uids[:1], ["\\Flagged", "$Customer"])
+    before = dovecot.flags(imap_user, "INBOX")
 
-    batches, _ = _sync(_connector(server, user), None)
+    batches, _ = _sync(_connector(dovecot, imap_user), None)
 
-    assert server.flags(user, "INBOX") == before
+    assert dovecot.flags(imap_user, "INBOX") == before
     assert all("\\Seen" not in flags for flags in before.values())
     labels = {m.source_id.rsplit("/", 1)[1]: m.labels for m in _mail(batches)}
     assert labels[str(uids[0])] == {"\\Flagged", "$Customer"}
@@ -225,11 +161,11 @@ def test_sync_never_changes_flags(server: DovecotServer, user: ImapUser) -> None
 
 
 def test_first_text_part_of_nested_multipart_becomes_a_text_message(
-    server: DovecotServer, user: ImapUser
+    dovecot: DovecotServer, imap_user: ImapUser
 ) -> None:
-    server.append(user, "INBOX", [_alternative(1), _message(2, body="x" * 100 + "\n")])
+    dovecot.append(imap_user, "INBOX", [_alternative(1), _message(2, body="x" * 100 + "\n")])
 
-    nested, plain = _mail(_sync(_connector(server, user), None)[0])
+    nested, plain = _mail(_sync(_connector(dovecot, imap_user), None)[0])
 
     parsed = _modern(nested.raw)
     assert parsed.get_content_type() == "text/plain"
@@ -241,11 +177,11 @@ def test_first_text_part_of_nested_multipart_becomes_a_text_message(
     assert not plain.truncated
 
 
-def test_long_body_is_cut_at_a_line_end(server: DovecotServer, user: ImapUser) -> None:
+def test_long_body_is_cut_at_a_line_end(dovecot: DovecotServer, imap_user: ImapUser) -> None:
     body = "".join(f"line {n:05d} of a long letter\n" for n in range(3000))
-    server.append(user, "INBOX", [_message(1, body=body)])
+    dovecot.append(imap_user, "INBOX", [_message(1, body=body)])
 
-    (message,) = _mail(_sync(_connector(server, user, text_bytes=4096), None)[0])
+    (message,) = _mail(_sync(_connector(dovecot, imap_user, text_bytes=4096), None)[0])
 
     text = _modern(message.raw).get_content().replace("\r\n", "\n")
     assert message.truncated
@@ -254,12 +190,12 @@ def test_long_body_is_cut_at_a_line_end(server: DovecotServer, user: ImapUser) -
     assert text.endswith("of a long letter\n")
 
 
-def test_flag_changes_are_seen_and_refetched(server: DovecotServer, user: ImapUser) -> None:
-    uids = server.append(user, "INBOX", [_message(n) for n in range(3)])
-    connector = _connector(server, user)
+def test_flag_changes_are_seen_and_refetched(dovecot: DovecotServer, imap_user: ImapUser) -> None:
+    uids = dovecot.append(imap_user, "INBOX", [_message(n) for n in range(3)])
+    connector = _connector(dovecot, imap_user)
     _, cursor = _sync(connector, None)
 
-    server.set_flags(user, "INBOX", [uids[1]], ["\\Flagged"])
+    dovecot.set_flags(imap_user, "INBOX", [uids[1]], ["\\Flagged"])
     batches, _ = _sync(connector, cursor)
 
     (changed,) = _mail(batches)
@@ -267,13 +203,15 @@ def test_flag_changes_are_seen_and_refetched(server: DovecotServer, user: ImapUs
     assert changed.labels == {"\\Flagged"}
 
 
-def test_expunged_messages_become_source_removed(server: DovecotServer, user: ImapUser) -> None:
-    uids = server.append(user, "INBOX", [_message(n) for n in range(5)])
-    connector = _connector(server, user)
+def test_expunged_messages_become_source_removed(
+    dovecot: DovecotServer, imap_user: ImapUser
+) -> None:
+    uids = dovecot.append(imap_user, "INBOX", [_message(n) for n in range(5)])
+    connector = _connector(dovecot, imap_user)
     first, cursor = _sync(connector, None)
     ids = {m.source_id.rsplit("/", 1)[1]: m.source_id for m in _mail(first)}
 
-    server.expunge(user, "INBOX", [uids[1], uids[3]])
+    dovecot.expunge(imap_user, "INBOX", [uids[1], uids[3]])
     batches, cursor = _sync(connector, cursor)
 
     removed = [item for b in batches for item in b.items if isinstance(item, SourceRemoved)]
@@ -283,17 +221,17 @@ def test_expunged_messages_become_source_removed(server: DovecotServer, user: Im
 
 
 def test_changed_uidvalidity_resyncs_that_folder_only(
-    server: DovecotServer, user: ImapUser
+    dovecot: DovecotServer, imap_user: ImapUser
 ) -> None:
-    server.append(user, "INBOX", [_message(1)])
-    server.append(user, "Projects", [_message(2), _message(3)])
-    connector = _connector(server, user, folders=["Projects"])
+    dovecot.append(imap_user, "INBOX", [_message(1)])
+    dovecot.append(imap_user, "Projects", [_message(2), _message(3)])
+    connector = _connector(dovecot, imap_user, folders=["Projects"])
     _, cursor = _sync(connector, None)
     assert cursor is not None
     old_validity = cursor["folders"]["Projects"]["uidvalidity"]
 
-    server.recreate_folder(user, "Projects")
-    server.append(user, "Projects", [_message(4), _message(5)])
+    dovecot.recreate_folder(imap_user, "Projects")
+    dovecot.append(imap_user, "Projects", [_message(4), _message(5)])
     batches, cursor = _sync(connector, cursor)
 
     assert sorted(_subjects(batches)) == ["Order 4", "Order 5"]
@@ -308,25 +246,29 @@ def test_changed_uidvalidity_resyncs_that_folder_only(
 
 
 def test_uidvalidity_changing_on_every_sync_is_capped(
-    server: DovecotServer, user: ImapUser
+    dovecot: DovecotServer, imap_user: ImapUser
 ) -> None:
-    server.append(user, "Projects", [_message(1)])
-    connector = _connector(server, user, folders=["Projects"], default_folders=False)
+    dovecot.append(imap_user, "Projects", [_message(1)])
+    connector = _connector(dovecot, imap_user, folders=["Projects"], default_folders=False)
     _, cursor = _sync(connector, None)
     for _ in range(2):
-        server.recreate_folder(user, "Projects")
+        dovecot.recreate_folder(imap_user, "Projects")
         _, cursor = _sync(connector, cursor)
 
-    server.recreate_folder(user, "Projects")
+    dovecot.recreate_folder(imap_user, "Projects")
     with pytest.raises(ConnectorError, match="changed on 3 syncs in a row"):
         _sync(connector, cursor)
     assert _sync(connector, None)[1] is not None
 
 
-def test_8bit_and_malformed_messages_all_arrive(server: DovecotServer, user: ImapUser) -> None:
+def test_8bit_and_malformed_messages_all_arrive(
+    dovecot: DovecotServer, imap_user: ImapUser
+) -> None:
     raws = [path.read_bytes() for path in CORPUS]
-    server.append(user, "Corpus", raws)
-    connector = _connector(server, user, folders=["Corpus"], default_folders=False, batch_size=7)
+    dovecot.append(imap_user, "Corpus", raws)
+    connector = _connector(
+        dovecot, imap_user, folders=["Corpus"], default_folders=False, batch_size=7
+    )
 
     batches, _ = _sync(connector, None)
 
@@ -344,21 +286,21 @@ def test_8bit_and_malformed_messages_all_arrive(server: DovecotServer, user: Ima
 
 
 def test_wrong_password_is_auth_error_and_others_go_on(
-    server: DovecotServer, user: ImapUser
+    dovecot: DovecotServer, imap_user: ImapUser
 ) -> None:
-    server.append(user, "INBOX", [_message(1)])
+    dovecot.append(imap_user, "INBOX", [_message(1)])
     wrong = ImapConnector(
         "wrong",
-        host=server.host,
-        port=server.port,
-        username=user.login,
+        host=dovecot.host,
+        port=dovecot.port,
+        username=imap_user.login,
         password="not-the-password",
         security="plain",
     )
     with pytest.raises(AuthError) as raised:
         list(wrong.fetch(None))
     assert "app password" in raised.value.hint
-    assert len(_mail(_sync(_connector(server, user), None)[0])) == 1
+    assert len(_mail(_sync(_connector(dovecot, imap_user), None)[0])) == 1
 
 
 @pytest.mark.parametrize(
@@ -367,10 +309,10 @@ def test_wrong_password_is_auth_error_and_others_go_on(
     ids=["connection-killed", "server-restarted"],
 )
 def test_dropped_connection_mid_fetch_resumes_without_loss_or_duplicates(
-    server: DovecotServer, user: ImapUser, fault: Callable[[DovecotServer], object]
+    dovecot: DovecotServer, imap_user: ImapUser, fault: Callable[[DovecotServer], object]
 ) -> None:
-    server.append(user, "INBOX", [_message(n) for n in range(23)])
-    connector = _connector(server, user, batch_size=5, timeout=10)
+    dovecot.append(imap_user, "INBOX", [_message(n) for n in range(23)])
+    connector = _connector(dovecot, imap_user, batch_size=5, timeout=10)
     committed: list[str] = []
     cursor: Cursor | None = None
 
@@ -379,7 +321,7 @@ def test_dropped_connection_mid_fetch_resumes_without_loss_or_duplicates(
         batch = next(run)
         committed += [m.source_id for m in _mail([batch])]
         cursor = batch.cursor
-    fault(server)
+    fault(dovecot)
     with pytest.raises(TransientError):
         next(run)
 
@@ -389,45 +331,49 @@ def test_dropped_connection_mid_fetch_resumes_without_loss_or_duplicates(
 
 
 @pytest.mark.parametrize("security", ["tls", "starttls"])
-def test_tls_and_starttls(tls_server: DovecotServer, security: str) -> None:
-    user = TLS_USERS[security]
-    tls_server.append(user, "INBOX", [_message(1)])
+def test_tls_and_starttls(
+    dovecot_servers: DovecotServers, imap_user: ImapUser, security: str
+) -> None:
+    tls_server = dovecot_servers(tls=True)
+    tls_server.append(imap_user, "INBOX", [_message(1)])
     connector = ImapConnector(
         "tls",
         host="127.0.0.1",
         port=tls_server.tls_port if security == "tls" else tls_server.port,
-        username=user.login,
-        password=user.password,
+        username=imap_user.login,
+        password=imap_user.password,
         security=security,  # type: ignore[arg-type]
         ssl_context=tls_server.ssl_context(),
     )
     assert _subjects(_sync(connector, None)[0]) == ["Order 1"]
 
 
-def test_untrusted_certificate_is_not_retried(tls_server: DovecotServer) -> None:
-    user = TLS_USERS["tls"]
+def test_untrusted_certificate_is_not_retried(
+    dovecot_servers: DovecotServers, imap_user: ImapUser
+) -> None:
+    tls_server = dovecot_servers(tls=True)
     connector = ImapConnector(
         "tls",
         host="127.0.0.1",
         port=tls_server.tls_port,
-        username=user.login,
-        password=user.password,
+        username=imap_user.login,
+        password=imap_user.password,
     )
     with pytest.raises(ConnectorError, match="certificate") as raised:
         list(connector.fetch(None))
     assert not isinstance(raised.value, TransientError)
 
 
-def test_since_window_bounds_the_backfill(server: DovecotServer, user: ImapUser) -> None:
-    server.append(user, "INBOX", [_message(1)], msg_time=datetime(2020, 3, 1, tzinfo=UTC))
-    server.append(user, "INBOX", [_message(2)], msg_time=datetime(2024, 3, 1, tzinfo=UTC))
-    connector = _connector(server, user, since=date(2023, 1, 1))
+def test_since_window_bounds_the_backfill(dovecot: DovecotServer, imap_user: ImapUser) -> None:
+    dovecot.append(imap_user, "INBOX", [_message(1)], msg_time=datetime(2020, 3, 1, tzinfo=UTC))
+    dovecot.append(imap_user, "INBOX", [_message(2)], msg_time=datetime(2024, 3, 1, tzinfo=UTC))
+    connector = _connector(dovecot, imap_user, since=date(2023, 1, 1))
 
     batches, cursor = _sync(connector, None)
     assert _subjects(batches) == ["Order 2"]
 
-    server.append(user, "INBOX", [_message(3)], msg_time=datetime(2019, 1, 1, tzinfo=UTC))
-    server.append(user, "INBOX", [_message(4)])
+    dovecot.append(imap_user, "INBOX", [_message(3)], msg_time=datetime(2019, 1, 1, tzinfo=UTC))
+    dovecot.append(imap_user, "INBOX", [_message(4)])
     assert _subjects(_sync(connector, cursor)[0]) == ["Order 4"]
 
 
@@ -452,16 +398,16 @@ def _commands(caplog: pytest.LogCaptureFixture) -> list[str]:
     ids=["list-status", "one-examine-per-folder", "uidnext-only"],
 )
 def test_unchanged_mailbox_costs_one_round_trip_per_folder(
-    servers: Callable[[str], DovecotServer],
-    user: ImapUser,
+    dovecot_servers: DovecotServers,
+    imap_user: ImapUser,
     caplog: pytest.LogCaptureFixture,
     variant: str,
     expected: list[str],
 ) -> None:
-    server = servers(variant)
-    server.append(user, "INBOX", [_message(n) for n in range(3)])
-    server.append(user, "Sent", [_message(9)])
-    connector = _connector(server, user)
+    dovecot = dovecot_servers(CAPABILITIES[variant])
+    dovecot.append(imap_user, "INBOX", [_message(n) for n in range(3)])
+    dovecot.append(imap_user, "Sent", [_message(9)])
+    connector = _connector(dovecot, imap_user)
     _, cursor = _sync(connector, None)
 
     with caplog.at_level(logging.DEBUG, logger="imapclient"):
@@ -474,15 +420,15 @@ def test_unchanged_mailbox_costs_one_round_trip_per_folder(
 
 @pytest.mark.parametrize("variant", ["condstore-only", "no-condstore"])
 def test_older_servers_sync_new_mail(
-    servers: Callable[[str], DovecotServer], user: ImapUser, variant: str
+    dovecot_servers: DovecotServers, imap_user: ImapUser, variant: str
 ) -> None:
-    server = servers(variant)
-    uids = server.append(user, "INBOX", [_message(n) for n in range(3)])
-    connector = _connector(server, user)
+    dovecot = dovecot_servers(CAPABILITIES[variant])
+    uids = dovecot.append(imap_user, "INBOX", [_message(n) for n in range(3)])
+    connector = _connector(dovecot, imap_user)
     _, cursor = _sync(connector, None)
 
-    server.set_flags(user, "INBOX", [uids[0]], ["\\Flagged"])
-    server.append(user, "INBOX", [_message(7)])
+    dovecot.set_flags(imap_user, "INBOX", [uids[0]], ["\\Flagged"])
+    dovecot.append(imap_user, "INBOX", [_message(7)])
     batches, _ = _sync(connector, cursor)
 
     changed = {m.source_id.rsplit("/", 1)[1] for m in _mail(batches)}
@@ -490,13 +436,13 @@ def test_older_servers_sync_new_mail(
     assert changed == ({str(uids[0])} if seen_flags else set()) | {str(uids[-1] + 1)}
 
 
-def test_idle_wakes_on_new_mail(server: DovecotServer, user: ImapUser) -> None:
-    server.append(user, "INBOX", [_message(1)])
-    connector = _connector(server, user, idle=True)
+def test_idle_wakes_on_new_mail(dovecot: DovecotServer, imap_user: ImapUser) -> None:
+    dovecot.append(imap_user, "INBOX", [_message(1)])
+    connector = _connector(dovecot, imap_user, idle=True)
     _sync(connector, None)
     try:
         assert connector.wait_for_changes(0.3) is False
-        threading.Timer(0.3, server.append, (user, "INBOX", [_message(2)])).start()
+        threading.Timer(0.3, dovecot.append, (imap_user, "INBOX", [_message(2)])).start()
         started = time.monotonic()
         assert connector.wait_for_changes(20) is True
         assert time.monotonic() - started < 5
@@ -504,19 +450,21 @@ def test_idle_wakes_on_new_mail(server: DovecotServer, user: ImapUser) -> None:
         connector.close()
 
 
-def test_idle_sees_mail_that_came_before_it_started(server: DovecotServer, user: ImapUser) -> None:
-    connector = _connector(server, user, idle=True)
+def test_idle_sees_mail_that_came_before_it_started(
+    dovecot: DovecotServer, imap_user: ImapUser
+) -> None:
+    connector = _connector(dovecot, imap_user, idle=True)
     _sync(connector, None)
-    server.append(user, "INBOX", [_message(1)])
+    dovecot.append(imap_user, "INBOX", [_message(1)])
     try:
         assert connector.wait_for_changes(5) is True
     finally:
         connector.close()
 
 
-def test_without_idle_waiting_is_polling(server: DovecotServer, user: ImapUser) -> None:
+def test_without_idle_waiting_is_polling(dovecot: DovecotServer, imap_user: ImapUser) -> None:
     started = time.monotonic()
-    assert _connector(server, user).wait_for_changes(0.2) is False
+    assert _connector(dovecot, imap_user).wait_for_changes(0.2) is False
     assert time.monotonic() - started >= 0.2
 
 
@@ -689,12 +637,12 @@ FETCH_ITEMS = [
 
 
 def test_fetch_parser_reads_what_imapclient_reads_from_every_corpus_message(
-    server: DovecotServer, user: ImapUser
+    dovecot: DovecotServer, imap_user: ImapUser
 ) -> None:
     raws = [path.read_bytes() for path in sorted(FIXTURES.rglob("*.eml"))]
     raws += [_alternative(n) for n in range(3)]
-    uids = server.append(user, "INBOX", raws)
-    with server.client(user) as client:
+    uids = dovecot.append(imap_user, "INBOX", raws)
+    with dovecot.client(imap_user) as client:
         client.select_folder("INBOX", readonly=True)
         typ, data = client._imap.uid("FETCH", f"1:{max(uids)}", f"({' '.join(FETCH_ITEMS)})")
         assert typ == "OK"
