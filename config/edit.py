@@ -116,7 +116,8 @@ def remove_connector(document: TOMLDocument, name: str) -> None:
     if index > 0:
         before: Table | TOMLDocument = connectors.body[index - 1]
     else:
-        before = _table_before(document, "connectors") or document
+        found = _table_before(document, "connectors")
+        before = document if found is None else found  # an empty table is still the one
     if not connectors.body:
         document.remove("connectors")
     _drop_blank_tail(before)

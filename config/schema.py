@@ -1,17 +1,35 @@
 """The config file's schema: one pydantic model per TOML table.
 
 Every model forbids unknown keys, so a typo is an error that names the key
-instead of a setting that silently does nothing.
+instead of a setting that silently does nothing. Ranges and shapes are
+declared here too, with the fields (intervals of 10 s and more, ``true`` or
+``false`` and nothing like it, accounts that are addresses, ports, hosts,
+database URLs of a supported kind): a config that loads cannot ask the agent
+for something that hurts, and no other module checks a value by hand.
 """
 
 from __future__ import annotations
 
+import math
 import re
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StrictBool,
+    StrictInt,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from config.limits import DEFAULT as DEFAULT_LIMITS
 from config.limits import Limits
@@ -19,19 +37,53 @@ from config.limits import Limits
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
+MIN_INTERVAL = timedelta(seconds=10)
+"""The shortest sync interval a config may ask for: shorter ones hammer the provider and
+the database for mail that arrives no faster."""
+MAX_INTERVAL = timedelta(days=30)
+MIN_HORIZON = timedelta(days=1)
+MAX_HORIZON = timedelta(days=3650)
+UNRESOLVED_CONTEXT = "unresolved"
+"""The validation context key of each connector's unresolved values, by connector name."""
+MIN_INTERVAL_CONTEXT = "min_interval"
+"""The validation context key that lowers :data:`MIN_INTERVAL` (``config.loader`` sets it
+from ``$CRM_SYNC_MIN_INTERVAL`` for test suites that need a fast agent); never below zero."""
+
+SUPPORTED_DATABASES = ("sqlite", "postgresql+psycopg")
+DATABASE_ALIASES = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}
+"""Schemes that name the installed PostgreSQL driver without saying so."""
+_SUPPORTED_TEXT = (
+    "supported: sqlite:///PATH and postgresql+psycopg://USER@HOST/DB, "
+    "also spelled postgresql:// or postgres://"
+)
+
 
 def parse_duration(value: object) -> timedelta:
     """``"5m"``, ``"90s"``, ``"1.5h"``, ``"7d"`` or a number of seconds."""
     if isinstance(value, timedelta):
         return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            amount, unit = match.groups()
-            return timedelta(seconds=float(amount) * _UNIT_SECONDS[unit or "s"])
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if math.isfinite(value):
+                return timedelta(seconds=value)
+        elif isinstance(value, str):
+            match = _DURATION.match(value)
+            if match:
+                amount, unit = match.groups()
+                return timedelta(seconds=float(amount) * _UNIT_SECONDS[unit or "s"])
+    except OverflowError:
+        raise ValueError(f"not a duration: {value!r} is too long") from None
     raise ValueError(f"not a duration: {value!r} (use a number and a unit: 90s, 5m, 2h, 7d)")
+
+
+def duration_text(value: timedelta) -> str:
+    """``timedelta(seconds=90)`` -> ``"90s"``: a duration as the config file spells it."""
+    seconds = value.total_seconds()
+    for unit in ("w", "d", "h", "m", "s"):
+        amount = seconds / _UNIT_SECONDS[unit]
+        if abs(amount) >= 1 and amount == int(amount):
+            return f"{int(amount)}{unit}"
+    return f"{seconds:g}s"
 
 
 def parse_since(value: object, *, now: datetime | None = None) -> datetime:
@@ -53,32 +105,129 @@ def parse_since(value: object, *, now: datetime | None = None) -> datetime:
         except ValueError:
             pass
         else:
-            return (now or datetime.now(timezone.utc)) - age
+            try:
+                return (now or datetime.now(timezone.utc)) - age
+            except OverflowError:
+                raise ValueError(f"not a date or an age: {value!r} is too long ago") from None
     raise ValueError(f"not a date or an age: {value!r} (use 2024-01-01 or 90d)")
 
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+def _interval(value: timedelta, info: ValidationInfo) -> timedelta:
+    """At least :data:`MIN_INTERVAL` (or the context's lower floor), and always more than zero:
+    a scheduler handed zero or less queues missed runs without end."""
+    floor = (info.context or {}).get(MIN_INTERVAL_CONTEXT, MIN_INTERVAL)
+    floor = max(floor, timedelta.resolution)
+    if value < floor:
+        raise ValueError(f"must be at least {duration_text(floor)}")
+    if value > MAX_INTERVAL:
+        raise ValueError(f"must be at most {duration_text(MAX_INTERVAL)}")
+    return value
+
+
+def _horizon(value: timedelta) -> timedelta:
+    if not MIN_HORIZON <= value <= MAX_HORIZON:
+        raise ValueError(
+            f"must be from {duration_text(MIN_HORIZON)} to {duration_text(MAX_HORIZON)}"
+        )
+    return value
+
+
+def _toml_scalar(value: object) -> object:
+    """A ``${VAR}`` always expands to text: ``"true"``, ``"false"`` and digits read as TOML
+    would read them unquoted, so a variable can hold a flag or a port; nothing else does."""
+    if isinstance(value, str):
+        if value in ("true", "false"):
+            return value == "true"
+        if value.isascii() and value.isdigit():
+            return int(value)
+    return value
+
+
+_ATOM = r"[^\s@\"(),.:;<>\[\]\\]+"
+_LABEL = r"[^\W_](?:[^\W_]|-){0,61}(?<!-)"
+_ADDRESS = re.compile(
+    rf"(?=[^@]{{1,64}}@)(?=.{{3,254}}$){_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+"
+)
+
+
+def _address(value: str) -> str:
+    """An address of the shape ``name@domain.tld`` (RFC 5321's, without quoted names or
+    literal IPs): it is whose mailbox this is, and decides who "we" are in every message."""
+    if not _ADDRESS.fullmatch(value):
+        raise ValueError("not an email address: the mailbox's own, like name@example.com")
+    return value
+
+
+def _port(value: int) -> int:
+    if not 1 <= value <= 65535:
+        raise ValueError("must be a port from 1 to 65535")
+    return value
+
+
+def _host(value: str) -> str:
+    if not value or any(c.isspace() for c in value):
+        raise ValueError("must be a host name or an IP address, without spaces")
+    return value
+
+
+def _database_url(url: str) -> str:
+    """A URL of a supported database, ``postgres(ql)://`` spelled out as the installed
+    driver's; the URL itself is never repeated in a message, as it may hold a password."""
+    scheme, separator, rest = url.partition("://")
+    if not separator or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
+        raise ValueError(f"not a database URL; {_SUPPORTED_TEXT}")
+    scheme = DATABASE_ALIASES.get(scheme.lower(), scheme.lower())
+    if scheme not in SUPPORTED_DATABASES:
+        raise ValueError(f"unsupported database {scheme!r}; {_SUPPORTED_TEXT}")
+    return f"{scheme}://{rest}"
+
+
+Interval = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_interval)]
+Horizon = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_horizon)]
 Since = Annotated[datetime, BeforeValidator(parse_since)]
+Flag = Annotated[StrictBool, BeforeValidator(_toml_scalar)]
+"""``true`` or ``false``: ``"no"`` or ``1`` is an error, not a guess."""
+Port = Annotated[StrictInt, BeforeValidator(_toml_scalar), AfterValidator(_port)]
+Address = Annotated[str, AfterValidator(_address)]
+Host = Annotated[str, AfterValidator(_host)]
+DatabaseUrl = Annotated[str, AfterValidator(_database_url)]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+@dataclass(frozen=True)
+class Unresolved:
+    """A connector's value that names an environment variable unset when the file was read."""
+
+    where: tuple[str | int, ...]
+    """Its key path in the file: ``("connectors", 1, "password")``."""
+    text: str
+    """The value as written, ``${VAR}`` and all."""
+    variables: tuple[str, ...]
+    """The variables it names that were unset."""
+    file: Path | None = None
+
+
 class DatabaseConfig(_Strict):
-    url: str = "sqlite:///crm-sync.db"
+    url: DatabaseUrl = "sqlite:///crm-sync.db"
 
 
 class AgentConfig(_Strict):
-    interval: Duration = timedelta(minutes=5)
+    interval: Interval = timedelta(minutes=5)
     internal_domains: list[str] = Field(default_factory=list)
     auto_create_contacts: Literal["none", "sent", "sent_and_received"] = "sent"
-    log_internal: bool = False
-    propagate_deletes: bool = False
+    log_internal: Flag = False
+    propagate_deletes: Flag = False
     visibility: Literal["shared", "metadata", "private"] = "shared"
     free_mail_domains: list[str] = Field(default_factory=list)
     not_free_mail_domains: list[str] = Field(default_factory=list)
     planning_processes: Annotated[int, Field(ge=0, le=64)] | None = None
+    batch_bytes: Annotated[int, Field(ge=2**20, le=2**30)] = 16 * 2**20
+    """Raw mail one batch may hold, in bytes (1 MiB to 1 GiB), besides its count of
+    messages; a single larger message is a batch of its own. Batches are what the agent
+    holds in memory, so this bounds it on mailboxes of large attachments."""
 
     @field_validator("internal_domains", "free_mail_domains", "not_free_mail_domains")
     @classmethod
@@ -88,7 +237,7 @@ class AgentConfig(_Strict):
 
 class PrivacyConfig(_Strict):
     never_log: list[str] = Field(default_factory=list)
-    store_bodies: bool = False
+    store_bodies: Flag = False
     private_label: str | None = None
     share_label: str | None = None
 
@@ -122,14 +271,28 @@ class SecretsConfig(_Strict):
 
 class _ConnectorBase(_Strict):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
-    interval: Duration | None = None
+    interval: Interval | None = None
     since: Since | None = None
-    enabled: bool = True
+    enabled: Flag = True
+    _unresolved: tuple[Unresolved, ...] = PrivateAttr(default=())
+    """Values holding a ``${VAR}`` that was not set when the file was read, resolved when
+    the connector is built (``config.loader.resolve``) so that only this connector fails."""
+
+    @property
+    def unresolved(self) -> tuple[Unresolved, ...]:
+        return self._unresolved
+
+    @model_validator(mode="after")
+    def _take_unresolved(self, info: ValidationInfo) -> Self:
+        self._unresolved = tuple(
+            (info.context or {}).get(UNRESOLVED_CONTEXT, {}).get(self.name, ())
+        )
+        return self
 
 
 class GmailConnector(_ConnectorBase):
     kind: Literal["gmail"]
-    account: str
+    account: Address
     auth: Literal["service_account", "oauth"] = "oauth"
     key_file: Path | None = None
     client_secrets: Path | None = None
@@ -140,41 +303,44 @@ class GmailConnector(_ConnectorBase):
 
 class GoogleCalendarConnector(_ConnectorBase):
     kind: Literal["google_calendar"]
-    account: str
+    account: Address
     auth: Literal["service_account", "oauth"] = "oauth"
     key_file: Path | None = None
     client_secrets: Path | None = None
     calendars: list[str] | Literal["all-owned"] = Field(default_factory=lambda: ["primary"])
-    horizon: Duration = timedelta(days=90)
+    horizon: Horizon = timedelta(days=90)
     api_endpoint: str | None = None
 
 
 class ImapConnector(_ConnectorBase):
     kind: Literal["imap"]
-    account: str
-    host: str
-    port: int | None = None
+    account: Address
+    host: Host
+    port: Port | None = None
     security: Literal["tls", "starttls", "plain"] = "tls"
     username: str | None = None
     password: str | None = None
     folders: list[str] = Field(default_factory=list)
-    default_folders: bool = True
-    idle: bool = False
+    default_folders: Flag = True
+    idle: Flag = False
 
 
 class MboxConnector(_ConnectorBase):
     """A local mbox file or Maildir folder, e.g. a Google Takeout export."""
 
     kind: Literal["mbox"]
-    account: str
+    account: Address
     path: Path
+    folders: list[str] = Field(default_factory=list)
+    """The Maildir folders to read, by name (``INBOX``, ``Sent``, ``Archive/2023``); empty:
+    every folder but junk, trash and drafts, which are not conversations to log."""
 
 
 class IcsConnector(_ConnectorBase):
     kind: Literal["ics"]
-    account: str
+    account: Address
     path: Path
-    horizon: Duration = timedelta(days=90)
+    horizon: Horizon = timedelta(days=90)
 
 
 ConnectorConfig = Annotated[

@@ -31,7 +31,12 @@ T = TypeVar("T")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url``; a missing SQLite file is created owner-only, with its folders."""
+    """An engine for ``url``; a missing SQLite file is created owner-only.
+
+    Its folder is never created: a folder that is not there is far more often a
+    mistyped path than a wish for a new tree, and SQLite then says it cannot
+    open the file.
+    """
     if make_url(url).get_backend_name() == "sqlite":
         path = sqlite_path(url)
         if path is not None:
@@ -62,6 +67,8 @@ def _create_private_file(path: Path) -> None:
     existing file keeps the mode its admin chose; ``status`` warns when loose.
     Where the file cannot be made, SQLite is left to report why.
     """
+    if not path.parent.is_dir():
+        return
     with contextlib.suppress(OSError):
         create_private_file(path)
 

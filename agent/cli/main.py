@@ -17,8 +17,8 @@ import click
 from agent.cli.common import EXIT_FAILURE, EXIT_USAGE
 from agent.cli.output import errors
 from agent.runtime import logs
-from agent.runtime.app import App, SchemaOutOfDate
-from agent.runtime.db_errors import describe, is_database_error, parse_url
+from agent.runtime.app import App, DatabaseNotCreated, SchemaOutOfDate
+from agent.runtime.db_errors import Problem, describe, is_database_error, parse_url
 from agent.runtime.debug import configure_logs, scrubbed_traceback
 from config import ConfigError
 from config.loader import DEFAULT_FILE, ENV_CONFIG
@@ -38,8 +38,12 @@ COMMANDS = {
     "forget": "agent.cli.privacy:forget",
     "connectors": "agent.cli.connectors:connectors",
     "verify": "agent.cli.verify:verify",
+    "doctor": "agent.cli.doctor:doctor",
 }
 """Command name -> ``module:attribute``; a command's module is imported when it runs."""
+
+CREATES_DATABASE = ("db", "upgrade")
+"""The one command that may create the database; every other one needs it created first."""
 
 
 class _LazyGroup(click.Group):
@@ -51,6 +55,15 @@ class _LazyGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """Also tells the app whether the command about to run may create the database."""
+        name, command, rest = super().resolve_command(ctx, args)
+        if isinstance(ctx.obj, App):
+            ctx.obj.creates_database = (name, *rest[:1]) == CREATES_DATABASE
+        return name, command, rest
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in COMMANDS:
@@ -105,9 +118,10 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         if app.debug:
             errors.print(scrubbed_traceback(exc), highlight=False, markup=False, soft_wrap=True)
-        errors.print(f"config error: {exc.path or 'configuration'}", highlight=False)
-        for problem in exc.problems:
-            errors.print(f"  {problem}", highlight=False, markup=False)
+        _config_error(exc)
+        sys.exit(EXIT_USAGE)
+    except DatabaseNotCreated as exc:
+        errors.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(EXIT_USAGE)
     except SchemaOutOfDate as exc:
         errors.print(f"error: {exc}")
@@ -117,14 +131,23 @@ def main(argv: list[str] | None = None) -> None:
             raise
         if app.debug:
             errors.print(scrubbed_traceback(exc), highlight=False, markup=False, soft_wrap=True)
-        errors.print(_database_error(app, exc), highlight=False, markup=False, soft_wrap=True)
-        sys.exit(EXIT_FAILURE)
+        problem, source = _database_problem(app, exc)
+        errors.print(problem.line(source), highlight=False, markup=False, soft_wrap=True)
+        sys.exit(EXIT_USAGE if problem.configuration else EXIT_FAILURE)
 
 
-def _database_error(app: App, exc: BaseException) -> str:
-    """One line: what failed, where, and what to try, with where the URL was set."""
+def _config_error(exc: ConfigError) -> None:
+    """The file (or ``configuration``), then one line per problem, each unbroken."""
+    where = exc.path or "configuration"
+    errors.print(f"config error: {where}", highlight=False, markup=False, soft_wrap=True)
+    for problem in exc.problems:
+        errors.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
+
+
+def _database_problem(app: App, exc: BaseException) -> tuple[Problem, str | None]:
+    """What failed, and where the URL was set (to name it when connecting failed)."""
     try:
         url, source = parse_url(app.database_url), app.database_source
     except Exception:
         url, source = None, None
-    return describe(exc, url).line(source)
+    return describe(exc, url), source

@@ -102,7 +102,8 @@ def run(
     """Run the agent: sync every connector on its interval until stopped.
 
     Logs go to stderr (set $CRM_SYNC_LOG_LEVEL=DEBUG for more). The database
-    schema is upgraded on start. SIGTERM or SIGINT stops it: no new runs
+    schema is upgraded on start; `crm-sync db upgrade` creates the database
+    first. SIGTERM or SIGINT stops it: no new runs
     start, each running connector commits the batch it is writing, leases are
     released, and it exits 0 within --stop-timeout. Several agents may share a
     PostgreSQL database (each connector runs in one of them at a time); a
@@ -112,6 +113,7 @@ def run(
     settings = app.settings
     if not any(c.enabled for c in settings.connectors):
         raise click.UsageError("no enabled connectors in the config (add [[connectors]] tables)")
+    app.require_database()  # before the lock file is made beside it
     lock = AgentLock.for_url(app.database_url)
     if lock is not None:
         try:
@@ -147,7 +149,7 @@ def _once(agent: Agent, wake: threading.Event, stop_timeout: timedelta) -> None:
         wake.set()
 
     threading.Thread(target=work, name="crm-sync-once", daemon=True).start()
-    wake.wait()
+    _wait_for(wake)
     if agent.stopping:
         _shut_down(agent, stop_timeout)
     _exit_once(records)
@@ -167,7 +169,7 @@ def _serve(
         metrics = start_metrics_server(metrics_port, app.sessions, app.settings)
         log.info("metrics on http://127.0.0.1:%d/metrics", metrics.port)
     agent.start()
-    wake.wait()
+    _wait_for(wake)
     try:
         _shut_down(agent, stop_timeout)
     finally:
@@ -176,18 +178,64 @@ def _serve(
 
 
 def _shut_down(agent: Agent, stop_timeout: timedelta) -> None:
-    """Stop within ``stop_timeout`` and exit 0, even when a run will not end."""
+    """Stop within ``stop_timeout`` and exit 0, even when a run will not end.
+
+    Runs get most of the time to commit their batch; the rest is for releasing
+    the leases. Should anything else hold the exit up (the database not
+    answering the release, a scheduler thread that never lets go), a watchdog
+    ends the process when the time is up: leases not released lapse by
+    themselves, and no batch is ever half committed.
+    """
     seconds = stop_timeout.total_seconds()
     log.info("stopping: letting running batches commit (at most %.0f s)", seconds)
-    finished = agent.stop(seconds)
+    watchdog = threading.Timer(seconds, _exit_at_deadline, args=(seconds,))
+    watchdog.daemon = True
+    watchdog.start()
+    finished = agent.stop(seconds - min(_RELEASE_TIME, seconds / 5))
     log.info("stopped")
     if not finished:
         # A run stuck in a network call cannot be interrupted; its lease is
         # released and its batch uncommitted, so ending the process is safe.
-        logging.shutdown()
-        sys.stderr.flush()
-        os._exit(0)
+        _exit_now()
     sys.exit(0)
+
+
+_RELEASE_TIME = 2.0
+"""Seconds of the stop timeout kept for releasing the leases once the runs have ended."""
+
+
+def _exit_now() -> None:
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def _exit_at_deadline(seconds: float) -> None:
+    """The watchdog: says why for a moment at most (stderr may be a pipe nobody reads), exits."""
+    said = threading.Thread(
+        target=log.warning,
+        args=("stopping took %.0f s, the most allowed: exiting now", seconds),
+        daemon=True,
+    )
+    said.start()
+    said.join(0.5)
+    os._exit(0)
+
+
+_SIGNAL_CHECK = 0.25
+"""Seconds between the main thread's looks for a signal that reached another thread."""
+
+
+def _wait_for(wake: threading.Event) -> None:
+    """Wait for ``wake`` a moment at a time, never in one blocking wait.
+
+    Python runs a signal's handler in the main thread only, once that thread
+    runs again; the kernel may hand SIGTERM to any thread (it does when the
+    main one is busy, as right after a SIGCONT), and a main thread blocked in
+    one long wait would then never notice it.
+    """
+    while not wake.wait(_SIGNAL_CHECK):
+        pass
 
 
 def _on_signals(agent: Agent) -> threading.Event:

@@ -49,7 +49,13 @@ reconciled (:mod:`agent.runtime.reconcile`) under its lease, so it never overlap
 sync; ``status`` shows the result.
 
 Stopping (:meth:`Agent.stop`): no new runs start, running ones end after
-the batch being written commits, leases are released, all within a bound.
+the batch being written commits, leases are released, all within a bound --
+whatever the scheduler's own thread is doing: it is told to shut down from a
+thread of its own, never waited for.
+
+An interval of zero or less is refused when the agent is built, whatever the
+settings passed validation or not: APScheduler would compute missed run
+times without end, holding its lock, and grow without bound.
 """
 
 from __future__ import annotations
@@ -152,6 +158,10 @@ class Agent:
         self.owner = owner or leases.new_owner()
         self.timing = timing or Timing()
         self.connectors = [c for c in settings.connectors if c.enabled]
+        for config in self.connectors:
+            interval = settings.interval_of(config)
+            if interval <= timedelta(0):
+                raise ValueError(f"{config.name}: the interval must be more than 0, not {interval}")
         self.workers = workers or max(1, min(MAX_WORKERS, len(self.connectors)))
         self._build = build
         self._journal = journal
@@ -235,7 +245,12 @@ class Agent:
         """
         self._stopping.set()
         if self._scheduler is not None:
-            self._scheduler.shutdown(wait=False)
+            threading.Thread(
+                target=_shut_down_quietly,
+                args=(self._scheduler,),
+                name="crm-sync-scheduler-stop",
+                daemon=True,
+            ).start()
         deadline = time.monotonic() + timeout
         with self._lock:  # a run is busy from before its claim, so none slips past this
             while self._busy and (left := deadline - time.monotonic()) > 0:
@@ -660,6 +675,12 @@ def _url_of(sessions: sessionmaker[Session]) -> URL | None:
     """The database's URL, to name its host in messages (never its password)."""
     bind = sessions.kw.get("bind")
     return bind.url if isinstance(bind, Engine) else None
+
+
+def _shut_down_quietly(scheduler: BackgroundScheduler) -> None:
+    """Shut ``scheduler`` down: waits for its lock and thread, which is why it runs apart."""
+    with contextlib.suppress(Exception):
+        scheduler.shutdown(wait=False)
 
 
 class _SkipMaxInstances(logging.Filter):

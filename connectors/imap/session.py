@@ -12,15 +12,16 @@ Commands, each read-only:
   modseq (``VANISHED (EARLIER)``) and the flags of the messages changed
   since it. With CONDSTORE alone, ``UID SEARCH UID 1:last_uid MODSEQ
   modseq+1`` finds flag changes.
-* ``UID SEARCH UID last_uid+1:* [SINCE date]`` for new mail, then one
-  ``UID FETCH (FLAGS INTERNALDATE BODYSTRUCTURE BODY.PEEK[HEADER]
-  BODY.PEEK[1]<0.N>)`` per batch: part 1 is the first text part of most
-  mail. Only messages whose BODYSTRUCTURE puts the first text part
-  elsewhere (``1.1`` under multipart/mixed + alternative) cost a second
-  ``UID FETCH BODY.PEEK[path]<0.N>``, one per distinct path. The whole
-  message is never fetched and ``\\Seen`` is never set (PEEK, EXAMINE).
-  ``RFC822.SIZE`` is not asked for: the part sizes in BODYSTRUCTURE already
-  tell whether the text was cut.
+* ``UID SEARCH UID last_uid+1:* [SINCE date]`` for new mail, then per
+  chunk of UIDs one ``UID FETCH (FLAGS INTERNALDATE RFC822.SIZE
+  BODYSTRUCTURE)``: the outline, which tells where each message's first text
+  part is and, with the sizes, how many bytes its header and text will
+  take. The connector then fetches them in groups bounded by those bytes,
+  with ``UID FETCH (BODY.PEEK[HEADER] BODY.PEEK[path]<0.N>)`` per distinct
+  path of the first text part (``1`` for most mail, ``1.1`` under
+  multipart/mixed + alternative; the header alone where there is no text
+  part). The whole message is never fetched and ``\\Seen`` is never set
+  (PEEK, EXAMINE).
 
 Errors: a refused login is ``AuthError``; socket errors, timeouts, ``BYE`` and
 ``[UNAVAILABLE]``-like answers are ``TransientError``, after which the agent
@@ -33,7 +34,7 @@ import contextlib
 import re
 import ssl
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
@@ -45,7 +46,7 @@ from connectors.errors import AuthError, ConnectorError, TransientError
 from connectors.imap import wire
 from connectors.imap.cursor import FolderState
 from connectors.imap.fetch import parse_fetch, uid_fetch
-from connectors.imap.message import as_text, first_text_part
+from connectors.imap.message import as_text
 
 Security = Literal["tls", "starttls", "plain"]
 
@@ -64,6 +65,7 @@ _TRANSIENT_CODES = frozenset(
     {"UNAVAILABLE", "INUSE", "LIMIT", "SERVERBUG", "CONTACTADMIN", "NONEXISTENT"}
 )
 _RESPONSE_CODE = re.compile(r"\[([A-Z-]+)")
+OUTLINE_ITEMS = ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "BODYSTRUCTURE")
 
 
 def classify_error(exc: BaseException) -> ConnectorError:
@@ -86,7 +88,8 @@ def classify_error(exc: BaseException) -> ConnectorError:
     if isinstance(exc, ssl.SSLCertVerificationError):
         return ConnectorError(f"the IMAP server's TLS certificate is not trusted: {text}")
     if isinstance(exc, OSError):
-        return TransientError(f"IMAP connection failed: {exc!r}")
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        return TransientError(f"IMAP connection failed: {reason}; check the host and port")
     return ConnectorError(f"IMAP command failed: {text}")
 
 
@@ -257,27 +260,31 @@ class ImapSession:
             criteria += ["SINCE", since]
         return sorted(uid for uid in self.client.search(criteria) if uid > last_uid)
 
-    def fetch(self, uids: Sequence[int], text_bytes: int) -> dict[int, dict[bytes, Any]]:
-        """Header, structure and first text part of ``uids``; a message the server
-        garbled on the wire comes back empty, which makes it a ``BadItem``."""
-        items = [
-            "FLAGS", "INTERNALDATE", "BODYSTRUCTURE",
-            "BODY.PEEK[HEADER]", f"BODY.PEEK[1]<0.{text_bytes}>",
-        ]  # fmt: skip
+    def outline(self, uids: Sequence[int]) -> dict[int, dict[bytes, Any]]:
+        """Flags, date, size and structure of the ``uids`` the server still has."""
+        return self._fetch(uids, OUTLINE_ITEMS)
+
+    def texts(self, paths: Mapping[int, str], text_bytes: int) -> dict[int, dict[bytes, Any]]:
+        """Header and first text part (up to ``text_bytes``) of each UID, the part at its
+        path in ``paths`` ("": the header alone)."""
+        by_path: dict[str, list[int]] = defaultdict(list)
+        for uid, path in paths.items():
+            by_path[path].append(uid)
+        data: dict[int, dict[bytes, Any]] = {}
+        for path, uids in by_path.items():
+            items = ["BODY.PEEK[HEADER]"]
+            if path:
+                items.append(f"BODY.PEEK[{path}]<0.{text_bytes}>")
+            for uid, got in self._fetch(uids, items).items():
+                data.setdefault(uid, {}).update(got)
+        return data
+
+    def _fetch(self, uids: Sequence[int], items: Sequence[str]) -> dict[int, dict[bytes, Any]]:
+        """``UID FETCH``; a message the server garbled on the wire comes back empty
+        (which makes it a ``BadItem``), the others as they came."""
         try:
-            data = uid_fetch(self.client, uids, items)
+            return uid_fetch(self.client, uids, items)
         except ProtocolError:
             if len(uids) == 1:
                 return {uids[0]: {}}
-            return {uid: got for one in uids for uid, got in self.fetch([one], text_bytes).items()}
-        elsewhere: dict[str, list[int]] = defaultdict(list)
-        for uid, got in data.items():
-            part = first_text_part(got.get(b"BODYSTRUCTURE"))
-            if part and part.path != "1":
-                elsewhere[part.path].append(uid)
-        for path, group in elsewhere.items():
-            parts = uid_fetch(self.client, group, [f"BODY.PEEK[{path}]<0.{text_bytes}>"])
-            for uid, got in parts.items():
-                if uid in data:
-                    data[uid].update(got)
-        return data
+            return {uid: got for one in uids for uid, got in self._fetch([one], items).items()}

@@ -1,8 +1,10 @@
-"""The config file: loading order, ${VAR} expansion, durations, and errors that name the key."""
+"""The config file: loading order, ${VAR} expansion, durations, ranges and shapes, and errors
+that name the file and the key."""
 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from importlib import resources
 from pathlib import Path
@@ -10,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from config import ConfigError, load_settings, parse_settings
-from config.schema import parse_duration, parse_since
-from tests.support.cli import run_cli
+from config.loader import NO_CONFIG, VariableUnset, resolve
+from config.schema import ImapConnector, Settings, parse_duration, parse_since
+from tests.support.cli import run_cli, run_in_process
 
 MBOX = {"name": "takeout", "kind": "mbox", "account": "a@example.com", "path": "/x.mbox"}
 
@@ -56,11 +59,8 @@ def test_env_references_are_expanded() -> None:
     ("data", "expected"),
     [
         ({"agent": {"intervall": "5m"}}, "agent.intervall: unknown key"),
-        ({"agent": {"interval": "soon"}}, "agent.interval: Value error, not a duration"),
-        (
-            {"agent": {"log_internal": "maybe"}},
-            "agent.log_internal: Input should be a valid boolean",
-        ),
+        ({"agent": {"interval": "soon"}}, "agent.interval: not a duration: 'soon'"),
+        ({"agent": {"log_internal": "maybe"}}, "agent.log_internal: must be true or false"),
         (
             {"connectors": [MBOX, {"name": "g", "kind": "gmail"}]},
             "connectors[1].account: required key is missing",
@@ -110,13 +110,16 @@ def test_loading_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_settings(explicit)[0].database.url == "postgresql+psycopg://db.internal/crm"
 
 
-def test_no_file_means_built_in_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_file_is_an_error_naming_where_it_looked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("CRM_SYNC_CONFIG", raising=False)
-    monkeypatch.delenv("CRM_SYNC_DATABASE_URL", raising=False)
-    settings, path = load_settings(None)
-    assert path is None
-    assert settings.connectors == []
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None)
+    assert caught.value.problems == [NO_CONFIG]
+    for place in ("--config", "$CRM_SYNC_CONFIG", "./crm-sync.toml", "`crm-sync init`"):
+        assert place in NO_CONFIG
 
 
 @pytest.mark.parametrize(
@@ -145,3 +148,368 @@ def test_missing_config_file_is_a_usage_error(tmp_path: Path) -> None:
     result = run_cli("--config", str(tmp_path / "nope.toml"), "status", cwd=tmp_path)
     assert result.returncode == 2
     assert "file not found" in result.stderr
+
+
+# -- ranges and shapes: each refused with exit status 2, naming the file and the key -----------
+
+IMAP = (
+    'name = "alice-imap"\nkind = "imap"\naccount = "alice@example.com"\nhost = "imap.example.com"\n'
+)
+ICS = 'name = "team"\nkind = "ics"\naccount = "alice@example.com"\npath = "team.ics"\n'
+CALENDAR = 'name = "cal"\nkind = "google_calendar"\naccount = "alice@example.com"\n'
+
+
+def _second_connector(body: str) -> str:
+    """``body`` as the config's second connector, so the key path shows its index."""
+    return f"[[connectors]]\n{ICS.replace('team', 'first')}\n[[connectors]]\n{body}"
+
+
+RANGES = [
+    (
+        "agent-interval-negative",
+        "[agent]\ninterval = -60\n",
+        "agent.interval: must be at least 10s (got -60)",
+    ),
+    (
+        "agent-interval-zero",
+        "[agent]\ninterval = 0\n",
+        "agent.interval: must be at least 10s (got 0)",
+    ),
+    (
+        "agent-interval-too-short",
+        '[agent]\ninterval = "5s"\n',
+        "agent.interval: must be at least 10s",
+    ),
+    (
+        "agent-interval-too-long",
+        '[agent]\ninterval = "60d"\n',
+        "agent.interval: must be at most 30d",
+    ),
+    ("agent-interval-infinite", "[agent]\ninterval = inf\n", "agent.interval: not a duration: inf"),
+    (
+        "agent-interval-not-a-number",
+        "[agent]\ninterval = nan\n",
+        "agent.interval: not a duration: nan",
+    ),
+    ("agent-interval-overflows", '[agent]\ninterval = "1e30w"\n', "agent.interval: not a duration"),
+    (
+        "connector-interval-negative",
+        _second_connector(IMAP + "interval = -1\n"),
+        "connectors[1].interval: must be at least 10s (got -1)",
+    ),
+    (
+        "connector-interval-too-short",
+        _second_connector(IMAP + 'interval = "500ms"\n'),
+        "connectors[1].interval: must be at least 10s",
+    ),
+    (
+        "ics-horizon-under-a-day",
+        _second_connector(ICS + 'horizon = "12h"\n'),
+        "connectors[1].horizon: must be from 1d to 3650d (got '12h')",
+    ),
+    (
+        "calendar-horizon-negative",
+        _second_connector(CALENDAR + "horizon = -86400\n"),
+        "connectors[1].horizon: must be from 1d to 3650d",
+    ),
+    (
+        "since-overflows",
+        _second_connector(ICS + 'since = "9999999w"\n'),
+        "connectors[1].since: not a date or an age",
+    ),
+    (
+        "store-bodies-no",
+        '[privacy]\nstore_bodies = "no"\n',
+        "privacy.store_bodies: must be true or false (got 'no')",
+    ),
+    (
+        "log-internal-one",
+        "[agent]\nlog_internal = 1\n",
+        "agent.log_internal: must be true or false (got 1)",
+    ),
+    (
+        "propagate-deletes-yes",
+        '[agent]\npropagate_deletes = "yes"\n',
+        "agent.propagate_deletes: must be true or false (got 'yes')",
+    ),
+    (
+        "connector-enabled-off",
+        _second_connector(IMAP + 'enabled = "off"\n'),
+        "connectors[1].enabled: must be true or false (got 'off')",
+    ),
+    (
+        "imap-idle-zero",
+        _second_connector(IMAP + "idle = 0\n"),
+        "connectors[1].idle: must be true or false (got 0)",
+    ),
+    (
+        "account-a-name",
+        _second_connector(IMAP.replace("alice@example.com", "alice")),
+        "connectors[1].account: not an email address: the mailbox's own, "
+        "like name@example.com (got 'alice')",
+    ),
+    (
+        "account-no-domain",
+        _second_connector(ICS.replace("alice@example.com", "alice@")),
+        "connectors[1].account: not an email address",
+    ),
+    (
+        "account-two-ats",
+        _second_connector(CALENDAR.replace("alice@", "alice@@")),
+        "connectors[1].account: not an email address",
+    ),
+    (
+        "account-with-a-space",
+        _second_connector(IMAP.replace("alice@", "alice smith@")),
+        "connectors[1].account: not an email address",
+    ),
+    (
+        "imap-port-zero",
+        _second_connector(IMAP + "port = 0\n"),
+        "connectors[1].port: must be a port from 1 to 65535 (got 0)",
+    ),
+    (
+        "imap-port-too-high",
+        _second_connector(IMAP + "port = 65536\n"),
+        "connectors[1].port: must be a port from 1 to 65535 (got 65536)",
+    ),
+    (
+        "imap-port-a-word",
+        _second_connector(IMAP + 'port = "imaps"\n'),
+        "connectors[1].port: Input should be a valid integer (got 'imaps')",
+    ),
+    (
+        "imap-port-a-flag",
+        _second_connector(IMAP + "port = true\n"),
+        "connectors[1].port: Input should be a valid integer (got True)",
+    ),
+    (
+        "imap-host-empty",
+        _second_connector(IMAP.replace('"imap.example.com"', '""')),
+        "connectors[1].host: must be a host name or an IP address, without spaces (got '')",
+    ),
+    (
+        "imap-host-with-a-space",
+        _second_connector(IMAP.replace("imap.", "imap ")),
+        "connectors[1].host: must be a host name or an IP address",
+    ),
+    (
+        "planning-processes-negative",
+        "[agent]\nplanning_processes = -1\n",
+        "agent.planning_processes: Input should be greater than or equal to 0 (got -1)",
+    ),
+    (
+        "limit-negative",
+        "[limits]\ncontact_recipients = -1\n",
+        "limits.contact_recipients: Input should be greater than or equal to 0 (got -1)",
+    ),
+    (
+        "database-mysql",
+        '[database]\nurl = "mysql://crm:s3cret@db.example/crm"\n',
+        "database.url: unsupported database 'mysql'; supported: sqlite:///PATH and "
+        "postgresql+psycopg://USER@HOST/DB, also spelled postgresql:// or postgres://",
+    ),
+    (
+        "database-other-driver",
+        '[database]\nurl = "postgresql+psycopg2://crm:s3cret@db/crm"\n',
+        "database.url: unsupported database 'postgresql+psycopg2'",
+    ),
+    (
+        "database-not-a-url",
+        '[database]\nurl = "crm.db"\n',
+        "database.url: not a database URL; supported:",
+    ),
+    (
+        "unset-variable-outside-a-connector",
+        '[database]\nurl = "${CRM_TEST_UNSET}"\n',
+        "database.url: environment variable CRM_TEST_UNSET is not set",
+    ),
+    (
+        "unset-variable-in-a-checked-connector-key",
+        _second_connector(IMAP + 'port = "${CRM_TEST_UNSET}"\n'),
+        "connectors[1].port: environment variable CRM_TEST_UNSET is not set",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "expected"), [c[1:] for c in RANGES], ids=[c[0] for c in RANGES])
+def test_a_value_out_of_range_or_shape_exits_2_naming_file_and_key(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    body: str,
+    expected: str,
+) -> None:
+    config = tmp_path / "crm-sync.toml"
+    config.write_text(body)
+    ran = run_in_process("status", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert ran.code == 2, ran.stderr
+    first, *problems = ran.stderr.splitlines()
+    assert first == "config error: crm-sync.toml"
+    assert [p for p in problems if p.startswith(f"  {expected}")], problems
+    assert "Traceback" not in ran.stderr and "s3cret" not in ran.stderr
+
+
+@pytest.mark.parametrize(
+    ("body", "check"),
+    [
+        ('[agent]\ninterval = "10s"\n', lambda s: s.agent.interval == timedelta(seconds=10)),
+        ('[agent]\ninterval = "30d"\n', lambda s: s.agent.interval == timedelta(days=30)),
+        (_second_connector(ICS + 'horizon = "1d"\n'), lambda s: s.connectors[1].horizon.days == 1),
+        (
+            '[database]\nurl = "postgres://crm@db/crm"\n',
+            lambda s: s.database.url == "postgresql+psycopg://crm@db/crm",
+        ),
+        (
+            '[database]\nurl = "postgresql://crm@db/crm"\n',
+            lambda s: s.database.url == "postgresql+psycopg://crm@db/crm",
+        ),
+        (
+            '[database]\nurl = "postgresql+psycopg://crm@db/crm"\n',
+            lambda s: s.database.url == "postgresql+psycopg://crm@db/crm",
+        ),
+        (
+            _second_connector(IMAP + 'port = "${CRM_TEST_PORT}"\nidle = "${CRM_TEST_IDLE}"\n'),
+            lambda s: (s.connectors[1].port, s.connectors[1].idle) == (993, True),
+        ),
+        (
+            _second_connector(IMAP.replace("alice@example.com", "jörg.o'neil+crm@müller.example")),
+            lambda s: s.connectors[1].account == "jörg.o'neil+crm@müller.example",
+        ),
+    ],
+    ids=[
+        "shortest-interval",
+        "longest-interval",
+        "shortest-horizon",
+        "postgres-scheme",
+        "postgresql-scheme",
+        "psycopg-scheme",
+        "flag-and-port-from-variables",
+        "international-address",
+    ],
+)
+def test_values_in_range_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str, check: Callable[[Settings], bool]
+) -> None:
+    config = tmp_path / "crm-sync.toml"
+    config.write_text(body)
+    monkeypatch.setenv("CRM_TEST_PORT", "993")
+    monkeypatch.setenv("CRM_TEST_IDLE", "true")
+    monkeypatch.delenv("CRM_SYNC_DATABASE_URL", raising=False)
+    monkeypatch.delenv("CRM_SYNC_MIN_INTERVAL", raising=False)
+    assert check(load_settings(config)[0])
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "mysql://crm:s3cret@db/crm",
+            "$CRM_SYNC_DATABASE_URL: unsupported database 'mysql'; supported:",
+        ),
+        (
+            "sqlite+pysqlite:///crm.db",
+            "$CRM_SYNC_DATABASE_URL: unsupported database 'sqlite+pysqlite'",
+        ),
+        ("db.example/crm", "$CRM_SYNC_DATABASE_URL: not a database URL"),
+    ],
+    ids=["mysql", "other-sqlite-driver", "not-a-url"],
+)
+def test_the_database_url_variable_is_checked_and_named(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    url: str,
+    expected: str,
+) -> None:
+    (tmp_path / "crm-sync.toml").write_text("[agent]\n")
+    ran = run_in_process(
+        "status",
+        cwd=tmp_path,
+        monkeypatch=monkeypatch,
+        capsys=capsys,
+        env={"CRM_SYNC_DATABASE_URL": url},
+    )
+    assert ran.code == 2
+    first, problem = ran.stderr.splitlines()
+    assert first == "config error: configuration"
+    assert problem.startswith(f"  {expected}")
+    assert "s3cret" not in ran.stderr
+
+
+def test_mysql_through_the_real_entry_point_is_one_line_and_no_traceback(tmp_path: Path) -> None:
+    (tmp_path / "crm-sync.toml").write_text('[database]\nurl = "mysql://crm:s3cret@db/crm"\n')
+    result = run_cli("status", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "config error: crm-sync.toml",
+        "  database.url: unsupported database 'mysql'; supported: sqlite:///PATH and "
+        "postgresql+psycopg://USER@HOST/DB, also spelled postgresql:// or postgres://",
+    ]
+
+
+def test_a_value_that_may_hold_a_secret_is_never_repeated() -> None:
+    data = {
+        "connectors": [
+            {
+                "name": "a",
+                "kind": "imap",
+                "account": "a@example.com",
+                "host": "h.example",
+                "password": 123456,
+            }
+        ]
+    }
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(data, Path("crm-sync.toml"), env={})
+    assert caught.value.problems == ["connectors[0].password: Input should be a valid string"]
+
+
+def test_the_interval_floor_may_be_lowered_for_tests_but_never_to_zero(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fast = {"agent": {"interval": "0.2s"}}
+    monkeypatch.setenv("CRM_SYNC_MIN_INTERVAL", "0.1s")
+    assert parse_settings(fast, None).agent.interval == timedelta(seconds=0.2)
+    with pytest.raises(ConfigError, match=r"agent\.interval: must be at least 0\.1s"):
+        parse_settings({"agent": {"interval": "0.05s"}}, None)
+    for floor in ("0s", "soon"):
+        monkeypatch.setenv("CRM_SYNC_MIN_INTERVAL", floor)
+        with pytest.raises(ConfigError, match=r"\$CRM_SYNC_MIN_INTERVAL: "):
+            parse_settings(fast, None)
+
+
+# -- ${VAR} in a connector: resolved when that connector is built ----------------------------
+
+
+def test_an_unset_variable_in_a_connector_waits_for_the_connector() -> None:
+    data = {
+        "connectors": [
+            {"name": "ics", "kind": "ics", "account": "a@example.com", "path": "${MAIL}/t.ics"},
+            {
+                "name": "imap",
+                "kind": "imap",
+                "account": "b@example.com",
+                "host": "h.example",
+                "password": "${CRM_TEST_PASSWORD}",
+                "folders": ["INBOX", "${CRM_TEST_FOLDER}"],
+            },
+        ]
+    }
+    settings = parse_settings(data, Path("/etc/crm-sync.toml"), env={"MAIL": "/srv"})
+    ics, imap = settings.connectors
+    assert resolve(ics) is ics and str(ics.path) == "/srv/t.ics"  # type: ignore[union-attr]
+    assert [u.variables for u in imap.unresolved] == [("CRM_TEST_PASSWORD",), ("CRM_TEST_FOLDER",)]
+
+    with pytest.raises(VariableUnset) as caught:
+        resolve(imap, {"CRM_TEST_FOLDER": "Sent"})
+    assert isinstance(caught.value, ValueError)
+    assert str(caught.value) == (
+        "/etc/crm-sync.toml: connectors[1].password uses ${CRM_TEST_PASSWORD}, an environment "
+        "variable not set where the agent runs"
+    )
+
+    built = resolve(imap, {"CRM_TEST_PASSWORD": "s3cret", "CRM_TEST_FOLDER": "Sent"})
+    assert isinstance(built, ImapConnector)
+    assert (built.password, built.folders, built.unresolved) == ("s3cret", ["INBOX", "Sent"], ())
+    assert imap.password == "${CRM_TEST_PASSWORD}", "the settings keep the value as written"

@@ -60,7 +60,7 @@ def write_config(folder: Path, database: Path, mbox: Path | None = None) -> None
     )
     (folder / "crm-sync.toml").write_text(
         f'[database]\nurl = "sqlite:///{database}"\n\n'
-        '[agent]\ninterval = "1s"\ninternal_domains = ["example.com"]\n\n'
+        '[agent]\ninterval = "10s"\ninternal_domains = ["example.com"]\n\n'
         f"{connector}"
     )
 
@@ -78,11 +78,14 @@ def logged_count(database: Path) -> int:
 
 @pytest.fixture
 def agent(tmp_path: Path) -> Iterator[Callable[[int], subprocess.Popen[bytes]]]:
-    """Start ``crm-sync run`` (umask 022) and wait until it logged ``n`` interactions."""
+    """Start ``crm-sync run`` (umask 022) on the database ``db upgrade`` made, and wait until
+    it logged ``n`` interactions."""
     started: list[subprocess.Popen[bytes]] = []
     output = tmp_path / "agent.log"
 
     def start(n: int) -> subprocess.Popen[bytes]:
+        upgraded = run_cli("db", "upgrade", cwd=tmp_path, umask=UMASK)
+        assert upgraded.returncode == 0, upgraded.stderr
         process = start_cli("run", cwd=tmp_path, output=output, umask=UMASK)
         started.append(process)
         wait_for(lambda: logged_count(tmp_path / "data" / "crm.db") >= n, 60, "the agent's sync")
@@ -174,9 +177,13 @@ def test_files_are_created_owner_only_under_umask_022(
     mbox = write_mbox(tmp_path / "carol.mbox", [customer_mail(n) for n in range(5)])
     assert run_cli("init", cwd=tmp_path, umask=UMASK).returncode == 0
     write_config(tmp_path, database, mbox)
+    refused = run_cli("db", "upgrade", cwd=tmp_path, umask=UMASK)
+    assert refused.returncode == 2, "a folder that is not there is a mistyped path, not made"
+    assert f"the folder {database.parent} of the SQLite database" in refused.stderr
+    assert not database.parent.exists()
+    database.parent.mkdir()
     upgraded = run_cli("db", "upgrade", cwd=tmp_path, umask=UMASK)
     assert upgraded.returncode == 0, upgraded.stderr
-    assert mode(database.parent) == 0o700
     assert mode(database) == 0o600
     assert mode(tmp_path / "crm-sync.key") == 0o600
 
@@ -200,7 +207,7 @@ def test_files_are_created_owner_only_under_umask_022(
     assert mode(tmp_path / "crm-sync-tokens" / "alice-gmail.token") == 0o600
 
     status = run_cli("status", cwd=tmp_path)
-    assert "warning" not in status.stdout + status.stderr
+    assert "warning: " not in status.stdout + status.stderr, "no file is loose"
 
 
 def test_status_warns_about_loose_files_and_changes_nothing(tmp_path: Path) -> None:
@@ -235,7 +242,7 @@ def test_status_warns_about_loose_files_and_changes_nothing(tmp_path: Path) -> N
     for path, (_, fix) in loose.items():
         path.chmod(int(fix, 8))
     quiet = run_cli("status", cwd=tmp_path)
-    assert "warning" not in quiet.stdout + quiet.stderr
+    assert "warning: " not in quiet.stdout + quiet.stderr, "no file is loose"
 
 
 # ---------------------------------------------------------------------------------- forget
@@ -245,6 +252,7 @@ def test_forget_leaves_no_bytes_of_the_person_while_an_agent_holds_the_database(
     tmp_path: Path, agent: Callable[[int], subprocess.Popen[bytes]]
 ) -> None:
     database = tmp_path / "data" / "crm.db"
+    database.parent.mkdir()
     mail = [customer_mail(n) for n in range(150)]
     mail += [zelda_mail(n) for n in range(40)] + [shared_mail()]
     mail += [customer_mail(n) for n in range(150, 300)]

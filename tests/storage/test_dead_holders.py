@@ -29,7 +29,7 @@ from storage.db import make_engine, session_factory
 from storage.leases import Lease, Refused
 from storage.models import Interaction, SyncState
 from tests.support.bulk import OWNER, write_bulk_mbox
-from tests.support.cli import run_cli, start_cli
+from tests.support.cli import run_cli, start_cli, upgrade_database
 
 TTL = timedelta(seconds=60)
 NAME = "big"
@@ -195,6 +195,7 @@ def _config(tmp_path: Path, url: str, mbox: Path) -> Path:
         'internal_domains = ["example.com"]\nplanning_processes = 0\n\n'
         f'[[connectors]]\nname = "{NAME}"\nkind = "mbox"\naccount = "{OWNER}"\npath = "{mbox}"\n'
     )
+    upgrade_database(tmp_path, "--config", str(config))
     return config
 
 

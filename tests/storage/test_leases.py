@@ -34,7 +34,7 @@ from storage import leases
 from storage.db import make_engine, session_factory
 from storage.leases import AgentLock, AgentRunning, Lease, LeaseLost, Refused
 from storage.models import Interaction, SyncState
-from tests.support.cli import start_cli
+from tests.support.cli import FAST_AGENT, start_cli, upgrade_database
 from tests.support.mailbuilder import message, write_mbox
 
 TTL = timedelta(seconds=30)
@@ -386,6 +386,7 @@ def _agents_config(folder: Path, url: str, boxes: dict[str, Path], interval: str
         f'[database]\nurl = "{url}"\n\n[agent]\ninterval = "{interval}"\n'
         f'internal_domains = ["example.com"]\n{tables}'
     )
+    upgrade_database(folder, "--config", str(config), env=FAST_AGENT)
     return config
 
 
@@ -422,6 +423,7 @@ def test_two_agents_never_run_one_connector_at_once(pg_url: str, tmp_path: Path)
             str(tmp_path / f"{tag}.jsonl"),
             cwd=tmp_path,
             output=tmp_path / f"{tag}.log",
+            env=FAST_AGENT,
         )
         for tag in ("a", "b")
     ]
@@ -482,7 +484,14 @@ def test_a_killed_agents_connector_is_taken_over(pg_url: str, tmp_path: Path, wh
     journal_a, journal_b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     ttl = "30s" if where == "this-host" else "2s"
     common = ("--config", str(config), "run", "--lease-ttl", ttl)
-    first = start_cli(*common, "--journal", str(journal_a), cwd=tmp_path, output=tmp_path / "a.log")
+    first = start_cli(
+        *common,
+        "--journal",
+        str(journal_a),
+        cwd=tmp_path,
+        output=tmp_path / "a.log",
+        env=FAST_AGENT,
+    )
     engine = make_engine(pg_url)
     second = None
     try:
@@ -508,7 +517,12 @@ def test_a_killed_agents_connector_is_taken_over(pg_url: str, tmp_path: Path, wh
         assert killed.lease_owner and killed.lease_expires_at
         assert 0 < killed.counters["items"] < 1500, "killed in the middle of the first sync"
         second = start_cli(
-            *common, "--journal", str(journal_b), cwd=tmp_path, output=tmp_path / "b.log"
+            *common,
+            "--journal",
+            str(journal_b),
+            cwd=tmp_path,
+            output=tmp_path / "b.log",
+            env=FAST_AGENT,
         )
         _wait(lambda: _row(sessions, "big").last_success_at is not None, 60, "takeover")
         second.send_signal(signal.SIGTERM)

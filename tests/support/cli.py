@@ -1,7 +1,9 @@
-"""Running the real ``crm-sync`` entry point in a subprocess, as an admin would."""
+"""Running the real ``crm-sync`` entry point as an admin would: in a subprocess, or in
+this process where a table of cases needs only exit statuses and messages."""
 
 from __future__ import annotations
 
+import logging
 import os
 import resource
 import subprocess
@@ -10,6 +12,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 
 def run_cli(
@@ -82,40 +86,124 @@ class Measured:
     peak_rss_mib: float
 
 
+_MEASURED_LAUNCH = """
+import atexit, os, resource, runpy, sys
+
+def _report() -> None:
+    peak = 0
+    try:
+        with open("/proc/self/status") as status:
+            peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    with open(os.environ["MEASURED_PEAK_FILE"], "w") as out:
+        out.write(str(max(peak, workers)))
+
+atexit.register(_report)
+runpy.run_module("agent", run_name="__main__", alter_sys=True)
+"""
+"""``python -m agent`` that writes its own peak RSS (KiB) when it exits. The kernel's
+figure for a child (``wait4``'s ``ru_maxrss``) cannot serve: ``exec`` carries over the
+high-water mark of the memory it replaces, which after a fork is the test process's,
+so a child of a large pytest process would report pytest's size, not its own.
+``VmHWM`` belongs to the memory the new program maps, and starts from nothing."""
+
+
 def run_measured(
     *args: str, cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 300
 ) -> Measured:
-    """``run_cli``, with the peak resident memory of that one process (``wait4``'s rusage),
-    so a test can hold a command to a memory cap whatever else the test run did before."""
+    """``run_cli``, with the peak resident memory of that one command (its own, and its
+    largest worker's), so a test can hold it to a cap whatever the test run did before."""
+    out, err, peak = cwd / ".measured.out", cwd / ".measured.err", cwd / ".measured.peak"
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CRM_SYNC_")}
     environment.update(env or {})
     environment.setdefault("COLUMNS", "200")
-    out, err = cwd / ".measured.out", cwd / ".measured.err"
+    environment["MEASURED_PEAK_FILE"] = str(peak)
+    peak.unlink(missing_ok=True)
     started = time.monotonic()
     with out.open("wb") as stdout, err.open("wb") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "agent", *args],
+            [sys.executable, "-c", _MEASURED_LAUNCH, *args],
             cwd=cwd,
             env=environment,
             stdin=subprocess.DEVNULL,
             stdout=stdout,
             stderr=stderr,
         )
-    deadline = started + timeout
-    while True:
-        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.monotonic() > deadline:
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
             process.kill()
-            pid, status, usage = os.wait4(process.pid, 0)
-            break
-        time.sleep(0.05)
-    process.returncode = os.waitstatus_to_exitcode(status)
+            process.wait()
+    if not peak.exists():
+        raise AssertionError(f"crm-sync {' '.join(args)} exited without reporting its memory")
     return Measured(
         returncode=process.returncode,
         stdout=out.read_text(errors="replace"),
         stderr=err.read_text(errors="replace"),
         seconds=time.monotonic() - started,
-        peak_rss_mib=usage.ru_maxrss / 1024,
+        peak_rss_mib=int(peak.read_text()) / 1024,
     )
+
+
+FAST_AGENT = {"CRM_SYNC_MIN_INTERVAL": "0.1s"}
+"""The environment of an agent whose test needs it to tick faster than a config may ask
+(``config.schema.MIN_INTERVAL``): pass it as ``env``."""
+
+
+def write_config(folder: Path, database_url: str | None = None, body: str = "") -> Path:
+    """A minimal ``crm-sync.toml`` in ``folder``: the database (by default ``crm-sync.db``
+    beside it) and ``body`` after it; every command but ``init`` needs one."""
+    url = database_url or "sqlite:///crm-sync.db"
+    config = folder / "crm-sync.toml"
+    config.write_text(f'[database]\nurl = "{url}"\n{body}')
+    return config
+
+
+def upgrade_database(folder: Path, *options: str, env: Mapping[str, str] | None = None) -> None:
+    """``crm-sync [options] db upgrade`` in ``folder``: the one command that creates the
+    database, which every other needs done first."""
+    result = run_cli(*options, "db", "upgrade", cwd=folder, env=env)
+    assert result.returncode == 0, result.stderr
+
+
+@dataclass(frozen=True)
+class Ran:
+    """A command run in this process: its exit status, stdout and stderr."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+
+def run_in_process(
+    *args: str,
+    cwd: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    env: Mapping[str, str] | None = None,
+) -> Ran:
+    """The real entry point, run in this process: for tables of cases that each need only
+    an exit status and a message, where a process each would cost a second apiece. The
+    environment is the test's without ``CRM_SYNC_*``, plus ``env``, as for :func:`run_cli`."""
+    from agent.cli.main import main
+
+    monkeypatch.chdir(cwd)
+    for name in [n for n in os.environ if n.startswith("CRM_SYNC_")]:
+        monkeypatch.delenv(name)
+    for name, value in (env or {}).items():
+        monkeypatch.setenv(name, value)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    capsys.readouterr()
+    code = 0
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    captured = capsys.readouterr()
+    return Ran(code, captured.out, captured.err)

@@ -3,7 +3,9 @@
 The agent syncs an mbox file, a Dovecot IMAP mailbox (in IDLE) and a Gmail
 mailbox on the fake Google server, every second. Mail added to each while
 it runs must be in the database within two intervals; SIGTERM must end it
-with status 0 within the stop bound, leaving no lease held.
+with status 0 within the stop bound, leaving no lease held -- also while
+its runs are overdue. Intervals this short need ``FAST_AGENT`` (a config
+may not ask for less than 10 s).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from config.secrets import TokenStore, ensure_key_file
 from connectors.google.auth import gmail_scopes
 from storage.db import make_engine
 from storage.models import Interaction, SyncState
-from tests.support.cli import run_cli, start_cli
+from tests.support.cli import FAST_AGENT, run_cli, start_cli, upgrade_database
 from tests.support.dovecot import DovecotServer, ImapUser
 from tests.support.fake_google.mailbox import make_email
 from tests.support.fake_google.server import FakeGoogle
@@ -55,7 +57,20 @@ def _append_mbox(path: Path, raw: bytes) -> None:
         out.write(b"From customer@acme.example Mon Mar  2 09:30:00 2026\n" + raw + b"\n")
 
 
-def write_config(tmp_path: Path, body: str, interval: float = INTERVAL) -> Path:
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``crm-sync ARGS``, allowed the short intervals of these tests."""
+    return run_cli(*args, cwd=cwd, env=FAST_AGENT)
+
+
+def start(*args: str, cwd: Path, output: Path) -> subprocess.Popen[bytes]:
+    """``crm-sync ARGS`` in the background, allowed the short intervals of these tests."""
+    return start_cli(*args, cwd=cwd, output=output, env=FAST_AGENT)
+
+
+def write_config(
+    tmp_path: Path, body: str, interval: float = INTERVAL, *, create_database: bool = True
+) -> Path:
+    """The config, and with ``create_database`` its database (``crm-sync db upgrade``)."""
     config = tmp_path / "crm-sync.toml"
     config.write_text(
         f"""
@@ -71,6 +86,8 @@ key_file = "crm-sync.key"
 token_dir = "tokens"
 {body}"""
     )
+    if create_database:
+        upgrade_database(tmp_path, "--config", str(config), env=FAST_AGENT)
     return config
 
 
@@ -201,7 +218,7 @@ def test_the_agent_syncs_new_mail_within_two_intervals_and_stops_cleanly(
         + gmail_config,
     )
     journal = tmp_path / "runs.jsonl"
-    agent = start_cli(
+    agent = start(
         "--config",
         str(config),
         "run",
@@ -273,7 +290,7 @@ def test_a_second_agent_on_one_sqlite_database_is_refused(
 ) -> None:
     mbox = write_mbox(tmp_path / "carol.mbox", [_customer_mail(1, MBOX_OWNER)])
     config = write_config(tmp_path, mbox_table("carol-mbox", mbox), interval=60)
-    agent = start_cli("--config", str(config), "run", cwd=tmp_path, output=agent_output)
+    agent = start("--config", str(config), "run", cwd=tmp_path, output=agent_output)
     engine = make_engine(f"sqlite:///{tmp_path / 'crm.db'}")
     try:
         wait_for(
@@ -281,14 +298,14 @@ def test_a_second_agent_on_one_sqlite_database_is_refused(
             60,
             "first sync",
         )
-        second = run_cli("--config", str(config), "run", "--once", cwd=tmp_path)
+        second = cli("--config", str(config), "run", "--once", cwd=tmp_path)
         assert second.returncode == 1
         refusal = " ".join(second.stderr.split())
         assert f"pid {agent.pid}" in refusal
         assert "SQLite takes one agent process" in refusal
         code, _seconds = stop(agent, 30)
         assert code == 0
-        again = run_cli("--config", str(config), "run", "--once", cwd=tmp_path)
+        again = cli("--config", str(config), "run", "--once", cwd=tmp_path)
         assert again.returncode == 0, again.stderr
     finally:
         if agent.poll() is None:
@@ -307,15 +324,15 @@ def test_a_second_agent_on_one_sqlite_database_is_refused(
     ids=["bad-duration", "zero-timeout", "no-workers"],
 )
 def test_bad_options_are_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
-    config = write_config(tmp_path, mbox_table("m", tmp_path / "m.mbox"))
-    result = run_cli("--config", str(config), "run", *args, cwd=tmp_path)
+    config = write_config(tmp_path, mbox_table("m", tmp_path / "m.mbox"), create_database=False)
+    result = cli("--config", str(config), "run", *args, cwd=tmp_path)
     assert result.returncode == 2
     assert message in result.stderr
 
 
 def test_no_connectors_is_a_usage_error(tmp_path: Path) -> None:
-    config = write_config(tmp_path, "")
-    result = run_cli("--config", str(config), "run", "--once", cwd=tmp_path)
+    config = write_config(tmp_path, "", create_database=False)
+    result = cli("--config", str(config), "run", "--once", cwd=tmp_path)
     assert result.returncode == 2
     assert "no enabled connectors" in result.stderr
     assert not os.path.exists(tmp_path / "crm.db")
@@ -352,7 +369,7 @@ def test_failing_connectors_never_delay_the_others_and_status_says_what_to_do(
         + hanging.replace("idle = true", "idle = false"),
     )
     started = time.monotonic()
-    agent = start_cli(
+    agent = start(
         "--config", str(config), "run", "--stop-timeout", "2s", cwd=tmp_path, output=agent_output
     )
     engine = make_engine(f"sqlite:///{tmp_path / 'crm.db'}")
@@ -385,13 +402,11 @@ def test_failing_connectors_never_delay_the_others_and_status_says_what_to_do(
             agent.wait()
         engine.dispose()
 
-    shown = run_cli("--config", str(config), "status", cwd=tmp_path)
+    shown = cli("--config", str(config), "status", cwd=tmp_path)
     assert shown.returncode == 1
     rows = {
         row["connector"]: row
-        for row in json.loads(
-            run_cli("--config", str(config), "status", "--json", cwd=tmp_path).stdout
-        )
+        for row in json.loads(cli("--config", str(config), "status", "--json", cwd=tmp_path).stdout)
     }
     assert {n: rows[n]["state"] for n in expected} == expected
     assert rows["good-mbox"]["state"] in ("ok", "lagging")
@@ -408,7 +423,7 @@ def test_run_once_exits_1_when_a_connector_fails(tmp_path: Path) -> None:
     config = write_config(
         tmp_path, mbox_table("good-mbox", good) + mbox_table("gone-mbox", tmp_path / "gone.mbox")
     )
-    result = run_cli("--config", str(config), "run", "--once", cwd=tmp_path)
+    result = cli("--config", str(config), "run", "--once", cwd=tmp_path)
     assert result.returncode == 1
     assert "gone-mbox: failing" in result.stderr
     engine = make_engine(f"sqlite:///{tmp_path / 'crm.db'}")
@@ -432,7 +447,7 @@ security = "plain"
 password = "never-asked"
 """
     config = write_config(tmp_path, mbox_table("good-mbox", good) + hanging)
-    agent = start_cli(
+    agent = start(
         "--config",
         str(config),
         "run",
@@ -450,6 +465,54 @@ password = "never-asked"
         assert all(row.lease_owner is None for row in states(engine).values())
     finally:
         hung.close()
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()
+        engine.dispose()
+
+
+def test_sigterm_stops_the_agent_within_the_bound_while_its_runs_are_overdue(
+    tmp_path: Path, agent_output: Path
+) -> None:
+    """Both workers hang in two IMAP connects that never answer, so every connector's runs
+    fall due faster than any can start; then the whole process is frozen (SIGSTOP) for
+    fifty intervals, as a suspended machine or a scheduler held up by a long run would
+    leave it, and SIGTERM arrives the moment it thaws."""
+    hung = [_blackhole(), _blackhole()]
+    good = write_mbox(tmp_path / "good.mbox", [_customer_mail(1, MBOX_OWNER)])
+    tables = [
+        f'\n[[connectors]]\nname = "hung-{n}"\nkind = "imap"\naccount = "{HUNG_IMAP_ACCOUNT}"\n'
+        f'host = "127.0.0.1"\nport = {listener.getsockname()[1]}\nsecurity = "plain"\n'
+        'password = "never-asked"\n'
+        for n, listener in enumerate(hung)
+    ]
+    config = write_config(tmp_path, "".join(tables) + mbox_table("good-mbox", good), 0.1)
+    bound = 2.0
+    agent = start(
+        "--config", str(config), "run", "--workers", "2", "--stop-timeout", f"{bound}s",
+        cwd=tmp_path, output=agent_output,
+    )  # fmt: skip
+    engine = make_engine(f"sqlite:///{tmp_path / 'crm.db'}")
+    try:
+        wait_for(
+            lambda: all(
+                getattr(states(engine).get(f"hung-{n}"), "lease_owner", None) for n in (0, 1)
+            ),
+            60,
+            "both workers hung",
+        )
+        time.sleep(1)  # ten intervals: every connector's next run is overdue
+        agent.send_signal(signal.SIGSTOP)
+        time.sleep(5)
+        agent.send_signal(signal.SIGCONT)
+        code, seconds = stop(agent, bound)
+        print(f"SIGTERM to exit with every run overdue: {seconds:.2f} s (bound {bound} s)")
+        assert code == 0
+        assert seconds < bound + 1  # the bound, plus room for a loaded machine
+        assert all(row.lease_owner is None for row in states(engine).values())
+    finally:
+        for listener in hung:
+            listener.close()
         if agent.poll() is None:
             agent.kill()
             agent.wait()

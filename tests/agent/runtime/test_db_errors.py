@@ -8,12 +8,12 @@ from __future__ import annotations
 import io
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 
 from agent.runtime import logs
@@ -188,3 +188,62 @@ def test_scrub_masks_url_credentials() -> None:
     assert logs.scrub("see https://sqlalche.me/e/20/e3q8", addresses=False) == (
         "see https://sqlalche.me/e/20/e3q8"
     )
+
+
+# -- what the config can fix (exit 2) and what it cannot (exit 1) ------------------------------
+
+
+def _raised(make: Callable[[], object]) -> Exception:
+    try:
+        make()
+    except Exception as exc:
+        return exc
+    raise AssertionError("no error")
+
+
+def _case(name: str, tmp_path: Path) -> tuple[Exception, URL | None]:
+    server = make_url(PG_ADMIN_URL)
+    postgres = {
+        "wrong-database": server.set(database="no_such_db"),
+        "unknown-role": server.set(username="no_such_role"),
+        "connection-refused": server.set(port=_closed_port()),
+        "unknown-host": server.set(host="no-such-host.invalid"),
+    }
+    if name in postgres:
+        url = postgres[name]
+        return _error(url.render_as_string(hide_password=False)), url
+    if name == "sqlite-folder-missing":
+        url = make_url(f"sqlite:///{tmp_path / 'missing' / 'crm.db'}")
+        return _error(url.render_as_string()), url
+    if name == "sqlite-not-a-database":
+        (tmp_path / "notes.txt").write_text("not a database, just some notes\n" * 200)
+        url = make_url(f"sqlite:///{tmp_path / 'notes.txt'}")
+        return _error(url.render_as_string(), "SELECT * FROM sqlite_master"), url
+    if name == "unknown-scheme":
+        return _raised(lambda: create_engine("mysql+nosuchdriver://crm:s3cret@db/crm")), None
+    return _raised(lambda: make_url("crm:s3cret@db/crm")), None
+
+
+CONFIGURATION = {
+    "wrong-database": True,
+    "unknown-role": True,
+    "sqlite-folder-missing": True,
+    "sqlite-not-a-database": True,
+    "unknown-scheme": True,
+    "not-a-url": True,
+    "connection-refused": False,
+    "unknown-host": False,
+}
+"""Whether each failure is the config's to fix (the CLI exits 2) or not (an outage: 1)."""
+
+
+@pytest.mark.parametrize("name", list(CONFIGURATION), ids=list(CONFIGURATION))
+def test_what_the_config_can_fix_is_told_from_an_outage(
+    pg_engine: Engine, tmp_path: Path, name: str
+) -> None:
+    configuration = CONFIGURATION[name]
+    exc, url = _case(name, tmp_path)
+    assert is_database_error(exc)
+    problem = describe(exc, url)
+    assert problem.configuration is configuration, problem
+    assert "s3cret" not in problem.line("FILE")

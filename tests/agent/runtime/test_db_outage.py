@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError
 from storage.db import make_engine, session_factory
 from storage.models import SyncState
 from tests.support.bulk import OWNER, write_bulk_mbox
-from tests.support.cli import run_cli, start_cli
+from tests.support.cli import run_cli, start_cli, upgrade_database
 from tests.support.tcp_proxy import TcpProxy, running_proxy
 
 NAME = "big"
@@ -56,6 +56,7 @@ def _config(tmp_path: Path, url: str) -> Path:
         'internal_domains = ["example.com"]\nplanning_processes = 0\n\n'
         f'[[connectors]]\nname = "{NAME}"\nkind = "mbox"\naccount = "{OWNER}"\npath = "{mbox}"\n'
     )
+    upgrade_database(tmp_path, "--config", str(config))
     return config
 
 

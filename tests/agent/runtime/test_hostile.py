@@ -31,7 +31,13 @@ from storage.models import (
     Quarantine,
     SyncState,
 )
-from tests.support.cli import run_cli, run_measured, start_cli
+from tests.support.cli import (
+    FAST_AGENT,
+    run_cli,
+    run_measured,
+    start_cli,
+    upgrade_database,
+)
 from tests.support.dovecot import DovecotServer, ImapUser
 from tests.support.hostile_corpus import BOB, CAROL, HOSTILE, OWNER, build
 from tests.support.mailbuilder import write_mbox
@@ -242,12 +248,14 @@ def test_the_agent_runs_on_under_a_memory_limit_fed_a_secondly_invitation(
     normal = [path.read_bytes() for path in MAIL if path.name.startswith("normal-")]
     mbox = write_mbox(tmp_path / "mail.mbox", [normal[0], invitation, *normal[1:]])
     config = _config(tmp_path, sqlite_url, f'kind = "mbox"\npath = "{mbox}"\ninterval = "1s"\n')
+    upgrade_database(tmp_path, "--config", str(config), env=FAST_AGENT)
     agent = start_cli(
         "--config",
         str(config),
         "run",
         cwd=tmp_path,
         output=tmp_path / "agent.log",
+        env=FAST_AGENT,
         rlimit_as=MEMORY_LIMIT,
     )
     try:

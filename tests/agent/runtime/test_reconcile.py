@@ -202,6 +202,7 @@ def test_cli_exit_status_tells_a_loss(tmp_path: Path) -> None:
         '[agent]\ninternal_domains = ["northwind.example"]\n'
         f'[[connectors]]\nname = "alice-mail"\nkind = "mbox"\naccount = "{ME}"\npath = "{mbox}"\n'
     )
+    assert run_cli("db", "upgrade", cwd=tmp_path).returncode == 0
     assert run_cli("sync", cwd=tmp_path).returncode == 0
     clean = run_cli("verify", "alice-mail", "--json", cwd=tmp_path)
     assert clean.returncode == 0, clean.stderr

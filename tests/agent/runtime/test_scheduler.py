@@ -21,7 +21,13 @@ from agent.runtime.runs import RunRecord
 from agent.runtime.scheduler import Agent
 from agent.runtime.timing import Timing, backoff_delay, jitter_of
 from config import Settings
-from config.schema import AgentConfig, ConnectorConfig, ImapConnector, MboxConnector
+from config.schema import (
+    MIN_INTERVAL_CONTEXT,
+    AgentConfig,
+    ConnectorConfig,
+    ImapConnector,
+    MboxConnector,
+)
 from connectors.errors import AuthError, ConnectorError, TransientError
 from connectors.memory import MemoryConnector
 from connectors.records import Batch, Connector, Cursor, Item, MailMessage
@@ -147,7 +153,10 @@ class Fixture:
     def agent(
         self, configs: list[ConnectorConfig], interval: str = "1h", timing: Timing = FAST
     ) -> Agent:
-        settings = Settings(agent=AgentConfig(interval=interval), connectors=configs)  # type: ignore[arg-type]
+        # faster than a config may ask for (config.schema.MIN_INTERVAL), as tests need
+        fast = {MIN_INTERVAL_CONTEXT: timedelta(seconds=0.1)}
+        agent = AgentConfig.model_validate({"interval": interval}, context=fast)
+        settings = Settings(agent=agent, connectors=configs)
         return Agent(
             settings,
             self.sessions,
@@ -396,6 +405,48 @@ def test_stop_is_bounded_even_when_a_run_hangs(fx: Fixture) -> None:
         assert fx.row("hung").lease_owner is None
     finally:
         gate.set()
+
+
+def test_stop_is_bounded_whatever_the_scheduler_thread_is_doing(fx: Fixture) -> None:
+    """APScheduler's loop holds its job store lock while it works out missed run times
+    (without end, for an interval of zero or less); stopping must not wait for it."""
+    fx.connectors = {"c": lambda: Scripted("c", 5)}
+    agent = fx.agent([_mbox("c")])
+    agent.start()
+    _until(lambda: len(fx.ended("c")) == 1)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with agent._scheduler._jobstores_lock:  # type: ignore[union-attr]
+            held.set()
+            release.wait(30)
+
+    threading.Thread(target=hold, daemon=True).start()
+    held.wait(5)
+    try:
+        started = time.monotonic()
+        assert agent.stop(0.5) is True
+        assert time.monotonic() - started < 2.0
+    finally:
+        release.set()
+
+
+@pytest.mark.parametrize("seconds", [0, -60], ids=["zero", "negative"])
+@pytest.mark.parametrize("where", ["agent", "connector"])
+def test_an_interval_of_zero_or_less_is_refused_when_the_agent_is_built(
+    fx: Fixture, seconds: int, where: str
+) -> None:
+    """Settings built in code skip the schema's checks; the agent checks again."""
+    interval = timedelta(seconds=seconds)
+    settings = Settings(connectors=[_mbox("c")])  # type: ignore[list-item]
+    if where == "agent":
+        agent = settings.agent.model_copy(update={"interval": interval})
+        settings = settings.model_copy(update={"agent": agent})
+    else:
+        connector = settings.connectors[0].model_copy(update={"interval": interval})
+        settings = settings.model_copy(update={"connectors": [connector]})
+    with pytest.raises(ValueError, match=f"c: the interval must be more than 0, not {interval}"):
+        Agent(settings, fx.sessions, fx.tmp_path)
 
 
 def test_trigger_runs_a_connector_before_its_tick(fx: Fixture) -> None:
