@@ -13,7 +13,7 @@ from dataclasses import asdict
 import click
 
 from agent.cli.common import EXIT_FAILURE, as_user, pass_app
-from agent.cli.contacts import field_value, shown, user_name
+from agent.cli.contacts import field_value, resolve_choices, shown, user_name
 from agent.cli.output import console, errors, print_rows
 from agent.pipeline.people import company_name
 from agent.runtime.app import App
@@ -55,6 +55,17 @@ def conflicts_list(app: App, include_resolved: bool, as_json: bool) -> None:
         title="conflicts",
         empty="no open conflicts" if not include_resolved else "no conflicts",
     )
+    waiting = [row for row in rows if row.status == "open"]
+    if waiting and not as_json:
+        first = waiting[0]
+        console.print(
+            f"to decide conflict {first.id}: "
+            + resolve_choices(app.config_path, first.id, first.manual, first.latest)
+            + "; or set another value with --value V. The same for each ID.",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @conflicts.command("resolve")

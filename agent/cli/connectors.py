@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-from sqlalchemy import delete
+from sqlalchemy import delete, func, select
 
 from agent.cli.common import EXIT_FAILURE, EXIT_USAGE, pass_app
 from agent.cli.output import console, errors, print_rows
+from agent.cli.wording import counted
 from agent.runtime.app import App
 from agent.runtime.health import connector_status
 from agent.runtime.registry import NotAvailable, build_connector, token_store
@@ -380,12 +381,17 @@ def _set_status(
     is_flag=True,
     help="Keep its cursor, sources and quarantine rows (adding it back resumes where it was).",
 )
+@click.option("--yes", is_flag=True, help="Remove without asking (needed without a terminal).")
 @pass_app
-def connectors_remove(app: App, name: str, keep_data: bool) -> None:
+def connectors_remove(app: App, name: str, keep_data: bool, yes: bool) -> None:
     """Remove NAME's table from the config file, keeping the file's comments.
 
     Its sync state (cursor, counters), quarantine rows, source rows and stored
     token go too, unless --keep-data. The interactions it logged stay.
+
+    Asks first on a terminal; --yes skips the question. Without a terminal
+    (a script, cron) it refuses unless given --yes, with exit status 2.
+    Answering no changes nothing, with exit status 1.
     """
     path = _config_file(app)
     document = config_edit.read(path)
@@ -393,6 +399,8 @@ def connectors_remove(app: App, name: str, keep_data: bool) -> None:
         _refuse(f"no connector named {name!r} in {path}")
     if not keep_data:
         app.require_schema()
+    if not yes:
+        _confirm_removal(app, path, name, keep_data=keep_data)
     config_edit.remove_connector(document, name)
     _write(path, document)
     console.print(f"removed connector {name} from {path}")
@@ -415,6 +423,32 @@ def connectors_remove(app: App, name: str, keep_data: bool) -> None:
         + (", and its stored token" if token else "")
         + "; the interactions it logged stay"
     )
+
+
+def _confirm_removal(app: App, path: Path, name: str, *, keep_data: bool) -> None:
+    """Ask on a terminal; without one, refuse: a script removes only by saying --yes."""
+    if not sys.stdin.isatty():
+        _refuse(
+            f"removing {name} drops its table from {path}"
+            + ("" if keep_data else " and forgets its sync state")
+            + "; without a terminal to confirm on, add --yes"
+        )
+    if keep_data:
+        what = "its sync state, source rows and quarantined items are kept"
+    else:
+        with app.sessions() as session:
+            sources = session.scalar(
+                select(func.count()).where(InteractionSource.connector == name)
+            )
+            quarantined = session.scalar(select(func.count()).where(Quarantine.connector == name))
+        what = (
+            f"its sync state, {counted(sources or 0, 'source row')} and "
+            f"{counted(quarantined or 0, 'quarantined item')} are forgotten, with its stored "
+            "token; the interactions it logged stay"
+        )
+    if not click.confirm(f"Remove connector {name} from {path}? ({what})", default=False):
+        errors.print(f"{name} not removed: nothing changed")
+        sys.exit(EXIT_FAILURE)
 
 
 def _delete_token(app: App, name: str) -> bool:

@@ -13,15 +13,17 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 import click
 from rich.text import Text
 from sqlalchemy.orm import Session
 
 from agent.cli.common import EXIT_FAILURE, as_user, pass_app
+from agent.cli.contacts_list import print_contact_list
 from agent.cli.contacts_merge import merge
 from agent.cli.output import console, errors, human, print_json, print_rows
+from agent.cli.wording import command_line
 from agent.mail.addresses import (
     company_domain,
     load_free_mail,
@@ -32,7 +34,7 @@ from agent.mail.addresses import (
 from agent.pipeline.people import company_name
 from agent.runtime.app import App
 from agent.runtime.inert_text import plain
-from storage import audit, edits, fields
+from storage import audit, contact_lookup, edits, fields
 from storage import contacts as contact_queries
 from storage.ingest import NewContact
 from storage.models import Contact
@@ -65,32 +67,41 @@ contacts.add_command(merge)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
 def contacts_list(app: App, company: str | None, limit: int | None, as_json: bool) -> None:
-    """Contacts, most recently contacted first."""
+    """Contacts, most recently contacted first.
+
+    The table fits the terminal: id, name, address, company and when last
+    contacted come first, and the address is never cut (`contacts show`
+    takes it, the id or the name); title, interactions and other addresses
+    are added while there is room. --json gives every field.
+    """
     app.require_schema()
     with app.sessions() as session:
         rows = contact_queries.list_contacts(session, company=company, limit=limit)
-    print_rows(
-        [row.__dict__ for row in rows],
-        ["name", "emails", "company", "title", "interactions", "last_contacted_at"],
-        as_json=as_json,
-        empty="no contacts yet",
-    )
+    if as_json or not rows:
+        print_rows([row.__dict__ for row in rows], [], as_json=as_json, empty="no contacts yet")
+        return
+    print_contact_list(rows, console.width)
 
 
 @contacts.command("show")
-@click.argument("email")
+@click.argument("contact_ref", metavar="CONTACT")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
-def contacts_show(app: App, email: str, limit: int, as_json: bool) -> None:
+def contacts_show(app: App, contact_ref: str, limit: int, as_json: bool) -> None:
     """A contact with its timeline, the agent's suggestions and open conflicts.
+
+    CONTACT is an address (any of the contact's), an id as `contacts list`
+    shows it (12, or '#12' quoted for the shell), or a name or part of one,
+    ignoring case. A name that fits several contacts lists them with their
+    ids, and the exit status is 1.
 
     A suggestion is a newer value the agent saw that differs from one a
     person set: the person's value stays until someone changes it.
     """
     app.require_schema()
     with app.sessions() as session:
-        contact = _find(session, email)
+        contact = _find(session, contact_ref, app.config_path)
         history = contact_queries.timeline(session, contact.id, limit=limit)
         provenance = edits.provenance(session, contact.id)
         record: dict[str, Any] = {
@@ -121,14 +132,15 @@ def contacts_show(app: App, email: str, limit: int, as_json: bool) -> None:
     if as_json:
         print_json(record)
         return
-    _print_contact(record, email)
+    _print_contact(record, app.config_path)
 
 
-def _print_contact(record: dict[str, Any], email: str) -> None:
-    header = Text.assemble((human(record["name"] or email), "bold"), "  ", human(record["emails"]))
+def _print_contact(record: dict[str, Any], config_path: Path | None) -> None:
+    title = record["name"] or (record["emails"] or ["-"])[0]
+    header = Text.assemble((human(title), "bold"), "  ", human(record["emails"]))
     console.print(header, highlight=False)
-    shown = [n for n in fields.FIELDS if n not in ("display_name", "company", "do_not_contact")]
-    for key in ("company", *shown, "last_contacted_at"):
+    listed = [n for n in fields.FIELDS if n not in ("display_name", "company", "do_not_contact")]
+    for key in ("company", *listed, "last_contacted_at"):
         if record[key]:
             mark = " (set by hand)" if key in record["manual"] else ""
             label = key.replace("_", " ")
@@ -145,10 +157,12 @@ def _print_contact(record: dict[str, Any], email: str) -> None:
         )
     for c in record["conflicts"]:
         console.print(
-            f"  conflict {c['id']}: {human(c['field'])} is {c['manual']!r} "
-            f"({human(c['manual_by'])}), {human(c['latest_by'])} wrote {c['latest']!r}: "
-            f"`crm-sync conflicts resolve {c['id']}`",
+            f"  conflict {c['id']}: {human(c['field'])} is {shown(c['manual'])} "
+            f"({human(c['manual_by'])}), {human(c['latest_by'])} wrote {shown(c['latest'])}: "
+            + resolve_choices(config_path, c["id"], c["manual"], c["latest"]),
             markup=False,
+            highlight=False,
+            soft_wrap=True,
             style="yellow",
         )
     print_rows(
@@ -196,7 +210,7 @@ def contacts_set(app: App, email: str, assignments: tuple[str, ...], user: str |
         sys.exit(EXIT_FAILURE)
     result = _edit(app, [edits.Edit(address, changes, base)], user, dry_run=False)
     outcome = result.outcomes[0]
-    _print_outcome(outcome, dry_run=False, quiet_unchanged=False)
+    _print_outcome(outcome, app.config_path, dry_run=False, quiet_unchanged=False)
     if outcome.conflicts:
         sys.exit(EXIT_FAILURE)
 
@@ -233,7 +247,7 @@ def contacts_import(app: App, path: Path, user: str | None, dry_run: bool) -> No
         batch.append(edits.Edit(email, changes, base, create))
     result = _edit(app, batch, user, dry_run=dry_run)
     for outcome in result.outcomes:
-        _print_outcome(outcome, dry_run=dry_run, quiet_unchanged=True)
+        _print_outcome(outcome, app.config_path, dry_run=dry_run, quiet_unchanged=True)
     created = sum(o.created for o in result.outcomes)
     changed = sum(bool(o.changed) and not o.created for o in result.outcomes)
     conflicts = sum(len(o.conflicts) for o in result.outcomes)
@@ -250,11 +264,13 @@ def contacts_import(app: App, path: Path, user: str | None, dry_run: bool) -> No
 
 
 @contacts.command("history")
-@click.argument("email")
+@click.argument("email", metavar="CONTACT")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
 def contacts_history(app: App, email: str, as_json: bool) -> None:
     """A contact's audit trail (who changed what, from what, to what) and observations.
+
+    CONTACT is an address, an id or a name, as `contacts show` takes them.
 
     The observations are every fact ever recorded about the contact, with
     its provenance: the value, its source (a connector, or the person who
@@ -262,7 +278,7 @@ def contacts_history(app: App, email: str, as_json: bool) -> None:
     """
     app.require_schema()
     with app.sessions() as session:
-        contact = _find(session, email)
+        contact = _find(session, email, app.config_path)
         trail = [
             {
                 "at": row.at,
@@ -457,7 +473,13 @@ def _edit(
         sys.exit(EXIT_FAILURE)
 
 
-def _print_outcome(outcome: edits.EditOutcome, *, dry_run: bool, quiet_unchanged: bool) -> None:
+def _print_outcome(
+    outcome: edits.EditOutcome,
+    config_path: Path | None,
+    *,
+    dry_run: bool,
+    quiet_unchanged: bool,
+) -> None:
     if quiet_unchanged and not (outcome.created or outcome.changed or outcome.conflicts):
         return
     status = " (new contact)" if outcome.created else ""
@@ -475,25 +497,82 @@ def _print_outcome(outcome: edits.EditOutcome, *, dry_run: bool, quiet_unchanged
             highlight=False,
         )
     for c in outcome.conflicts:
-        what = "would conflict" if dry_run else f"conflict {c.id} (`crm-sync conflicts resolve`)"
+        what = "would conflict" if dry_run else f"conflict {c.id}"
+        choices = "" if dry_run else ": " + resolve_choices(config_path, c.id, c.manual, c.latest)
         console.print(
             f"  {c.field}: {what}: {c.manual_by or 'someone'} set {shown(c.manual)} since it "
-            f"was read; that stays until resolved and {shown(c.latest)} waits in the conflict",
+            f"was read; that stays until resolved and {shown(c.latest)} waits in the conflict"
+            + choices,
             markup=False,
             highlight=False,
+            soft_wrap=True,
             style="yellow",
         )
+
+
+def resolve_choices(
+    config_path: Path | None, conflict_id: int, manual: str | None, latest: str | None
+) -> str:
+    """The two commands that settle a conflict, complete, each with what it keeps."""
+
+    def keep(which: str) -> str:
+        words = ("conflicts", "resolve", str(conflict_id), "--keep", which)
+        return f"`{command_line(config_path, *words)}`"
+
+    return f"{keep('manual')} keeps {shown(manual)}, {keep('latest')} takes {shown(latest)}"
 
 
 def shown(value: str | None) -> str:
     return "(empty)" if value is None else repr(value)
 
 
-def _find(session: Session, email: str) -> Contact:
-    """The contact an address belongs to, looked up the way the pipeline stores addresses
-    (``Bob.Smith@GoogleMail.com`` is ``bobsmith@gmail.com``); exits 1 when there is none."""
-    contact = contact_queries.find_contact(session, normalize_email(email) or email)
-    if contact is None:
-        errors.print(f"error: no contact with the address {email}")
-        sys.exit(EXIT_FAILURE)
+def _find(session: Session, ref: str, config_path: Path | None) -> Contact:
+    """The contact ``ref`` names: an address, an id (``12`` or ``#12``), or a name.
+
+    An address is looked up the way the pipeline stores addresses
+    (``Bob.Smith@GoogleMail.com`` is ``bobsmith@gmail.com``). Exits 1 when
+    there is none, or when a name fits several (listing them with their ids).
+    """
+    text = ref.strip()
+    if "@" in text:
+        contact = contact_queries.find_contact(session, normalize_email(text) or text)
+        return contact if contact is not None else _none(f"no contact with the address {text}")
+    number = text.removeprefix("#")
+    if number.isdigit():
+        contact = contact_lookup.contact_by_id(session, int(number))
+        return contact if contact is not None else _none(f"no contact with the id {number}")
+    candidates = contact_lookup.contacts_named(session, text)
+    if not candidates:
+        _none(f"no contact is named like {text!r} (give an address, an id or a name)")
+    if len(candidates) > 1:
+        _ambiguous(text, candidates, config_path)
+    contact = contact_lookup.contact_by_id(session, candidates[0].id)
+    assert contact is not None
     return contact
+
+
+def _none(message: str) -> NoReturn:
+    errors.print(f"error: {message}", highlight=False, markup=False)
+    sys.exit(EXIT_FAILURE)
+
+
+def _ambiguous(
+    text: str, candidates: Sequence[contact_lookup.Candidate], config_path: Path | None
+) -> NoReturn:
+    shown_ = candidates[: contact_lookup.MAX_CANDIDATES]
+    more = " or more" if len(candidates) > contact_lookup.MAX_CANDIDATES else ""
+    errors.print(
+        f"error: {len(shown_)}{more} contacts are named like {text!r}; "
+        f"give one's id: `{command_line(config_path, 'contacts', 'show', str(shown_[0].id))}`",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+    for c in shown_:
+        errors.print(
+            f"  {c.id:>6}  {human(c.name)}  {human(c.email)}  {human(c.company)}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    sys.exit(EXIT_FAILURE)

@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import tomlkit
 from rich.text import Text
 from sqlalchemy import func, select
 
@@ -83,10 +84,33 @@ def run_demo(database: Path) -> None:
         print_summary(result)
         results.append(result)
     elapsed = time.monotonic() - started
-    _report(app, results, database, elapsed)
+    _report(app, results, database, elapsed, _write_config(settings, database))
 
 
-def _report(app: App, results: list[SyncResult], database: Path, elapsed: float) -> None:
+def _write_config(settings: Settings, database: Path) -> Path:
+    """A config beside the demo database, so that every other command can look at it.
+
+    Commands need a config file (none is an error, not a silent default); the
+    demo's settings live in code, so they are written out here.
+    """
+    path = database.with_suffix(".toml")
+    document = tomlkit.document()
+    document.add(tomlkit.comment("Written by `crm-sync demo`: the sample company's settings."))
+    document["database"] = {"url": settings.database.url}
+    document["agent"] = {"internal_domains": list(settings.agent.internal_domains)}
+    tables = tomlkit.aot()
+    for connector in settings.connectors:
+        values = connector.model_dump(mode="json", exclude_defaults=True)
+        values.update({"name": connector.name, "kind": connector.kind})
+        tables.append(tomlkit.item(values))
+    document["connectors"] = tables
+    path.write_text(tomlkit.dumps(document), encoding="utf-8")
+    return path
+
+
+def _report(
+    app: App, results: list[SyncResult], database: Path, elapsed: float, config: Path
+) -> None:
     with app.sessions() as session:
         contacts = contact_queries.list_contacts(session)
         companies = contact_queries.list_companies(session)
@@ -143,7 +167,6 @@ def _report(app: App, results: list[SyncResult], database: Path, elapsed: float)
         )
     if contacts and contacts[0].emails:
         console.print(
-            f"next: CRM_SYNC_DATABASE_URL=sqlite:///{database} "
-            f"crm-sync contacts show {contacts[0].emails[0]}",
+            f"next: crm-sync --config {config} contacts show {contacts[0].emails[0]}",
             highlight=False,
         )

@@ -17,6 +17,7 @@ from rich.progress import (
 from rich.text import Text
 
 from agent.cli.output import console, errors
+from agent.cli.wording import counted
 from agent.runtime.inert_text import plain
 from agent.runtime.sync_pass import SyncResult
 from connectors.records import Batch
@@ -62,13 +63,13 @@ def print_summary(result: SyncResult, *, dry_run: bool = False) -> None:
         )
     )
     if dry_run and result.would_create:
-        console.print(f"  would create {len(result.would_create)} contacts:")
+        console.print(f"  would create {counted(len(result.would_create), 'contact')}:")
         for email in sorted(result.would_create):
             console.print(f"    {email}", highlight=False)
     elif not dry_run:
         console.print(
-            f"  contacts created {result.contacts_created}, companies created "
-            f"{result.companies_created}"
+            f"  created {counted(result.contacts_created, 'contact')} and "
+            f"{counted(result.companies_created, 'company', 'companies')}"
         )
     for reason, count in sorted(result.skipped.items(), key=lambda kv: (-kv[1], kv[0])):
         console.print(f"  skipped {count:>5}  {reason}")

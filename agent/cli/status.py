@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 import click
 
 from agent.cli.common import EXIT_FAILURE, pass_app, safe_url
+from agent.cli.doctor import doctor_hint
 from agent.cli.output import console, errors, print_rows
 from agent.runtime.app import App
 from agent.runtime.file_modes import loose_files
@@ -32,7 +33,8 @@ def status(app: App, as_json: bool, skipped: bool, quarantined: bool) -> None:
     Exits with status 1 when a connector is failing, needs authorisation or
     is stuck, so monitoring can call it. Warns (without changing the exit
     status) when other users can read the database, the token key or the
-    tokens; with --json the warnings go to stderr.
+    tokens, and prints one line counting what `crm-sync doctor` would report;
+    with --json these go to stderr.
     """
     app.require_schema()
     if quarantined:
@@ -75,6 +77,9 @@ def status(app: App, as_json: bool, skipped: bool, quarantined: bool) -> None:
         empty="no connectors configured (see `crm-sync init` and the [[connectors]] tables)",
     )
     _warn_loose_files(app, as_json=as_json)
+    hint = doctor_hint(app.settings, app.base_dir, app.config_path)
+    if hint:
+        (errors if as_json else console).print(hint, highlight=False, soft_wrap=True)
     if any(row.state in ALERTING for row in health):
         sys.exit(EXIT_FAILURE)
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import click
 from rich.text import Text
 
-from agent.cli.common import EXIT_FAILURE, EXIT_USAGE, pass_app
+from agent.cli.common import EXIT_FAILURE, pass_app
 from agent.cli.output import console, errors, print_json, print_rows
+from agent.cli.wording import command_line
 from agent.pipeline.policy import Policy
 from agent.runtime.app import App
 from agent.runtime.inert_text import plain
@@ -34,6 +36,10 @@ def verify(app: App, name: str, show_all: bool, as_json: bool) -> None:
     with status 1 when something is missing without a reason: then run
     `crm-sync sync --connector NAME` and verify again; what is still missing
     was lost. Reads the mailbox, writes only its result (shown by `status`).
+
+    Calendars (google_calendar, ics) give no inventory to compare with: for
+    such a connector verify says so in one line and exits with status 0,
+    since nothing was found missing; `crm-sync status` shows its health.
     """
     app.require_schema()
     settings = app.settings
@@ -46,8 +52,8 @@ def verify(app: App, name: str, show_all: bool, as_json: bool) -> None:
         policy = Policy.from_settings(settings, name, mailbox_of(config))
         report = verify_connector(app.sessions, connector, policy)
     except NotVerifiable:
-        errors.print(f"error: connectors of kind {config.kind} cannot list what they hold yet")
-        sys.exit(EXIT_USAGE)
+        _not_verifiable(name, config.kind, app.config_path, as_json=as_json)
+        return
     except (NotAvailable, ConnectorError, OSError, ValueError) as exc:
         hint = exc.hint if isinstance(exc, AuthError) else ""
         errors.print(f"error: {exc} {hint}".strip(), highlight=False, markup=False)
@@ -56,6 +62,19 @@ def verify(app: App, name: str, show_all: bool, as_json: bool) -> None:
     _print(report, show_all=show_all, as_json=as_json)
     if report.unexplained:
         sys.exit(EXIT_FAILURE)
+
+
+def _not_verifiable(name: str, kind: str, config_path: Path | None, *, as_json: bool) -> None:
+    reason = "its provider gives no inventory"
+    if as_json:
+        print_json({"connector": name, "kind": kind, "verifiable": False, "reason": reason})
+        return
+    console.print(
+        f"{name} ({kind}) cannot be verified: {reason}; "
+        f"`{command_line(config_path, 'status')}` shows its health",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _print(report: Report, *, show_all: bool, as_json: bool) -> None:

@@ -22,7 +22,7 @@ from storage import audit, edits
 from storage.db import make_engine, session_factory, transaction, upgrade
 from storage.ingest import BatchWrite, Fact, NewContact, write_batch
 from storage.models import Contact
-from tests.support.cli import run_cli
+from tests.support.cli import run_cli, write_config
 
 ANN = "ann@acme.example"
 EARLIER = datetime(2025, 1, 1, tzinfo=timezone.utc)
@@ -59,10 +59,11 @@ def agent_saw(engine: Engine, fact: Fact, *, create: bool = False) -> None:
 
 
 def crm(engine: Engine, *args: str, user: str = "carol") -> subprocess.CompletedProcess[str]:
-    """``crm-sync ARGS`` on ``engine``'s database, as ``user``, with no config file around."""
+    """``crm-sync ARGS`` on ``engine``'s database, as ``user``, with a minimal config file."""
     url = engine.url.render_as_string(hide_password=False)
     with tempfile.TemporaryDirectory() as cwd:
-        return run_cli(*args, cwd=Path(cwd), env={"CRM_SYNC_DATABASE_URL": url, "USER": user})
+        write_config(Path(cwd), url)
+        return run_cli(*args, cwd=Path(cwd), env={"USER": user})
 
 
 def as_json(result: subprocess.CompletedProcess[str]) -> Any:

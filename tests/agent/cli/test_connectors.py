@@ -22,6 +22,7 @@ from sqlalchemy import func
 from sqlalchemy import select as sql_select
 
 from agent.cli.demo import demo_data
+from agent.cli.init_config import template
 from agent.cli.main import main
 from config import edit as config_edit
 from config.secrets import TokenStore
@@ -34,6 +35,7 @@ from tests.support.dovecot import DovecotServer, ImapUser
 from tests.support.fake_google.mailbox import make_email
 from tests.support.fake_google.oauth import write_service_account_key
 from tests.support.fake_google.server import FakeGoogle
+from tests.support.terminal import run_on_terminal
 
 PRIYA = "priya.raman@northwind.example"
 PRIYA_MBOX = demo_data() / f"{PRIYA}.mbox"
@@ -250,6 +252,7 @@ def test_pause_resume_and_remove(tmp_path: Path, db_url: str) -> None:
     config, env = _init(tmp_path, db_url)
     pristine = config.read_text()
     _add_priya(tmp_path)
+    _ok("db", "upgrade", cwd=tmp_path, env=env)
     _ok("sync", "--connector", "priya", cwd=tmp_path, env=env)
 
     assert "ok -> paused" in _ok("connectors", "pause", "priya", cwd=tmp_path, env=env)
@@ -266,7 +269,7 @@ def test_pause_resume_and_remove(tmp_path: Path, db_url: str) -> None:
         interactions = session.scalar(sql_select(func.count()).select_from(Interaction))
     assert interactions
 
-    out = _ok("connectors", "remove", "priya", cwd=tmp_path, env=env)
+    out = _ok("connectors", "remove", "priya", "--yes", cwd=tmp_path, env=env)
     assert "the interactions it logged stay" in out
     assert config.read_text() == pristine
     with session_factory(engine)() as session:
@@ -292,12 +295,42 @@ def test_remove_keep_data_keeps_the_cursor_so_adding_back_resumes(tmp_path: Path
         str(PRIYA_MBOX),
     )
     _ok(*add, cwd=tmp_path)
+    _ok("db", "upgrade", cwd=tmp_path)
     _ok("sync", cwd=tmp_path)
-    _ok("connectors", "remove", "priya", "--keep-data", cwd=tmp_path)
+    _ok("connectors", "remove", "priya", "--keep-data", "--yes", cwd=tmp_path)
     db_url = f"sqlite:///{tmp_path / 'crm-sync.db'}"
     assert _states(db_url)["priya"].cursor
     _ok(*add, cwd=tmp_path)
     assert "read 0" in _ok("sync", cwd=tmp_path)
+
+
+def test_remove_asks_on_a_terminal_and_refuses_without_one(tmp_path: Path) -> None:
+    config, _ = _init(tmp_path)
+    _add_priya(tmp_path)
+    _ok("db", "upgrade", cwd=tmp_path)
+    _ok("sync", cwd=tmp_path)
+    added = config.read_text()
+
+    script = subprocess_cli.run_cli("connectors", "remove", "priya", cwd=tmp_path)
+    assert script.returncode == 2
+    assert script.stderr.strip().endswith("without a terminal to confirm on, add --yes")
+    assert config.read_text() == added
+
+    declined = run_on_terminal(
+        "connectors", "remove", "priya", cwd=tmp_path, answers=[("[y/N]: ", "n")]
+    )
+    assert declined.returncode == 1, declined.screen
+    assert f"Remove connector priya from {config.name}? (its sync state, " in declined.screen
+    assert "priya not removed: nothing changed" in declined.screen
+    assert config.read_text() == added
+    assert _states(f"sqlite:///{tmp_path / 'crm-sync.db'}")["priya"].cursor
+
+    accepted = run_on_terminal(
+        "connectors", "remove", "priya", cwd=tmp_path, answers=[("[y/N]: ", "y")]
+    )
+    assert accepted.returncode == 0, accepted.screen
+    assert "removed connector priya" in accepted.screen
+    assert "priya" not in config_edit.connector_names(config_edit.read(config))
 
 
 # ---------------------------------------------------------------------------------- test
@@ -732,3 +765,19 @@ def test_add_then_remove_gives_back_the_file() -> None:
     again = tomlkit.parse(added)
     config_edit.remove_connector(again, "carol")
     assert tomlkit.dumps(again) == COMMENTED
+
+
+@pytest.mark.parametrize("order", [("a", "b"), ("b", "a")], ids=["first-first", "last-first"])
+def test_adding_to_the_shipped_example_and_removing_gives_it_back(order: tuple[str, str]) -> None:
+    """Every table of the example is empty (its settings are commented out), which the
+    removal must not take for "no table before the connectors"."""
+    shipped = template()
+    document = tomlkit.parse(shipped)
+    for name in ("a", "b"):
+        config_edit.add_connector(
+            document, {"name": name, "kind": "ics", "account": "c@x.io", "path": Path("/c")}
+        )
+    for name in order:
+        document = tomlkit.parse(tomlkit.dumps(document))
+        config_edit.remove_connector(document, name)
+    assert tomlkit.dumps(document) == shipped

@@ -30,7 +30,7 @@ from storage.models import (
     Interaction,
     InteractionParticipant,
 )
-from tests.support.cli import run_cli
+from tests.support.cli import run_cli, write_config
 
 HOSTILE = [
     pytest.param(
@@ -139,6 +139,12 @@ def hostile_db(sqlite_engine: Engine, sqlite_url: str) -> str:
         session.add(interaction)
         ann.last_contacted_at = datetime(2026, 3, 3, tzinfo=timezone.utc)
     return sqlite_url
+
+
+@pytest.fixture(autouse=True)
+def _config(tmp_path: Path) -> None:
+    """Every command needs a config file; the database comes from $CRM_SYNC_DATABASE_URL."""
+    write_config(tmp_path)
 
 
 def _env(db_url: str, **extra: str) -> dict[str, str]:

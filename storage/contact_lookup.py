@@ -1,0 +1,77 @@
+"""Finding a contact the way a person names one: by id, or by a name or part of one.
+
+An address is the exact key (``storage.contacts.find_contact``); a listing
+at 80 columns shows an id and a name before anything else, so those must
+find a contact too. A name may match several people: the caller is given
+every candidate, never a guess.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session, selectinload
+
+from storage.models import Company, Contact
+
+MAX_CANDIDATES = 20
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One contact a name may mean, with what tells it apart from the others."""
+
+    id: int
+    name: str
+    email: str | None
+    company: str | None
+
+
+def contact_by_id(session: Session, contact_id: int) -> Contact | None:
+    """The contact with ``contact_id``, its addresses and company loaded."""
+    return session.scalar(
+        select(Contact)
+        .where(Contact.id == contact_id)
+        .options(
+            selectinload(Contact.emails),
+            selectinload(Contact.company).selectinload(Company.domains),
+        )
+    )
+
+
+def contacts_named(session: Session, name: str) -> list[Candidate]:
+    """Contacts whose name is ``name``, ignoring case; else those whose name contains it.
+
+    An exact match wins over partial ones, so "Ann Lee" is found although
+    "Ann Leeds" contains it. At most :data:`MAX_CANDIDATES` + 1 rows, so a
+    caller can tell "that many" from "more".
+    """
+    wanted = " ".join(name.split()).lower()
+    if not wanted:
+        return []
+    lowered = func.lower(Contact.display_name)
+    exact = _rows(session, lowered == wanted)
+    if exact:
+        return exact
+    pattern = "%" + wanted.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return _rows(session, lowered.like(pattern, escape="\\"))
+
+
+def _rows(session: Session, condition: ColumnElement[bool]) -> list[Candidate]:
+    contacts = session.scalars(
+        select(Contact)
+        .where(condition)
+        .options(selectinload(Contact.emails), selectinload(Contact.company))
+        .order_by(Contact.last_contacted_at.desc().nulls_last(), Contact.id)
+        .limit(MAX_CANDIDATES + 1)
+    ).all()
+    return [
+        Candidate(
+            id=contact.id,
+            name=contact.display_name or "",
+            email=contact.emails[0].email if contact.emails else None,
+            company=contact.company.name if contact.company else None,
+        )
+        for contact in contacts
+    ]
