@@ -1,12 +1,18 @@
-"""Local mail files: mbox (Google Takeout, Thunderbird, mutt) and Maildir folders.
+"""Local mail files: mbox (Google Takeout, Thunderbird, mutt) and Maildir trees.
 
 Terms. An *mbox* is one file of messages, each starting with a ``From ``
 line; lines of the body that begin with ``From `` are quoted as ``>From ``
 (mboxrd), and one ``>`` is removed again on reading. The cursor is the byte
 offset of the next message, so an import stopped at message 40,000 resumes
-there without re-reading the file. A *Maildir* is a folder with ``cur/`` and
-``new/`` holding one file per message; its cursor is the last file name
-processed in sorted order (Maildir names start with the delivery time).
+there without re-reading the file. A *Maildir* tree (INBOX and its Maildir++
+or nested folders) is read folder by folder: :mod:`connectors.maildir` finds
+the folders, knows which are sent, junk, trash or drafts, and keeps the
+per-folder cursor.
+
+A batch holds at most ``batch_size`` messages and at most ``batch_bytes`` of
+them (:mod:`connectors.batching`: it closes before a message that would take
+it past the bound), so a mailbox of large attachments holds no more in memory
+per batch than one of short notes.
 
 Google Takeout writes Gmail's thread id as ``X-GM-THRID`` and the labels as
 ``X-Gmail-Labels``; both are passed on, and spam, trash and chats are left
@@ -16,27 +22,50 @@ to the agent's filters so each skip is counted with its reason.
 from __future__ import annotations
 
 import hashlib
-import os
+import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import BinaryIO
 
 from config.limits import MAX_MBOX_HEADER_BYTES
+from connectors import maildir
+from connectors.batching import DEFAULT_BATCH_BYTES, Budget, item_bytes
 from connectors.capabilities import ScopeSize
-from connectors.errors import CursorInvalid
+from connectors.errors import ConnectorError, CursorInvalid
 from connectors.records import Batch, Cursor, MailMessage
 
 KIND = "mbox"
 CURSOR_VERSION = 1
+"""The mbox file cursor's version; a Maildir's is ``maildir.CURSOR_VERSION``."""
 _QUOTED_FROM = re.compile(rb"^>+From ")
 _HEADER_LINE = re.compile(rb"^([A-Za-z0-9-]+):[ \t]*(.*)$")
 
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FolderCount:
+    """One Maildir folder as an import summary names it: how many messages it holds,
+    how many the last fetch read, and why it was left out (None: it was read)."""
+
+    name: str
+    role: maildir.Role | None
+    messages: int
+    read: int
+    skipped: str | None = None
+
 
 class MboxConnector:
-    """Reads an mbox file or a Maildir folder as a stream of ``MailMessage``."""
+    """Reads an mbox file or a Maildir tree as a stream of ``MailMessage``.
+
+    ``folders`` names the Maildir folders to read (``INBOX``, ``Sent``,
+    ``Archive/2023``); none named, every folder but junk, trash and drafts.
+    """
 
     def __init__(
         self,
@@ -46,16 +75,20 @@ class MboxConnector:
         *,
         since: datetime | None = None,
         batch_size: int = 200,
+        batch_bytes: int = DEFAULT_BATCH_BYTES,
+        folders: Sequence[str] = (),
     ) -> None:
         self.name = name
         self.path = path
         self.mailbox = mailbox.strip().lower()
         self.since = since
         self.batch_size = batch_size
+        self.batch_bytes = batch_bytes
+        self.folders = tuple(folders)
+        self._read_now: Counter[str] = Counter()
 
     def fetch(self, cursor: Cursor | None) -> Iterator[Batch]:
-        if not self.path.exists():
-            raise FileNotFoundError(f"{self.path}: no such mbox file or Maildir folder")
+        self._exists()
         if self.path.is_dir():
             yield from self._fetch_maildir(cursor)
         else:
@@ -79,16 +112,12 @@ class MboxConnector:
 
     def _scan(self, cursor: Cursor | None) -> Iterator[MailMessage]:
         """Every message in scope from the start, up to ``cursor`` when one is given."""
-        if not self.path.exists():
-            raise FileNotFoundError(f"{self.path}: no such mbox file or Maildir folder")
+        self._exists()
         if self.path.is_dir():
-            last = _maildir_last(cursor)
-            for key, path in _maildir_files(self.path):
-                if cursor is not None and (last is None or key > last):
-                    return
-                message = self._message(f"maildir:{key.split(':', 1)[0]}", path.read_bytes())
-                if message is not None:
-                    yield message
+            done = maildir.positions(cursor) if cursor is not None else None
+            for folder in self.selection().read:
+                upto = None if done is None else done.get(folder.key, "")
+                yield from self._held(folder, upto)
             return
         stop = _mbox_offset(cursor, self.path) if cursor is not None else None
         with self.path.open("rb") as handle:
@@ -100,8 +129,15 @@ class MboxConnector:
                     yield message
 
     def first_sync_size(self) -> list[ScopeSize]:
-        """The messages in scope (``since`` applies): what a first sync would read."""
-        return [ScopeSize(str(self.path), sum(1 for _ in self.inventory()), "messages")]
+        """The messages in scope (``since`` applies): what a first sync would read,
+        per folder of a Maildir."""
+        if not self.path.is_dir():
+            return [ScopeSize(str(self.path), sum(1 for _ in self.inventory()), "messages")]
+        sizes = [
+            ScopeSize(f"folder {folder.name}", sum(1 for _ in self._held(folder, None)), "messages")
+            for folder in self.selection().read
+        ]
+        return sizes or [ScopeSize(str(self.path), 0, "messages")]
 
     def progress_total(self) -> int | None:
         """The mbox file's size in bytes, which a cursor's offset counts; None for a
@@ -113,56 +149,140 @@ class MboxConnector:
         offset = batch.cursor.get("offset")
         return offset if isinstance(offset, int) else None
 
+    def _exists(self) -> None:
+        if not self.path.exists():
+            raise ConnectorError(
+                f"{self.path}: no such mbox file or Maildir folder; check the connector's path"
+            )
+
     # mbox
 
     def _fetch_mbox(self, cursor: Cursor | None) -> Iterator[Batch]:
         offset = _mbox_offset(cursor, self.path)
-        items: list[MailMessage] = []
+        pending = _Pending(self.batch_size, self.batch_bytes)
         with self.path.open("rb") as handle:
-            for _start, end, raw in _iter_mbox(handle, offset):
+            for start, end, raw in _iter_mbox(handle, offset):
                 message = self._message(f"mbox:{_digest(raw)}", raw)
-                if message is not None:
-                    items.append(message)
-                if len(items) >= self.batch_size:
-                    yield Batch(items, _mbox_cursor(end))
-                    items = []
+                if message is not None and not pending.admits(message):
+                    yield Batch(pending.take(), _mbox_cursor(start))
                 offset = end
-        yield Batch(items, _mbox_cursor(offset))
+                if message is not None and pending.add(message):
+                    yield Batch(pending.take(), _mbox_cursor(end))
+        yield Batch(pending.take(), _mbox_cursor(offset))
 
     # Maildir
 
-    def _fetch_maildir(self, cursor: Cursor | None) -> Iterator[Batch]:
-        last = _maildir_last(cursor)
-        items: list[MailMessage] = []
-        position = last
-        for key, path in _maildir_files(self.path):
-            if last is not None and key <= last:
-                continue
-            raw = path.read_bytes()
-            message = self._message(f"maildir:{key.split(':', 1)[0]}", raw)
-            if message is not None:
-                items.append(message)
-            position = key
-            if len(items) >= self.batch_size:
-                yield Batch(items, {"v": CURSOR_VERSION, "last": position})
-                items = []
-        yield Batch(items, {"v": CURSOR_VERSION, "last": position})
+    def selection(self) -> maildir.Selection:
+        """The Maildir folders this connector reads and those it leaves out, and why."""
+        return maildir.choose(maildir.folders(self.path), self.folders)
 
-    def _message(self, source_id: str, raw: bytes) -> MailMessage | None:
+    def folder_counts(self) -> list[FolderCount]:
+        """Every folder of the Maildir: read ones first, with what the last fetch read."""
+        selection = self.selection()
+        read = [
+            FolderCount(f.name, f.role, len(maildir.messages(f)), self._read_now[f.key])
+            for f in selection.read
+        ]
+        skipped = [
+            FolderCount(f.name, f.role, len(maildir.messages(f)), 0, reason)
+            for f, reason in selection.skipped
+        ]
+        return read + skipped
+
+    def _fetch_maildir(self, cursor: Cursor | None) -> Iterator[Batch]:
+        done = maildir.positions(cursor)
+        selection = self._announced_selection()
+        self._read_now = Counter()
+        pending = _Pending(self.batch_size, self.batch_bytes)
+        for folder in selection.read:
+            for unique, path in maildir.messages(folder):
+                if unique <= done.get(folder.key, ""):
+                    continue
+                message = self._maildir_message(folder, unique, maildir.read(folder, unique, path))
+                if message is not None and not pending.admits(message):
+                    yield Batch(pending.take(), maildir.cursor_of(done))
+                done[folder.key] = unique
+                self._read_now[folder.key] += 1
+                if message is not None and pending.add(message):
+                    yield Batch(pending.take(), maildir.cursor_of(done))
+        yield Batch(pending.take(), maildir.cursor_of(done))
+
+    def _announced_selection(self) -> maildir.Selection:
+        """The selection, with the folders left out logged (and chosen ones not found)."""
+        selection = self.selection()
+        if selection.skipped:
+            left_out = ", ".join(f"{folder.name} ({why})" for folder, why in selection.skipped)
+            log.info("%s: Maildir folders not read: %s", self.name, left_out)
+        if selection.missing:
+            log.warning(
+                "%s: no Maildir folder named %s in %s; skipped",
+                self.name,
+                ", ".join(selection.missing),
+                self.path,
+            )
+        return selection
+
+    def _held(self, folder: maildir.Folder, upto: str | None) -> Iterator[MailMessage]:
+        """The folder's messages in scope, up to the unique name ``upto`` when given."""
+        for unique, path in maildir.messages(folder):
+            if upto is not None and unique > upto:
+                return
+            message = self._maildir_message(folder, unique, maildir.read(folder, unique, path))
+            if message is not None:
+                yield message
+
+    def _maildir_message(
+        self, folder: maildir.Folder, unique: str, raw: bytes | None
+    ) -> MailMessage | None:
+        if raw is None:
+            return None
+        return self._message(folder.source_id(unique), raw, folder.labels)
+
+    def _message(
+        self, source_id: str, raw: bytes, labels: frozenset[str] = frozenset()
+    ) -> MailMessage | None:
         headers = _takeout_headers(raw)
         if self.since is not None:
             date = _header_date(headers.get(b"date"))
             if date is not None and date < self.since:
                 return None
-        labels = frozenset(
+        takeout = frozenset(
             label.strip()
             for label in headers.get(b"x-gmail-labels", b"").decode("utf-8", "replace").split(",")
             if label.strip()
         )
         thread = headers.get(b"x-gm-thrid", b"").decode("ascii", "replace").strip() or None
         return MailMessage(
-            source_id=source_id, mailbox=self.mailbox, raw=raw, labels=labels, thread_id=thread
+            source_id=source_id,
+            mailbox=self.mailbox,
+            raw=raw,
+            labels=labels | takeout,
+            thread_id=thread,
         )
+
+
+class _Pending:
+    """Messages gathered for the next batch, bounded by count and by bytes."""
+
+    def __init__(self, size: int, max_bytes: int) -> None:
+        self.size = size
+        self.budget = Budget(max_bytes)
+        self.items: list[MailMessage] = []
+
+    def admits(self, message: MailMessage) -> bool:
+        """Whether ``message`` fits; if not, the batch closes before it."""
+        return self.budget.admits(item_bytes(message))
+
+    def add(self, message: MailMessage) -> bool:
+        """Add ``message``; True when the batch has its count and closes after it."""
+        self.items.append(message)
+        self.budget.add(item_bytes(message))
+        return len(self.items) >= self.size
+
+    def take(self) -> list[MailMessage]:
+        items, self.items = self.items, []
+        self.budget.reset()
+        return items
 
 
 def _iter_mbox(handle: BinaryIO, offset: int) -> Iterator[tuple[int, int, bytes]]:
@@ -211,24 +331,6 @@ def _mbox_offset(cursor: Cursor | None, path: Path) -> int:
 
 def _mbox_cursor(offset: int) -> Cursor:
     return {"v": CURSOR_VERSION, "offset": offset}
-
-
-def _maildir_files(root: Path) -> Iterator[tuple[str, Path]]:
-    entries: list[tuple[str, Path]] = []
-    for sub in ("cur", "new"):
-        folder = root / sub
-        if folder.is_dir():
-            entries.extend((entry.name, Path(entry.path)) for entry in os.scandir(folder))
-    yield from sorted(entries)
-
-
-def _maildir_last(cursor: Cursor | None) -> str | None:
-    if not cursor:
-        return None
-    if cursor.get("v") != CURSOR_VERSION or "last" not in cursor:
-        raise CursorInvalid(f"unreadable Maildir cursor: {cursor!r}")
-    last = cursor["last"]
-    return str(last) if last is not None else None
 
 
 def _digest(raw: bytes) -> str:

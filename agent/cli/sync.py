@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from agent.cli.common import EXIT_FAILURE, pass_app
+from agent.cli.output import console
 from agent.cli.progress import print_summary, sync_progress
 from agent.pipeline.policy import Policy
 from agent.pipeline.workers import processes_for
@@ -22,6 +23,7 @@ from agent.runtime.sync_pass import SyncResult, mark_failed, sync_connector
 from config.schema import parse_since
 from connectors.capabilities import Positioned
 from connectors.errors import AuthError
+from connectors.maildir import NOT_CHOSEN
 from connectors.mbox import MboxConnector
 from connectors.records import Batch, Connector
 from storage import leases
@@ -70,24 +72,89 @@ def import_() -> None:
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--mailbox", required=True, metavar="ADDRESS", help="Whose mail this is.")
 @click.option("--since", metavar="DATE|AGE", help="Only mail from then on: 2024-01-01 or 90d.")
+@click.option(
+    "--folder",
+    "folders",
+    multiple=True,
+    metavar="NAME",
+    help="Only this Maildir folder (repeatable); none named: all but junk, trash and drafts.",
+)
 @click.option("--dry-run", is_flag=True, help="Run the pipeline without writing.")
 @pass_app
-def import_mbox(app: App, path: Path, mailbox: str, since: str | None, dry_run: bool) -> None:
-    """Backfill from an mbox file or Maildir folder (e.g. a Google Takeout export).
+def import_mbox(
+    app: App,
+    path: Path,
+    mailbox: str,
+    since: str | None,
+    folders: tuple[str, ...],
+    dry_run: bool,
+) -> None:
+    """Backfill from an mbox file or a Maildir (e.g. a Google Takeout export, ~/Maildir).
 
-    Running it again over the same file adds nothing: it resumes where it
-    stopped, and every write is idempotent.
+    A Maildir is read with all its folders (Maildir++ ``.Sent``, nested
+    ``Sent/``), sent ones as the owner's sent mail; junk, trash and drafts
+    only when named with ``--folder``. Running it again over the same file
+    adds nothing: it resumes where it stopped, and every write is idempotent.
     """
     try:
         start = parse_since(since) if since else None
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from None
     name = import_connector_name(path, mailbox)
-    connector = MboxConnector(name, path, mailbox, since=start)
+    connector = MboxConnector(
+        name,
+        path,
+        mailbox,
+        since=start,
+        folders=folders,
+        batch_bytes=app.settings.agent.batch_bytes,
+    )
+    if folders:
+        _check_folders(connector)
     app.upgrade()
     result = _run_sync(app, connector, "mbox", mailbox, False, dry_run)
+    if path.is_dir() and result.status != "busy":
+        _print_folders(connector)
     if result.status != "ok":
         sys.exit(EXIT_FAILURE)
+
+
+def _check_folders(connector: MboxConnector) -> None:
+    """``--folder`` names folders of a Maildir that exist: a typo reads nothing, silently."""
+    if not connector.path.is_dir():
+        raise click.BadParameter(
+            f"chooses Maildir folders, and {connector.path} is an mbox file", param_hint="--folder"
+        )
+    missing = connector.selection().missing
+    if missing:
+        held = ", ".join(count.name for count in connector.folder_counts()) or "none"
+        raise click.BadParameter(
+            f"no folder named {', '.join(missing)} in {connector.path} (its folders: {held})",
+            param_hint="--folder",
+        )
+
+
+def _print_folders(connector: MboxConnector) -> None:
+    """The Maildir's folders: what this import read of each, and those left out and why."""
+    counts = connector.folder_counts()
+    width = max((len(count.name) for count in counts), default=0) + 2
+    read = [count for count in counts if count.skipped is None]
+    skipped = [count for count in counts if count.skipped is not None]
+    if read:
+        console.print("  folders read (this import, of the messages held):")
+    for count in read:
+        role = " (sent mail)" if count.role == "sent" else ""
+        console.print(f"    {count.name:<{width}}{count.read} of {_messages(count.messages)}{role}")
+    if skipped:
+        hint = any(count.skipped != NOT_CHOSEN for count in skipped)
+        console.print("  folders skipped" + (" (--folder NAME reads one):" if hint else ":"))
+    for count in skipped:
+        why = "not chosen with --folder" if count.skipped == NOT_CHOSEN else count.skipped
+        console.print(f"    {count.name:<{width}}{_messages(count.messages)}: {why}")
+
+
+def _messages(count: int) -> str:
+    return f"{count} message{'' if count == 1 else 's'}"
 
 
 def import_connector_name(path: Path, mailbox: str) -> str:

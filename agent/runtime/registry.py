@@ -3,6 +3,11 @@
 Credentials are resolved here, at the edge: a service-account key file for
 domain-wide delegation, or a user's OAuth grant from the encrypted token
 store. Connectors themselves only ever see a credentials object.
+
+So are the ``${VAR}`` values of a connector's table that were unset when the
+config was read (``config.loader.resolve``): one still unset fails this
+connector alone, with a ``ConnectorConfigError`` (a ``ValueError``) naming
+the key and the variable, which its status records like any failure to start.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from config import Settings
+from config.loader import resolve
 from config.schema import ConnectorConfig
 from config.schema import GmailConnector as GmailConfig
 from config.schema import GoogleCalendarConnector as CalendarConfig
@@ -41,16 +47,23 @@ def build_connector(
     builder = BUILDERS.get(config.kind)
     if builder is None:
         raise NotAvailable(f"connector kind {config.kind!r} is not available in this version")
-    return builder(config, settings, base or Path.cwd())
+    return builder(resolve(config), settings, base or Path.cwd())
 
 
 # Each kind's module (and the Google client behind two of them) loads only when used.
 
 
-def _mbox(config: MboxConfig, _settings: Settings, root: Path) -> Connector:
+def _mbox(config: MboxConfig, settings: Settings, root: Path) -> Connector:
     from connectors.mbox import MboxConnector
 
-    return MboxConnector(config.name, root / config.path, config.account, since=config.since)
+    return MboxConnector(
+        config.name,
+        root / config.path,
+        config.account,
+        since=config.since,
+        folders=config.folders,
+        batch_bytes=settings.agent.batch_bytes,
+    )
 
 
 def _ics(config: IcsConfig, settings: Settings, root: Path) -> Connector:
@@ -66,7 +79,7 @@ def _ics(config: IcsConfig, settings: Settings, root: Path) -> Connector:
     )
 
 
-def _imap(config: ImapConfig, _settings: Settings, _root: Path) -> Connector:
+def _imap(config: ImapConfig, settings: Settings, _root: Path) -> Connector:
     from connectors.imap.connector import ImapConnector
 
     return ImapConnector(
@@ -81,6 +94,7 @@ def _imap(config: ImapConfig, _settings: Settings, _root: Path) -> Connector:
         default_folders=config.default_folders,
         since=config.since.date() if config.since else None,
         idle=config.idle,
+        batch_bytes=settings.agent.batch_bytes,
     )
 
 
@@ -96,6 +110,7 @@ def _gmail(config: GmailConfig, settings: Settings, root: Path) -> Connector:
         labels=config.labels,
         since=config.since,
         api_endpoint=config.api_endpoint,
+        batch_bytes=settings.agent.batch_bytes,
     )
 
 

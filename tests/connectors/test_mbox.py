@@ -79,3 +79,19 @@ def test_a_rewritten_file_invalidates_the_cursor(tmp_path: Path) -> None:
     write_mbox(path, MESSAGES[:1])
     with pytest.raises(CursorInvalid):
         list(connector.fetch(cursor))
+
+
+def test_a_batch_closes_before_a_message_that_would_pass_the_byte_bound(tmp_path: Path) -> None:
+    """A file of large attachments holds no more in memory per batch than one of notes."""
+    small = MESSAGES[0]
+    large = message(sender="ann@acme.example", body="attachment " * 1000)
+    path = write_mbox(tmp_path / "b.mbox", [small, small, large, small, small, small])
+    connector = MboxConnector("b", path, "me@x.example", batch_bytes=2 * len(small) + 10)
+    batches = list(connector.fetch(None))
+    sizes = [
+        [len(item.raw) for item in batch.items if isinstance(item, MailMessage)]
+        for batch in batches
+    ]
+    assert sizes == [[len(small), len(small)], [len(large)], [len(small)] * 2, [len(small)]]
+    resumed = [i.raw for b in connector.fetch(batches[0].cursor) for i in b.items]
+    assert resumed == [large, small, small, small]

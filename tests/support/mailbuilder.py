@@ -7,6 +7,9 @@ from datetime import datetime, timezone
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Literal
+
+from imapclient import imap_utf7
 
 
 def message(
@@ -54,9 +57,49 @@ def write_mbox(path: Path, messages: Iterable[bytes]) -> Path:
     return path
 
 
-def write_maildir(root: Path, messages: Iterable[bytes]) -> Path:
-    for sub in ("cur", "new", "tmp"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
+def write_maildir(
+    root: Path, messages: Iterable[bytes], *, sub: Literal["cur", "new", "tmp"] = "cur"
+) -> Path:
+    """A Maildir at ``root``; messages go to ``sub`` (``cur/`` with the Seen flag)."""
+    for part in ("cur", "new", "tmp"):
+        (root / part).mkdir(parents=True, exist_ok=True)
+    flags = ":2,S" if sub == "cur" else ""
     for index, raw in enumerate(messages):
-        (root / "cur" / f"{1700000000 + index}.M{index}P1.host:2,S").write_bytes(raw)
+        (root / sub / f"{1700000000 + index}.M{index}P1.host{flags}").write_bytes(raw)
     return root
+
+
+Layout = Literal["maildir++", "nested"]
+"""How a Maildir tree lays out its folders (:func:`maildir_folder`)."""
+
+
+def maildir_folder(root: Path, folder: str, layout: Layout) -> Path:
+    """Where a folder (``Sent``, ``Archive/2023``) of the Maildir tree at ``root`` lives.
+
+    Maildir++ (Courier, Dovecot's default): ``.Sent``, ``.Archive.2023``, names
+    that are not ASCII in IMAP's modified UTF-7, as Dovecot writes them.
+    Nested (Dovecot's ``LAYOUT=fs``, mbsync's ``SubFolders Verbatim``):
+    ``Sent``, ``Archive/2023``.
+    """
+    if folder == "INBOX":
+        return root
+    if layout == "nested":
+        return root.joinpath(*folder.split("/"))
+    encoded: bytes = imap_utf7.encode(folder.replace("/", "."))
+    return root / ("." + encoded.decode("ascii"))
+
+
+def write_maildir_folder(
+    root: Path,
+    folder: str,
+    messages: Iterable[bytes],
+    *,
+    layout: Layout = "maildir++",
+    sub: Literal["cur", "new", "tmp"] = "cur",
+) -> Path:
+    """Write ``messages`` into ``folder`` of the tree at ``root`` (see :func:`maildir_folder`);
+    a Maildir++ subfolder gets the ``maildirfolder`` marker file Maildir++ gives it."""
+    path = write_maildir(maildir_folder(root, folder, layout), messages, sub=sub)
+    if layout == "maildir++" and path != root:
+        (path / "maildirfolder").touch()
+    return path

@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from storage.db import make_engine
 from storage.models import CONTRACT_TABLES
-from tests.support.cli import run_cli
+from tests.support.cli import run_cli, upgrade_database, write_config
 from tests.support.mailbuilder import message, write_mbox
 
 ME = "alice@northwind.example"
@@ -36,6 +36,8 @@ def _counts(url: str) -> dict[str, int]:
 def test_a_second_import_of_the_same_mbox_adds_nothing(tmp_path: Path, db_url: str) -> None:
     mbox = write_mbox(tmp_path / "takeout.mbox", MAIL)
     env = {"CRM_SYNC_DATABASE_URL": db_url}
+    write_config(tmp_path)
+    upgrade_database(tmp_path, env=env)
     first = run_cli("import", "mbox", str(mbox), "--mailbox", ME, cwd=tmp_path, env=env)
     assert first.returncode == 0, first.stderr
     assert "logged 2 (2 new)" in first.stdout
@@ -57,6 +59,7 @@ def test_sync_dry_run_shows_what_would_happen_and_writes_nothing(tmp_path: Path)
         '[agent]\ninternal_domains = ["northwind.example"]\n'
         f'[[connectors]]\nname = "alice"\nkind = "mbox"\naccount = "{ME}"\npath = "{mbox}"\n'
     )
+    upgrade_database(tmp_path)
     result = run_cli("sync", "--dry-run", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "would log 2" in result.stdout

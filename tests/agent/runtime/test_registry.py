@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
-from agent.runtime.registry import BUILDERS
+from agent.runtime.registry import BUILDERS, build_connector
+from config import parse_settings
 from config.schema import CONNECTOR_KINDS
 from tests.support.paths import REPO
 
@@ -42,3 +44,19 @@ def test_an_imap_or_mbox_connector_never_loads_the_google_client() -> None:
     )
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.split() == []
+
+
+def test_the_batch_bytes_setting_reaches_the_mail_connectors(tmp_path: Path) -> None:
+    settings = parse_settings(
+        {
+            "agent": {"batch_bytes": 3 * 2**20},
+            "connectors": [
+                {"name": "box", "kind": "imap", "account": "me@example.com",
+                 "host": "127.0.0.1", "security": "plain", "password": "x"},
+                {"name": "file", "kind": "mbox", "account": "me@example.com", "path": "box.mbox"},
+            ],
+        },
+        None,
+    )  # fmt: skip
+    built = [build_connector(config, settings, tmp_path) for config in settings.connectors]
+    assert [getattr(connector, "batch_bytes", None) for connector in built] == [3 * 2**20] * 2
