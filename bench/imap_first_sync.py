@@ -141,12 +141,13 @@ def _crm(server: DovecotServer, workdir: Path, *, planning_processes: int | None
         f'host = "{server.host}"\nport = {server.port}\nsecurity = "plain"\n'
         'password = "${BENCH_IMAP_PASSWORD}"\n'
     )
-    subprocess.run(
-        [sys.executable, "-m", "agent", "--config", str(config), "sync"],
-        check=True,
-        env={**os.environ, "BENCH_IMAP_PASSWORD": USER.password},
-        stdout=subprocess.DEVNULL,
-    )
+    for command in (["db", "upgrade"], ["sync"]):
+        subprocess.run(
+            [sys.executable, "-m", "agent", "--config", str(config), *command],
+            check=True,
+            env={**os.environ, "BENCH_IMAP_PASSWORD": USER.password},
+            stdout=subprocess.DEVNULL,
+        )
     with sqlite3.connect(database) as connection:
         (counters,) = connection.execute(
             "SELECT counters FROM sync_state WHERE connector = 'bench'"

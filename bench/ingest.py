@@ -8,9 +8,18 @@ times, side by side and interleaved:
 * ``pipeline``: ``MboxConnector`` -> filter -> match -> log into a fresh
   SQLite file, batches committed with their cursor, as ``crm-sync import``.
 
-Each run is a child process, so its peak RSS is its own. Targets: the
+Each run is a child process, so its peak RSS is its own (a planning worker's,
+where the pass started one, is printed beside it). Targets: the
 pipeline takes at most 2x the parse-only time, and its peak memory does not
 grow with the mailbox (the large mailbox within 1.2x of the small one).
+
+Then the memory of mail with big attachments: mailboxes of 2,000 and 20,000
+messages where each generated attachment is 5 MB (about 6% of the messages
+carry one, 6.7 MB on the wire; ``--attachment-share`` keeps fewer where disk is
+short), through the same pipeline with the default ``[agent] batch_bytes``.
+Targets: a peak RSS of at most 200 MB at 2,000 messages, and flat from 2,000
+to 20,000 (within 1.2x).
+
 Prints one JSON line per figure: ``{"bench": ..., "value": ..., "unit": ...}``.
 """
 
@@ -47,7 +56,7 @@ def _child_parse(mbox: Path) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - started, "messages": count}
 
 
-def _child_pipeline(mbox: Path, database: Path) -> dict[str, Any]:
+def _child_pipeline(mbox: Path, database: Path, batch_bytes: int | None) -> dict[str, Any]:
     from agent.pipeline.policy import Policy
     from agent.runtime.sync_pass import sync_connector
     from config import parse_settings
@@ -58,7 +67,9 @@ def _child_pipeline(mbox: Path, database: Path) -> dict[str, Any]:
     upgrade(engine)
     settings = parse_settings({"agent": {"internal_domains": ["northwind.example"]}}, None)
     owner = "bench@northwind.example"
-    connector = MboxConnector("bench", mbox, owner, batch_size=500)
+    connector = MboxConnector(
+        "bench", mbox, owner, batch_size=500, batch_bytes=batch_bytes or settings.agent.batch_bytes
+    )
     policy = Policy.from_settings(settings, "bench", owner)
     started = time.perf_counter()
     result = sync_connector(session_factory(engine), connector, policy, kind="mbox")
@@ -73,10 +84,34 @@ def _child_pipeline(mbox: Path, database: Path) -> dict[str, Any]:
     }
 
 
-def _run_child(kind: str, mbox: Path, workdir: Path) -> dict[str, Any]:
+def _own_peak_rss_kib() -> int:
+    """This process's peak RSS. ``VmHWM`` belongs to the memory this program mapped;
+    ``ru_maxrss`` would carry over the parent's high-water mark through ``exec``."""
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _run_child(
+    kind: str, mbox: Path, workdir: Path, batch_bytes: int | None = None
+) -> dict[str, Any]:
     database = workdir / f"bench-{time.monotonic_ns()}.db"
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        kind,
+        "--mbox",
+        str(mbox),
+        "--db",
+        str(database),
+    ]
+    if batch_bytes:
+        command += ["--batch-bytes", str(batch_bytes)]
     completed = subprocess.run(
-        [sys.executable, __file__, "--child", kind, "--mbox", str(mbox), "--db", str(database)],
+        command,
         capture_output=True,
         text=True,
         check=False,
@@ -88,7 +123,7 @@ def _run_child(kind: str, mbox: Path, workdir: Path) -> dict[str, Any]:
     return dict(json.loads(completed.stdout.strip().splitlines()[-1]))
 
 
-def _generate(path: Path, messages: int, contacts: int, seed: int) -> None:
+def _generate(path: Path, messages: int, contacts: int, seed: int, *options: str) -> None:
     subprocess.run(
         [
             sys.executable,
@@ -102,6 +137,7 @@ def _generate(path: Path, messages: int, contacts: int, seed: int) -> None:
             str(contacts),
             "--seed",
             str(seed),
+            *options,
         ],
         check=True,
         cwd=ROOT,
@@ -119,6 +155,22 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=2_000)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each, interleaved")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--attachments",
+        choices=["also", "no", "only"],
+        default="also",
+        help="the runs with big attachments: after the others (default), not, or alone",
+    )
+    parser.add_argument("--attachment-bytes", type=int, default=5_000_000)
+    parser.add_argument(
+        "--attachment-share",
+        type=float,
+        default=1.0,
+        help="share of the generator's attachments kept in the 20,000-message mailbox",
+    )
+    parser.add_argument(
+        "--batch-bytes", type=int, help="the batches' byte bound (default: the config's)"
+    )
     parser.add_argument("--child", choices=["parse", "pipeline"], help=argparse.SUPPRESS)
     parser.add_argument("--mbox", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
@@ -128,12 +180,21 @@ def main() -> None:
         figures = (
             _child_parse(args.mbox)
             if args.child == "parse"
-            else _child_pipeline(args.mbox, args.db)
+            else _child_pipeline(args.mbox, args.db, args.batch_bytes)
         )
-        figures["peak_rss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        figures["peak_rss_kib"] = _own_peak_rss_kib()
+        figures["worker_peak_rss_kib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         print(json.dumps(figures))
         return
 
+    if args.attachments != "only":
+        _throughput(args)
+    if args.attachments != "no":
+        _attachments(args)
+
+
+def _throughput(args: argparse.Namespace) -> None:
+    """Pipeline against parse-only time, and peak memory at two mailbox sizes."""
     with tempfile.TemporaryDirectory(prefix="crm-sync-bench-") as tmp:
         workdir = Path(tmp)
         large = workdir / f"mail-{args.messages}.mbox"
@@ -166,6 +227,50 @@ def main() -> None:
         "x",
         target="<= 1.2",
         sizes=f"{args.messages} vs {args.small}",
+    )
+
+
+ATTACHMENT_SIZES = (2_000, 20_000)
+
+
+def _attachments(args: argparse.Namespace) -> None:
+    """Peak memory of the pipeline over mail with big attachments, at two mailbox sizes.
+
+    The mailboxes are generated one at a time and removed after their run:
+    the large one takes several GB.
+    """
+    small, large = ATTACHMENT_SIZES
+    rss: dict[int, float] = {}
+    for messages in ATTACHMENT_SIZES:
+        share = args.attachment_share if messages == large else 1.0
+        with tempfile.TemporaryDirectory(prefix="crm-sync-bench-") as tmp:
+            workdir = Path(tmp)
+            mbox = workdir / f"attachments-{messages}.mbox"
+            options = ["--attachment-bytes", str(args.attachment_bytes)]
+            _generate(
+                mbox, messages, args.contacts, args.seed, *options, "--attachment-share", str(share)
+            )
+            size = mbox.stat().st_size / 2**20
+            run = _run_child("pipeline", mbox, workdir, args.batch_bytes)
+        rss[messages] = run["peak_rss_kib"] * 1024 / 1e6
+        emit(
+            "ingest.attachments.peak_rss",
+            rss[messages],
+            "MB",
+            messages=messages,
+            mbox_mib=round(size),
+            attachment_bytes=args.attachment_bytes,
+            attachment_share=share,
+            seconds=round(run["seconds"], 1),
+            planning_worker_peak_mb=round(run["worker_peak_rss_kib"] * 1024 / 1e6, 1),
+            **({"target": "<= 200"} if messages == small else {}),
+        )
+    emit(
+        "ingest.attachments.memory_growth",
+        rss[large] / rss[small],
+        "x",
+        target="<= 1.2",
+        sizes=f"{large} vs {small}",
     )
 
 

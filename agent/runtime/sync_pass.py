@@ -8,7 +8,12 @@ write is idempotent.
 A batch that fails for what it holds rather than for the database's state
 (a value the database refuses) is written again in halves, down to single
 items: the items that fail alone are quarantined with the reason, the rest
-and the cursor commit, and the connector is never stuck on one message.
+and the cursor commit, and the connector is never stuck on one message. The
+halves are made of the items' own plans: a batch's raw mail is dropped as
+soon as it is planned (``agent.pipeline.workers``), so memory holds at most
+the batches being fetched and planned, never those being written, and what a
+batch of big mail freed is handed back to the system once it is written
+(``agent.runtime.heap``).
 
 A pass run by the scheduler holds the connector's lease (storage.leases):
 each of its transactions first checks that the lease is still its own, so a
@@ -30,15 +35,15 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from agent.pipeline.batch import plan_batch
 from agent.pipeline.planned import BatchPlan
 from agent.pipeline.policy import Policy
-from agent.pipeline.workers import Planner
+from agent.pipeline.workers import PlannedBatch, Planner, merge_plans
 from agent.runtime.db_errors import is_database_error
+from agent.runtime.heap import release_freed
 from agent.runtime.logs import scrub
 from connectors.capabilities import Metered
-from connectors.errors import AuthError, CursorInvalid, TransientError
-from connectors.records import Batch, Connector, Cursor, Item, Limited
+from connectors.errors import AuthError, ConnectorError, CursorInvalid, TransientError
+from connectors.records import Batch, Connector, Cursor, Limited
 from storage import audit
 from storage.db import describe_error, is_data_error, retrying, transaction
 from storage.ingest import BatchWrite, WriteStats, contact_ids, write_batch
@@ -134,6 +139,8 @@ OUTCOMES: tuple[tuple[type[Exception], Callable[[Any], Outcome | None]], ...] = 
     (Stopped, lambda _exc: Outcome(ConnectorStatus.OK, complete=False, reported="stopped")),
     (AuthError, lambda exc: Outcome(ConnectorStatus.NEEDS_AUTH, f"{exc} {exc.hint}".strip())),
     (TransientError, lambda exc: Outcome(ConnectorStatus.FAILING, f"temporary: {exc}")),
+    (CursorInvalid, _failed),  # a second time in one pass: the connector is at fault
+    (ConnectorError, lambda exc: Outcome(ConnectorStatus.FAILING, str(exc))),
     (Exception, _failed),
 )
 """Error kind -> outcome, first match wins. None: not the connector's failure to record
@@ -287,8 +294,9 @@ def _run(
                 _account_dry(sessions, batch, plan, result)
             else:
                 writer = _Writer(sessions, connector.name, propagate_deletes, fence)
-                plan, stats = writer.commit(batch, plan, policy)
+                plan, stats = writer.commit(batch, plan)
                 _account(result, batch, plan, stats)
+            release_freed(batch.raw_bytes)
             if progress is not None:
                 progress(batch, result)
             if fence.stopping():
@@ -307,7 +315,7 @@ class _Writer:
     propagate_deletes: bool
     fence: _Fence
 
-    def commit(self, batch: Batch, plan: BatchPlan, policy: Policy) -> tuple[BatchPlan, WriteStats]:
+    def commit(self, batch: PlannedBatch, plan: BatchPlan) -> tuple[BatchPlan, WriteStats]:
         """Write ``batch`` and its cursor; in parts when it holds an item the database refuses.
 
         Returns the plan as written (with the refused items quarantined) and
@@ -324,9 +332,9 @@ class _Writer:
                 len(batch.items),
                 describe_error(exc),
             )
-        return self._in_parts(batch, policy)
+        return self._in_parts(batch)
 
-    def _in_parts(self, batch: Batch, policy: Policy) -> tuple[BatchPlan, WriteStats]:
+    def _in_parts(self, batch: PlannedBatch) -> tuple[BatchPlan, WriteStats]:
         """Halve the batch until the items that fail alone are found; quarantine those.
 
         The parts commit without the cursor, which moves last, with the
@@ -335,24 +343,25 @@ class _Writer:
         """
         written, stats = BatchPlan(), WriteStats()
         refused: list[tuple[str, str, str]] = []
-        pending: list[Sequence[Item]] = [batch.items]
+        pending: list[Sequence[int]] = [range(len(batch.parts))]
         while pending:
             group = pending.pop()
-            plan = plan_batch(group, policy)
+            plan = merge_plans(batch.parts[i] for i in group)
             try:
                 _add_stats(stats, self._write(plan.write, None, plan))
             except Exception as exc:
                 if not is_data_error(exc):
                     raise
                 if len(group) == 1:
+                    source_id = batch.items[group[0]].source_id
                     reason = f"the database refused it: {describe_error(exc)}"
-                    refused.append((self.name, group[0].source_id, reason))
-                    log.warning("%s: %s quarantined: %s", self.name, group[0].source_id, reason)
+                    refused.append((self.name, source_id, reason))
+                    log.warning("%s: %s quarantined: %s", self.name, source_id, reason)
                 else:
                     half = len(group) // 2
                     pending += [group[half:], group[:half]]
                 continue
-            _add_plan(written, plan)
+            written = merge_plans((written, plan))
         written.write.quarantined += refused
         _add_stats(stats, self._write(BatchWrite(quarantined=refused), batch, written))
         return written, stats
@@ -390,14 +399,6 @@ class _Writer:
 
     def _lost_race(self, _exc: BaseException, _attempt: int) -> None:
         log.info("%s: batch lost a race with another writer; writing it again", self.name)
-
-
-def _add_plan(total: BatchPlan, plan: BatchPlan) -> None:
-    for name in ("interactions", "new_contacts", "facts", "removed", "withdrawn", "quarantined"):
-        getattr(total.write, name).extend(getattr(plan.write, name))
-    total.skipped.update(plan.skipped)
-    total.logged += plan.logged
-    total.limited += plan.limited
 
 
 def _add_stats(total: WriteStats, stats: WriteStats) -> None:

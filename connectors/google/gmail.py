@@ -18,9 +18,19 @@ names the next page, so an interrupted first sync resumes where it stopped::
 
     {"v": 1, "phase": "full", "label_index": i, "page_token": t, "history_id": h}
 
+Batches are bounded by bytes as well (``batch_bytes``, by the raw bytes
+received): a page whose messages hold more is yielded in several batches,
+those before the page's last carrying the cursor that lists the page again,
+so a run cut short between them fetches that page once more (writes are
+idempotent). In ``readonly`` mode each batch request asks for as many
+messages as a quarter of ``batch_bytes`` holds at the typical size received
+so far, so that one response, attachments and all, stays a fraction of a
+batch (Gmail's list and history give no sizes before the fetch).
+
 Incremental sync. ``users.history.list(startHistoryId=h)`` with the four change
-types, page by page; each page is one Batch and the last page's cursor is the
-response's ``historyId``::
+types, page by page; each page is one Batch (or several, as above, those before
+its last carrying the cursor of the page before) and the last page's cursor is
+the response's ``historyId``::
 
     {"v": 1, "phase": "incremental", "history_id": h}
 
@@ -60,7 +70,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -68,6 +78,7 @@ from typing import Any, Literal
 import google.auth.credentials
 from googleapiclient.errors import HttpError
 
+from connectors.batching import DEFAULT_BATCH_BYTES, Budget, check_batch_bytes, item_bytes
 from connectors.capabilities import ScopeSize
 from connectors.errors import BadItem, ConnectorError, CursorInvalid
 from connectors.google.errors import Action, RetryPolicy, Verdict, classify_exception
@@ -103,6 +114,11 @@ EXCLUDED_LABELS = frozenset({"SPAM", "TRASH", "CHAT"})
 MAX_BATCH = 50
 """Google advises against batches of more than 50 calls (rate limiting)."""
 CURSOR_VERSION = 1
+FIRST_SIZE_GUESS = 1024 * 1024
+"""What a message is taken to weigh in ``readonly`` mode before any has been received."""
+SIZE_WEIGHT = 0.1
+"""How much each message received moves the typical size: a mailbox's size mix shows
+within a few dozen messages, and one big attachment does not shrink requests for long."""
 _COSMETIC_LABELS = frozenset({"UNREAD", "STARRED", "IMPORTANT"})
 
 
@@ -307,6 +323,8 @@ class GmailConnector(GoogleApiClient):
     ``api_endpoint`` defaults to Google's. The retry budget and the quota rate
     (units per second; ``None`` counts without pacing) apply per run; ``sleep``,
     ``clock`` and ``rand`` are injectable so tests run fast and deterministically.
+    A batch holds at most one page of messages and ``batch_bytes`` of raw mail (or
+    one larger message alone).
     """
 
     kind = KIND
@@ -329,6 +347,7 @@ class GmailConnector(GoogleApiClient):
         timeout: float = 60.0,
         page_size: int = 500,
         batch_size: int = MAX_BATCH,
+        batch_bytes: int = DEFAULT_BATCH_BYTES,
     ) -> None:
         if mode not in ("metadata", "readonly"):
             raise ValueError(f"Gmail mode must be 'metadata' or 'readonly', not {mode!r}")
@@ -361,6 +380,8 @@ class GmailConnector(GoogleApiClient):
         self._unreadable: list[Unreadable] = []
         self._page_size = page_size
         self._batch_size = batch_size
+        self.batch_bytes = check_batch_bytes(batch_bytes)
+        self._typical_size = float(FIRST_SIZE_GUESS)
 
     def __repr__(self) -> str:
         return f"GmailConnector(name={self.name!r}, account={self.account!r}, mode={self.mode!r})"
@@ -439,9 +460,9 @@ class GmailConnector(GoogleApiClient):
         """The messages with these ids, fetched as the sync does; gone ones yield nothing."""
         ids = list(dict.fromkeys(source_ids))
         for start in range(0, len(ids), self._page_size):
-            fetched = self._fetch_messages(ids[start : start + self._page_size])
-            yield from (message for message in fetched.values() if message is not None)
-            yield from self._take_unreadable()
+            for fetched, _last in self._fetch_groups(ids[start : start + self._page_size]):
+                yield from (message for message in fetched.values() if message is not None)
+                yield from self._take_unreadable()
 
     def _older_than_window(self, message_id: str) -> bool:
         if self.since is None or self.mode == "readonly":
@@ -486,17 +507,35 @@ class GmailConnector(GoogleApiClient):
         for index in range(start.label_index, len(self.labels)):
             while True:
                 response = self._list_page(self.labels[index], page_token)
-                ids = [str(m["id"]) for m in response.get("messages", ())]
-                fetched = [m for m in self._fetch_messages(ids).values() if m is not None]
-                items: list[Item] = [m for m in fetched if self._keep_in_full_sync(m, index)]
-                items += self._take_unreadable()
-                page_token = response.get("nextPageToken") or None
-                if page_token and self._older_than_since(fetched):
-                    page_token = None
-                after = _after_page(index, page_token, len(self.labels), start.history_id)
-                yield Batch(items, after.to_json())
+                here = FullCursor(index, page_token, start.history_id)
+                page_token = yield from self._page(index, response, here)
                 if page_token is None:
                     break
+
+    def _page(
+        self, index: int, response: Mapping[str, Any], here: FullCursor
+    ) -> Generator[Batch, None, str | None]:
+        """The batches of one listed page, ``here`` the cursor that lists it; returns the
+        token of the next page (None: the label is done)."""
+        ids = [str(m["id"]) for m in response.get("messages", ())]
+        next_token: str | None = response.get("nextPageToken") or None
+        fetched_any, all_older = False, True
+        for group, last in self._fetch_groups(ids):
+            fetched = [m for m in group.values() if m is not None]
+            fetched_any = fetched_any or bool(fetched)
+            all_older = all_older and all(map(self._before_since, fetched))
+            items: list[Item] = [m for m in fetched if self._keep_in_full_sync(m, index)]
+            items += self._take_unreadable()
+            del group, fetched
+            if not last:
+                yield Batch(items, here.to_json())
+                del items  # let go before the next group is fetched
+                continue
+            if next_token and self.since is not None and fetched_any and all_older:
+                next_token = None  # a whole page older than the window: later pages are older
+            after = _after_page(index, next_token, len(self.labels), here.history_id)
+            yield Batch(items, after.to_json())
+        return next_token
 
     def _list_page(self, label: str, page_token: str | None) -> dict[str, Any]:
         """One ``messages.list`` page. A page token Google no longer accepts (a 400
@@ -543,10 +582,6 @@ class GmailConnector(GoogleApiClient):
             and message.internal_date < self.since
         )
 
-    def _older_than_since(self, fetched: Sequence[MailMessage]) -> bool:
-        """A whole page older than the window: later pages (newest first) are older still."""
-        return self.since is not None and bool(fetched) and all(map(self._before_since, fetched))
-
     # -- incremental sync
 
     def _incremental(self, start: str) -> Iterator[Batch]:
@@ -571,27 +606,52 @@ class GmailConnector(GoogleApiClient):
                 reached = str(response.get("historyId") or position)
             else:
                 reached = str(records[-1]["id"]) if records else position
-            items = self._apply_history(records)
-            if items or reached != position:
-                yield Batch(items, IncrementalCursor(reached).to_json())
+            for items, last in self._apply_history(records):
+                if not last and items:
+                    yield Batch(items, IncrementalCursor(position).to_json())
+                elif last and (items or reached != position):
+                    yield Batch(items, IncrementalCursor(reached).to_json())
+                del items  # let go before the next group is fetched
             position = reached
             if page_token is None:
                 return
 
-    def _apply_history(self, records: Sequence[Mapping[str, Any]]) -> list[Item]:
+    def _apply_history(
+        self, records: Sequence[Mapping[str, Any]]
+    ) -> Iterator[tuple[list[Item], bool]]:
+        """What one history page comes to, in parts within ``batch_bytes``, each with
+        whether it is the page's last; the last also holds the changes fetched for nothing."""
         changes = net_changes(records)
         wanted = [mid for mid, change in changes.items() if needs_fetch(change, self.labels)]
-        fetched = self._fetch_messages(wanted)
+        needed = set(wanted)
+        given: set[str] = set()
+        for fetched, last in self._fetch_groups(wanted):
+            ids = [mid for mid in changes if mid not in given and (last or mid in fetched)]
+            given.update(ids)
+            items = self._resolved(ids, changes, needed, fetched)
+            items.extend(self._take_unreadable())
+            yield items, last
+
+    def _resolved(
+        self,
+        ids: Sequence[str],
+        changes: Mapping[str, Change],
+        needed: set[str],
+        fetched: Mapping[str, MailMessage | None],
+    ) -> list[Item]:
+        """The items the changes of ``ids`` become; one that needed a fetch and was not
+        fetched (unreadable) is left to its ``Unreadable``."""
         items: list[Item] = []
-        for message_id, change in changes.items():
+        for message_id in ids:
+            change = changes[message_id]
             if not (change.added or change.deleted or change.relabelled):
                 continue
-            if message_id in wanted and message_id not in fetched:
+            if message_id in needed and message_id not in fetched:
                 continue
             item = resolve_change(message_id, change, fetched.get(message_id), self.labels)
             if item is not None:
                 items.append(item)
-        return items + self._take_unreadable()
+        return items
 
     def _take_unreadable(self) -> list[Unreadable]:
         """Messages that could not be read, to quarantine in the batch that passes them."""
@@ -612,37 +672,72 @@ class GmailConnector(GoogleApiClient):
         )
 
     def _fetch_messages(self, ids: Sequence[str]) -> dict[str, MailMessage | None]:
-        """Fetch ``ids`` with batches of at most ``batch_size`` calls, keyed in ``ids`` order.
+        """``ids`` fetched, keyed in ``ids`` order (see :meth:`_fetch_groups`)."""
+        messages: dict[str, MailMessage | None] = {}
+        for group, _last in self._fetch_groups(ids):
+            messages.update(group)
+        return {i: messages[i] for i in dict.fromkeys(ids) if i in messages}
 
-        ``None`` marks a message that is gone (404); an unreadable one is left
-        out and kept for ``_take_unreadable``. Parts that fail with a retryable error
-        are re-sent after a backoff whose exponent is the number of times the
-        same message has failed.
+    def _fetch_groups(
+        self, ids: Sequence[str]
+    ) -> Iterator[tuple[dict[str, MailMessage | None], bool]]:
+        """``ids`` fetched in groups within ``batch_bytes``, each with whether it is the last
+        (there is always one, empty for no ids).
+
+        Batch requests hold at most ``batch_size`` calls, fewer in ``readonly``
+        mode (:meth:`_calls`). ``None`` marks a message that is gone (404); an
+        unreadable one is left out and kept for ``_take_unreadable``. Parts that
+        fail with a retryable error are re-sent after a backoff whose exponent is
+        the number of times the same message has failed.
         """
-        resources: dict[str, Mapping[str, Any] | None] = {}
         failures: Counter[str] = Counter()
         pending = list(dict.fromkeys(ids))
+        group: dict[str, MailMessage | None] = {}
+        budget = Budget(self.batch_bytes)
         while pending:
-            chunk, pending = pending[: self._batch_size], pending[self._batch_size :]
+            calls = self._calls()
+            chunk, pending = pending[:calls], pending[calls:]
+            resources: dict[str, Mapping[str, Any] | None] = {}
             retry, verdict = self._run_batch(chunk, resources)
             if retry and verdict is not None:
                 self._retrier.backoff(verdict, max(failures[i] for i in retry))
                 failures.update(retry)
                 pending = retry + pending
-        messages: dict[str, MailMessage | None] = {}
-        for message_id in dict.fromkeys(ids):
-            resource = resources.get(message_id)
-            if resource is None:
-                messages[message_id] = None
-                continue
-            try:
-                messages[message_id] = self._with_label_names(
-                    to_mail_message(resource, mailbox=self.account, mode=self.mode)
-                )
-            except BadItem as bad:
-                log.warning("gmail %s: unreadable message %s: %s", self.name, bad.source_id, bad)
-                self._unreadable.append(Unreadable(bad.source_id, bad.reason))
-        return messages
+            for message_id in chunk:
+                if message_id not in resources:
+                    continue
+                resource = resources.pop(message_id)
+                message = None if resource is None else self._readable(resource)
+                if resource is not None and message is None:
+                    continue
+                size = item_bytes(message) if message is not None else 0
+                if not budget.admits(size):
+                    yield group, False
+                    group = {}
+                    budget.reset()
+                group[message_id] = message
+                budget.add(size)
+        yield group, True
+
+    def _calls(self) -> int:
+        """Calls in the next batch request: ``batch_size``; in ``readonly`` mode no more
+        than a quarter of ``batch_bytes`` holds at the typical size of the messages
+        received (a moving average, from :data:`FIRST_SIZE_GUESS`)."""
+        if self.mode != "readonly":
+            return self._batch_size
+        per_call = self.batch_bytes / 4 / max(self._typical_size, 1.0)
+        return max(1, min(self._batch_size, int(per_call)))
+
+    def _readable(self, resource: Mapping[str, Any]) -> MailMessage | None:
+        """The message, or None when it cannot be read (kept for ``_take_unreadable``)."""
+        try:
+            message = to_mail_message(resource, mailbox=self.account, mode=self.mode)
+        except BadItem as bad:
+            log.warning("gmail %s: unreadable message %s: %s", self.name, bad.source_id, bad)
+            self._unreadable.append(Unreadable(bad.source_id, bad.reason))
+            return None
+        self._typical_size += (len(message.raw) - self._typical_size) * SIZE_WEIGHT
+        return self._with_label_names(message)
 
     def _run_batch(
         self, ids: Sequence[str], resources: dict[str, Mapping[str, Any] | None]

@@ -30,6 +30,7 @@ from typing import TypeVar
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
+from connectors.batching import DEFAULT_BATCH_BYTES, check_batch_bytes
 from connectors.capabilities import ScopeSize
 from connectors.errors import ConnectorError
 from connectors.imap.cursor import load_cursor
@@ -53,6 +54,9 @@ class ImapConnector:
     ``oauth2_token_provider`` returns a fresh access token for XOAUTH2 and
     wins over the password. ``folders`` adds folders by name to INBOX and the
     ``\\Sent`` folder (``default_folders=False`` leaves only the named ones).
+    A batch holds at most ``batch_size`` messages and ``batch_bytes`` of raw
+    mail (or one larger message alone), counted from the sizes the server
+    reports before fetching (:mod:`connectors.imap.folders`).
     """
 
     kind = "imap"
@@ -72,6 +76,7 @@ class ImapConnector:
         since: date | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         text_bytes: int = DEFAULT_TEXT_BYTES,
+        batch_bytes: int = DEFAULT_BATCH_BYTES,
         oauth2_token_provider: Callable[[], str] | None = None,
         idle: bool = False,
         timeout: float = 60.0,
@@ -102,6 +107,7 @@ class ImapConnector:
         self.since = since
         self.batch_size = batch_size
         self.text_bytes = text_bytes
+        self.batch_bytes = check_batch_bytes(batch_bytes)
         self.idle = idle
         self.timeout = timeout
         self._password = password
@@ -170,6 +176,7 @@ class ImapConnector:
             since=self.since,
             batch_size=self.batch_size,
             text_bytes=self.text_bytes,
+            batch_bytes=self.batch_bytes,
         )
 
     def _over_a_session(self, work: Callable[[FolderSync], Iterator[T]]) -> Iterator[T]:

@@ -14,9 +14,12 @@ One run:
    mail is seen). Listing every UID to find expunges would cost as much as
    the folder is large on every run, and an expunge only drops a source row
    (the interaction stays), so it is not done.
-3. New mail, in UID batches of ``batch_size``; each batch carries the cursor
-   up to its last UID, so a run cut short resumes after the last batch
-   committed.
+3. New mail, in UID chunks of ``batch_size``. A chunk's outline (sizes and
+   structure) comes first; its headers and text are then fetched, and
+   yielded, in batches whose bytes stay within ``batch_bytes``, counted
+   from those sizes before a byte is fetched (a message larger than that
+   alone is a batch of its own). Each batch carries the cursor up to its
+   last UID, so a run cut short resumes after the last batch committed.
 
 A folder whose UIDVALIDITY changed is synced again from nothing; the third
 change in a row raises a ``ConnectorError``, because a server that renumbers
@@ -32,11 +35,12 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from connectors.batching import within
 from connectors.errors import BadItem, ConnectorError
 from connectors.imap.cursor import FolderState, dump_cursor
-from connectors.imap.message import build_message
+from connectors.imap.message import build_message, first_text_part, raw_size_bound
 from connectors.imap.session import Examined, FolderStatus, ImapSession, Listing
 from connectors.records import Batch, Item, SourceRemoved, Unreadable
 
@@ -57,6 +61,7 @@ class Scope:
     since: date | None
     batch_size: int
     text_bytes: int
+    batch_bytes: int
 
     def targets(self, listed: Listing) -> list[str]:
         """The folders to sync, in order: INBOX, the ``\\Sent`` folder, then those named."""
@@ -163,7 +168,8 @@ class FolderSync:
                 continue
             special = listed[folder][0]
             for chunk in chunks(sorted(uids), self.scope.batch_size):
-                yield from self.messages(folder, special, uidvalidity, chunk, known=False)
+                for _last, items in self.groups(folder, special, uidvalidity, chunk, known=False):
+                    yield from items
 
     def _sync_folder(
         self,
@@ -201,10 +207,13 @@ class FolderSync:
 
         new = self.session.search_new(state.last_uid, self.scope.since)
         for chunk in chunks(new, self.scope.batch_size):
-            items = self.messages(folder, special, state.uidvalidity, chunk, known=False)
-            state = replace(state, last_uid=chunk[-1])
-            committed = state
-            yield emit(items, state)
+            for last_uid, items in self.groups(
+                folder, special, state.uidvalidity, chunk, known=False
+            ):
+                state = replace(state, last_uid=last_uid)
+                committed = state
+                yield emit(items, state)
+                del items  # not held while the next group is fetched
 
         if current.uidnext:
             state = replace(state, last_uid=max(state.last_uid, current.uidnext - 1))
@@ -249,9 +258,10 @@ class FolderSync:
             yield [SourceRemoved(f"{folder}/{state.uidvalidity}/{uid}") for uid in chunk]
         refetch = [uid for uid in changed if uid not in vanished]
         for chunk in chunks(refetch, self.scope.batch_size):
-            yield self.messages(folder, special, state.uidvalidity, chunk, known=True)
+            for _last, items in self.groups(folder, special, state.uidvalidity, chunk, known=True):
+                yield items
 
-    def messages(
+    def groups(
         self,
         folder: str,
         special: str | None,
@@ -259,15 +269,48 @@ class FolderSync:
         chunk: Sequence[int],
         *,
         known: bool,
+    ) -> Iterator[tuple[int, list[Item]]]:
+        """The chunk's messages in groups within ``batch_bytes``, each with the last UID
+        it covers (the last group's is the chunk's last).
+
+        The outline's sizes bound each message's bytes before it is fetched
+        (:func:`~connectors.imap.message.raw_size_bound`); a group's header and
+        text are fetched only when the group before it has been taken.
+        """
+        outline = self.session.outline(chunk)
+        text_bytes = self.scope.text_bytes
+
+        def size(uid: int) -> int:
+            got = outline.get(uid)
+            if got is None:
+                return 0
+            return raw_size_bound(got.get(b"RFC822.SIZE"), got.get(b"BODYSTRUCTURE"), text_bytes)
+
+        for group in within(chunk, size, self.scope.batch_bytes):
+            yield group[-1], self._messages(folder, special, uidvalidity, group, outline, known)
+
+    def _messages(
+        self,
+        folder: str,
+        special: str | None,
+        uidvalidity: int,
+        uids: Sequence[int],
+        outline: Mapping[int, Mapping[bytes, Any]],
+        known: bool,
     ) -> list[Item]:
-        """The chunk's messages; one the server no longer has is removed if ``known``.
+        """The messages of ``uids``; one the server no longer has is removed if ``known``.
 
         An unusable response becomes an ``Unreadable`` item.
         """
-        data = self.session.fetch(chunk, self.scope.text_bytes)
+        paths = {}
+        for uid in uids:
+            if uid in outline:
+                part = first_text_part(outline[uid].get(b"BODYSTRUCTURE"))
+                paths[uid] = part.path if part else ""
+        texts = self.session.texts(paths, self.scope.text_bytes)
         items: list[Item] = []
-        for uid in chunk:
-            if uid not in data:
+        for uid in uids:
+            if uid not in texts:
                 if known:
                     items.append(SourceRemoved(f"{folder}/{uidvalidity}/{uid}"))
                 continue
@@ -277,7 +320,7 @@ class FolderSync:
                         folder=folder,
                         uidvalidity=uidvalidity,
                         uid=uid,
-                        data=data[uid],
+                        data={**outline[uid], **texts.pop(uid)},
                         mailbox=self.scope.address,
                         special_use=special,
                         text_bytes=self.scope.text_bytes,

@@ -8,6 +8,10 @@ body cut to N bytes. A cut falls at the end of a line, so base64 and
 quoted-printable stay decodable. ``truncated`` is set when anything was left
 out. Labels are the message's flags (not the per-session ``\\Recent``) plus
 the folder's special use.
+
+How many bytes that makes is known before the header and text are fetched
+(:func:`raw_size_bound`), from the sizes the server reports, so the
+connector can fetch in groups bounded by bytes.
 """
 
 from __future__ import annotations
@@ -56,6 +60,19 @@ def _int(value: object) -> int:
 
 def _is_multipart(structure: Sequence[Any] | None) -> bool:
     return structure is not None and len(structure) > 0 and isinstance(structure[0], list)
+
+
+def _bodies(structure: Sequence[Any]) -> int:
+    """The octets of the bodies of the leaves, an attached message counting as one leaf."""
+    total = 0
+    stack = [structure]
+    while stack:
+        part = stack.pop()
+        if _is_multipart(part):
+            stack.extend(part[0])
+        elif len(part) > 6:
+            total += _int(part[6])
+    return total
 
 
 def first_text_part(structure: Sequence[Any] | None) -> TextPart | None:
@@ -157,6 +174,28 @@ def assemble_raw(
     if multipart:
         fields = _without_fields(fields, _CONTENT_FIELDS) + _content_headers(part, newline)
     return fields + newline + _cut(body, complete), multipart or not complete
+
+
+HEADER_GUESS = 64 * 1024
+"""A header's size where the server reports no RFC822.SIZE to bound it."""
+
+
+def raw_size_bound(size: object, structure: Sequence[Any] | None, text_bytes: int) -> int:
+    """At most how long ``MailMessage.raw`` will be for a message of RFC822.SIZE ``size``.
+
+    The header is at most what the size leaves once the bodies BODYSTRUCTURE
+    lists are taken off (the rest are part headers and boundaries); then the
+    first text part up to ``text_bytes`` and the content header fields put in
+    place of the header's.
+    """
+    part = first_text_part(structure)
+    text = min(part.size, text_bytes) if part else 0
+    stub = part or TextPart(path="", subtype="plain", charset="", encoding="7bit", size=0)
+    if isinstance(size, int):
+        header = max(0, size - _bodies(structure)) if structure else size
+    else:
+        header = HEADER_GUESS
+    return header + text + len(_content_headers(stub, b"\r\n")) + 2
 
 
 def _labels(flags: Iterable[object], special_use: str | None) -> frozenset[str]:

@@ -51,7 +51,7 @@ from tests.support.google_connectors import (
     weekly,
 )
 from tests.support.icsbuilder import LUNCH, MEETING, ics, write_ics
-from tests.support.mailbuilder import message, write_maildir, write_mbox
+from tests.support.mailbuilder import message, write_maildir, write_maildir_folder, write_mbox
 
 OWNER = "me@northwind.example"
 MAIL = [
@@ -140,13 +140,26 @@ def mbox_source(tmp_path: Path) -> Source:
 
 @pytest.fixture
 def maildir_source(tmp_path: Path) -> Source:
-    """A Maildir message's id is ``maildir:`` and its file name up to the flags (``:2,S``)."""
-    root = write_maildir(tmp_path / "Maildir", MAIL)
-    written = sorted((root / "cur").iterdir())
-    assert len(written) == len(MAIL)
-    expected = frozenset(f"maildir:{path.name.split(':', 1)[0]}" for path in written)
-    connector = MboxConnector("maildir", root, OWNER, batch_size=2)
-    return Source(connector, expected, "maildir:1600000000.M0P0.absent")
+    """A Maildir tree. An INBOX message's id is ``maildir:`` and its file name up to the
+    flags (``:2,S``); another folder's puts the folder's directory first
+    (``maildir:.Sent/...``). Junk is not read, nor what ``tmp/`` holds."""
+    root = write_maildir(tmp_path / "Maildir", MAIL[:4])
+    write_maildir_folder(root, "Sent", MAIL[4:6])
+    write_maildir_folder(root, "Archive/2023", MAIL[6:], layout="nested", sub="new")
+    write_maildir_folder(root, "Junk", [message(sender="win@spam.example", subject="won")])
+    write_maildir_folder(root, "Sent", [message(sender=OWNER, subject="half-way")], sub="tmp")
+    expected = {
+        f"maildir:{prefix}{path.name.split(':', 1)[0]}"
+        for prefix, directory in (
+            ("", root / "cur"),
+            (".Sent/", root / ".Sent" / "cur"),
+            ("Archive/2023/", root / "Archive" / "2023" / "new"),
+        )
+        for path in directory.iterdir()
+    }
+    assert len(expected) == len(MAIL)
+    connector = MboxConnector("maildir", root, OWNER, batch_size=3)
+    return Source(connector, frozenset(expected), "maildir:.Sent/1600000000.M0P0.absent")
 
 
 @pytest.fixture

@@ -226,6 +226,34 @@ def test_sizes_are_like_real_mail(bench: list[Mail]) -> None:
     assert max(sizes) < 250_000
 
 
+def _attachments(raws: list[bytes]) -> list[int]:
+    """The decoded size of every attached document in ``raws`` (not a bounce's report)."""
+    return [
+        size
+        for raw in raws
+        for part in fresh(raw).walk()
+        if part.get_content_disposition() == "attachment"
+        and (size := len(part.get_payload(decode=True))) > 2_000
+    ]
+
+
+def test_attachments_take_the_size_and_share_asked_for() -> None:
+    usual = list(iter_messages(7, 300, 100))
+    assert list(iter_messages(7, 300, 100, attachment_share=1.0)) == usual
+
+    big = list(iter_messages(7, 300, 100, attachment_bytes=(300_000, 300_000)))
+    fewer = list(
+        iter_messages(7, 300, 100, attachment_bytes=(300_000, 300_000), attachment_share=0.3)
+    )
+
+    assert len(big) == len(fewer) == len(usual)
+    assert len(_attachments(big)) == len(_attachments(usual)) > 10
+    assert all(300_000 <= size < 300_200 for size in _attachments(big))
+    assert 0 < len(_attachments(fewer)) < len(_attachments(big)) * 0.6
+    with pytest.raises(ValueError, match="attachment_share"):
+        next(iter_messages(7, 10, 10, attachment_share=1.5))
+
+
 # -- threads and mailboxes ---------------------------------------------------------------
 
 
@@ -632,6 +660,21 @@ def test_bench_command_writes_one_mbox(tmp_path: Path, capsys: pytest.CaptureFix
     assert len(box) == 120
     assert all(m["X-Gmail-Labels"] for m in box)
     assert "wrote 120 messages" in capsys.readouterr().out
+
+
+def test_bench_command_sizes_attachments(tmp_path: Path) -> None:
+    out = tmp_path / "big.mbox"
+    args = ["bench", str(out), "--messages", "150", "--contacts", "60", "--seed", "9"]
+    assert main([*args, "--attachment-bytes", "250000", "--attachment-share", "0.5"]) == 0
+    sizes = _attachments(read_mboxrd(out))
+    assert sizes and all(250_000 <= size < 250_200 for size in sizes)
+
+
+@pytest.mark.parametrize("value", ["0", "big", "9-3"])
+def test_bench_command_refuses_a_bad_attachment_size(tmp_path: Path, value: str) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", str(tmp_path / "x.mbox"), "--messages", "5", "--attachment-bytes", value])
+    assert exit_info.value.code == 2
 
 
 def test_bench_command_refuses_a_customer_mailbox(tmp_path: Path) -> None:

@@ -22,11 +22,12 @@ from sqlalchemy import Engine, select
 
 from agent.pipeline import workers
 from agent.pipeline.batch import plan_batch
-from agent.pipeline.workers import Planner, processes_for
+from agent.pipeline.workers import PlannedBatch, Planner, processes_for
 from agent.runtime.sync_pass import sync_connector
+from connectors.batching import raw_bytes
 from connectors.errors import TransientError
 from connectors.memory import MemoryConnector
-from connectors.records import MailMessage
+from connectors.records import Batch, MailMessage
 from storage.db import make_engine, session_factory, upgrade
 from storage.models import Interaction, InteractionParticipant, Quarantine, SyncState
 from tests.support.corpus_mail import ME, batches, corpus_mail, corpus_policy
@@ -84,6 +85,67 @@ def test_a_pass_plans_itself_until_it_has_a_backlog() -> None:
     assert len(planned) == len(work)
     # the first two batches (40 items) were planned here; the third brought the backlog past 50
     assert planner.planned_by_workers == sum(len(batch.items) for batch in work[2:])
+
+
+def _in_flight(work: list[Batch], planner: Planner) -> tuple[list[Batch], int]:
+    """The planned batches, and the most batches fetched and not yet handed out at the
+    moment the planner asked its source for another."""
+    counts = {"pulled": 0, "out": 0, "most": 0}
+
+    def source() -> Iterator[Batch]:
+        for batch in work:
+            counts["most"] = max(counts["most"], counts["pulled"] - counts["out"])
+            counts["pulled"] += 1
+            yield batch
+
+    planned = []
+    for batch, _plan in planner.plans(source()):
+        counts["out"] += 1
+        planned.append(batch)
+    return planned, counts["most"]
+
+
+def test_planned_batches_hold_no_raw_mail() -> None:
+    work = batches(corpus_mail(), 20)
+    for processes, start_after in ((0, 0), (1, 0)):
+        with Planner(corpus_policy(), processes, start_after=start_after) as planner:
+            planned = [batch for batch, _ in planner.plans(work)]
+
+        assert [b.cursor for b in planned] == [b.cursor for b in work]
+        assert [b.raw_bytes for b in planned] == [raw_bytes(b.items) for b in work]
+        assert all(item.raw == b"" for b in planned for item in b.items)
+        assert [[i.source_id for i in b.items] for b in planned] == [
+            [i.source_id for i in b.items] for b in work
+        ]
+        assert all(len(b.parts) == len(b.items) for b in planned)
+        assert all(isinstance(b, PlannedBatch) for b in planned)
+
+
+def test_batches_in_flight_are_bounded_by_count() -> None:
+    work = batches(corpus_mail(), 5)
+
+    with Planner(corpus_policy(), 2, start_after=0) as planner:
+        planned, most = _in_flight(work, planner)
+
+    assert len(planned) == len(work)
+    assert 1 <= most <= 2 * 2
+    assert planner.in_flight_bytes == 0
+
+
+def test_batches_in_flight_are_bounded_by_their_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches bigger than the bytes a worker may have waiting go one at a time: the
+    newest is handed over, and the source is asked for more only once the one before
+    it has been planned."""
+    work = batches(corpus_mail(), 10)
+    monkeypatch.setattr(workers, "IN_FLIGHT_BYTES_PER_PROCESS", 1)
+
+    with Planner(corpus_policy(), 2, start_after=0) as planner:
+        planned, most = _in_flight(work, planner)
+
+    assert planner.planned_by_workers == sum(len(b.items) for b in work)
+    assert [b.cursor for b in planned] == [b.cursor for b in work]
+    assert most == 1
+    assert planner.in_flight_bytes == 0
 
 
 def test_a_small_pass_starts_no_process() -> None:

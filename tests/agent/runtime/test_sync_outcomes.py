@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from agent.pipeline.policy import Policy
 from agent.runtime.sync_pass import Outcome, Stopped, outcome_of, sync_connector
 from config import parse_settings
-from connectors.errors import AuthError, CursorInvalid, TransientError
+from connectors.errors import AuthError, ConnectorError, CursorInvalid, TransientError
 from connectors.memory import MemoryConnector
 from connectors.records import Batch, Cursor
 from storage.db import session_factory, transaction
@@ -43,6 +43,7 @@ DOWN = OperationalError("SELECT 1", {}, Exception("connection refused"))
             CursorInvalid("history id too old"),
             Outcome(FAILING, "CursorInvalid: history id too old", unexpected=True),
         ),
+        (ConnectorError("a.mbox: no such file"), Outcome(FAILING, "a.mbox: no such file")),
         (ValueError("bad date"), Outcome(FAILING, "ValueError: bad date", unexpected=True)),
         (UNIQUE, Outcome(FAILING, "IntegrityError: UNIQUE constraint failed: x", unexpected=True)),
         (DOWN, None),
@@ -54,6 +55,7 @@ DOWN = OperationalError("SELECT 1", {}, Exception("connection refused"))
         "auth-without-hint",
         "transient",
         "cursor-invalid-again",
+        "connector-error",
         "unexpected",
         "data-refused",
         "database-down",

@@ -18,7 +18,7 @@ from connectors.errors import AuthError, CursorInvalid, TransientError
 from connectors.google.auth import user_credentials
 from connectors.google.errors import RetryPolicy
 from connectors.google.gmail import METADATA_HEADERS, GmailConnector, Mode, in_scope
-from connectors.records import Cursor, Item, MailMessage, SourceRemoved
+from connectors.records import Batch, Cursor, Item, MailMessage, SourceRemoved
 from tests.support.fake_google.gmail import GMAIL_METADATA
 from tests.support.fake_google.mailbox import Mailbox, make_email
 from tests.support.fake_google.server import FakeGoogle, FaultPlan
@@ -182,6 +182,119 @@ def test_batches_hold_at_most_fifty_calls(fake_google: FakeGoogle, mailbox: Mail
     assert sorted(run.ids) == sorted(ids)
     sizes = [int(c.param("parts") or 0) for c in fake_google.log if c.api_method == "batch"]
     assert sizes == [50, 50, 30]
+
+
+def deliver_sized(mailbox: Mailbox, sizes: list[int], hour: int = 0) -> list[str]:
+    """Messages whose text is about ``size`` bytes each, oldest first."""
+    start = datetime(2024, 3, 1, tzinfo=UTC) + timedelta(hours=hour)
+    line = "a line of a long letter about the renewal and its terms\n"
+    return [
+        mailbox.add_message(
+            make_email(
+                subject=f"Letter {hour + i}",
+                date=start + timedelta(hours=i),
+                body=line * max(1, size // len(line)),
+            ),
+            ("INBOX",),
+            internal_date=start + timedelta(hours=i),
+        )
+        for i, size in enumerate(sizes)
+    ]
+
+
+def raw_bytes(batch: Batch) -> int:
+    return sum(len(item.raw) for item in batch.items if isinstance(item, MailMessage))
+
+
+def assert_within(batches: list[Batch], bound: int) -> None:
+    """Every batch holds at most ``bound`` bytes of mail, or is one larger message alone."""
+    for batch in batches:
+        assert raw_bytes(batch) <= bound or len(batch.items) == 1
+
+
+def test_readonly_batches_close_at_the_byte_bound(
+    fake_google: FakeGoogle, mailbox: Mailbox
+) -> None:
+    bound = 40_000
+    ids = deliver_sized(mailbox, [3_000] * 6 + [3 * bound] + [9_000] * 8)
+    big = ids[6]
+    connector = gmail_connector(fake_google, mode="readonly", labels=["INBOX"], batch_bytes=bound)
+
+    batches = list(connector.fetch(None))
+
+    fetched = [m.source_id for b in batches for m in b.items if isinstance(m, MailMessage)]
+    assert sorted(fetched) == sorted(ids)
+    assert len(batches) >= 4
+    assert_within(batches, bound)
+    (alone,) = [b for b in batches if raw_bytes(b) > bound]
+    assert [m.source_id for m in alone.items] == [big]
+    # batches before the page's last name the page again; the last moves on
+    first_page = {"v": 1, "phase": "full", "label_index": 0, "page_token": None}
+    assert all(b.cursor.items() >= first_page.items() for b in batches[:-1])
+    assert batches[-1].cursor["phase"] == "incremental"
+
+
+def test_a_first_sync_cut_between_byte_bound_batches_loses_nothing(
+    fake_google: FakeGoogle, mailbox: Mailbox
+) -> None:
+    ids = deliver_sized(mailbox, [9_000] * 12)
+    connector = gmail_connector(
+        fake_google, mode="readonly", labels=["INBOX"], batch_bytes=30_000, page_size=5
+    )
+    run = connector.fetch(None)
+    delivered: list[str] = []
+    for _ in range(3):
+        batch = next(run)
+        delivered += [m.source_id for m in batch.items]
+    run.close()
+    assert batch.cursor["phase"] == "full" and batch.cursor["page_token"] is not None
+
+    resumed = sync(connector, batch.cursor)
+
+    assert set(delivered) | set(resumed.ids) == set(ids)
+    assert len(delivered) < len(ids)
+
+
+def test_readonly_requests_ask_for_what_a_quarter_of_the_bound_holds(
+    fake_google: FakeGoogle, mailbox: Mailbox
+) -> None:
+    """The first request guesses 1 MiB a message; then the sizes received decide."""
+    deliver_sized(mailbox, [1_000] * 240)
+    deliver_sized(mailbox, [400_000] * 6, hour=200)
+    connector = gmail_connector(
+        fake_google, mode="readonly", labels=["INBOX"], batch_bytes=4 * 2**20
+    )
+
+    batches = list(connector.fetch(None))
+
+    parts = [int(c.param("parts") or 0) for c in fake_google.log if c.api_method == "batch"]
+    # newest first: the big letters come first, one a request at first, then more
+    assert parts[:3] == [1, 1, 1]
+    assert max(parts) == 50
+    assert sum(parts) == 246
+    assert_within(batches, 4 * 2**20)
+
+
+def test_history_pages_are_split_at_the_byte_bound(
+    fake_google: FakeGoogle, mailbox: Mailbox
+) -> None:
+    bound = 40_000
+    connector = gmail_connector(fake_google, mode="readonly", labels=["INBOX"], batch_bytes=bound)
+    start = sync(connector).cursor
+    new = deliver_sized(mailbox, [9_000] * 10 + [2 * bound])
+
+    batches = list(connector.fetch(start))
+
+    fetched = [m.source_id for b in batches for m in b.items if isinstance(m, MailMessage)]
+    assert sorted(fetched) == sorted(new)
+    assert len(batches) > 2
+    assert_within(batches, bound)
+    assert all(b.cursor == start for b in batches[:-1])
+    assert batches[-1].cursor == {
+        "v": 1,
+        "phase": "incremental",
+        "history_id": str(mailbox.history_id),
+    }
 
 
 def test_message_gone_between_list_and_get_is_skipped(

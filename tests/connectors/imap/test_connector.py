@@ -28,8 +28,14 @@ from connectors.errors import AuthError, ConnectorError, CursorInvalid, Transien
 from connectors.imap.connector import ImapConnector
 from connectors.imap.cursor import FolderState, dump_cursor, load_cursor
 from connectors.imap.fetch import parse_fetch, uid_fetch
-from connectors.imap.message import TextPart, assemble_raw, build_message, first_text_part
-from connectors.imap.session import classify_error, parse_uid_set
+from connectors.imap.message import (
+    TextPart,
+    assemble_raw,
+    build_message,
+    first_text_part,
+    raw_size_bound,
+)
+from connectors.imap.session import ImapSession, classify_error, parse_uid_set
 from connectors.records import Batch, Cursor, MailMessage, SourceRemoved, Unreadable
 from tests.support.dovecot import DovecotServer, ImapUser
 from tests.support.paths import FIXTURES
@@ -188,6 +194,96 @@ def test_long_body_is_cut_at_a_line_end(dovecot: DovecotServer, imap_user: ImapU
     assert len(message.raw) < 4096 + 1024
     assert body.startswith(text)
     assert text.endswith("of a long letter\n")
+
+
+def _with_attachment(n: int, size: int) -> bytes:
+    message = EmailMessage()
+    message["From"] = f"c{n}@acme.test"
+    message["To"] = "user@example.com"
+    message["Subject"] = f"Contract {n}"
+    message.set_content(f"The signed contract {n} is attached.\n")
+    message.add_attachment(bytes(size), maintype="application", subtype="pdf")
+    return message.as_bytes()
+
+
+def _long_header(n: int, size: int) -> bytes:
+    """A message whose header alone is ``size`` bytes: relays add a Received line each."""
+    relays = "".join(
+        f"Received: from relay{i}.acme.test by relay{i + 1}.acme.test; Mon, 6 May 2024\n"
+        for i in range(size // 70)
+    )
+    return relays.encode() + _message(n)
+
+
+def _raw_bytes(batch: Batch) -> int:
+    return sum(len(item.raw) for item in batch.items if isinstance(item, MailMessage))
+
+
+def test_batches_close_at_the_byte_bound(dovecot: DovecotServer, imap_user: ImapUser) -> None:
+    bound = 6_000
+    raws = [_with_attachment(n, 300_000) for n in (20, 21, 22)]
+    raws += [_message(n, body=f"note {n}\n" * (n * 40)) for n in range(12)]
+    raws[8] = _long_header(5, 3 * bound)
+    dovecot.append(imap_user, "INBOX", raws)
+    connector = _connector(dovecot, imap_user, text_bytes=2048, batch_bytes=bound)
+
+    batches, cursor = _sync(connector, None)
+
+    mail = _mail(batches)
+    assert len(mail) == len(raws)
+    assert max(len(m.raw) for m in mail) > bound
+    for batch in batches:
+        if len(batch.items) > 1:
+            assert _raw_bytes(batch) <= bound
+    (alone,) = [b for b in batches if _raw_bytes(b) > bound]
+    assert len(alone.items) == 1
+    assert header_str(parse_mime(alone.items[0].raw), "Subject") == "Order 5"
+    # what counts is what is kept: attachments are never fetched, so they batch together
+    assert [b"Contract" in m.raw for m in _mail(batches[:1])][:3] == [True] * 3
+    # each batch's cursor covers its own messages, so a run cut short resumes after it
+    for batch in batches:
+        uids = [int(m.source_id.rsplit("/", 1)[1]) for m in _mail([batch])]
+        assert not uids or batch.cursor["folders"]["INBOX"]["last_uid"] == max(uids)
+    assert len(batches) > 3
+    assert cursor is not None
+
+
+def test_the_size_bound_covers_what_every_message_becomes(
+    dovecot: DovecotServer, imap_user: ImapUser
+) -> None:
+    """The bytes counted before the fetch are never fewer than the message's ``raw``."""
+    raws = [path.read_bytes() for path in CORPUS]
+    raws += [_alternative(1), _with_attachment(2, 50_000), _long_header(3, 20_000)]
+    uids = dovecot.append(imap_user, "INBOX", raws)
+    text_bytes = 1024
+    with dovecot.client(imap_user) as client:
+        client.select_folder("INBOX", readonly=True)
+        session = ImapSession(client)
+        outline = session.outline(uids)
+        paths = {}
+        for uid, got in outline.items():
+            part = first_text_part(got.get(b"BODYSTRUCTURE"))
+            paths[uid] = part.path if part else ""
+        texts = session.texts(paths, text_bytes)
+
+    checked = 0
+    for uid in uids:
+        data = {**outline[uid], **texts[uid]}
+        if b"BODY[HEADER]" not in data:
+            continue
+        message = build_message(
+            folder="INBOX",
+            uidvalidity=1,
+            uid=uid,
+            data=data,
+            mailbox="user@example.com",
+            special_use=None,
+            text_bytes=text_bytes,
+        )
+        bound = raw_size_bound(data[b"RFC822.SIZE"], data.get(b"BODYSTRUCTURE"), text_bytes)
+        assert len(message.raw) <= bound, message.source_id
+        checked += 1
+    assert checked > 30
 
 
 def test_flag_changes_are_seen_and_refetched(dovecot: DovecotServer, imap_user: ImapUser) -> None:

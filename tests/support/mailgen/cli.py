@@ -15,7 +15,19 @@ from tests.support.mailgen.demo import write_demo
 from tests.support.mailgen.mailboxes import iter_messages
 from tests.support.mailgen.mbox import write_mbox
 from tests.support.mailgen.people import PRIYA
-from tests.support.mailgen.presets import DEMO_SEED
+from tests.support.mailgen.presets import BENCH_ATTACHMENT_BYTES, DEMO_SEED
+
+
+def _byte_range(text: str) -> tuple[int, int]:
+    """``N`` or ``LOW-HIGH``: an attachment's raw size in bytes, exact or drawn from a range."""
+    low, _, high = text.partition("-")
+    try:
+        sizes = (int(low), int(high or low))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size or a range of sizes: {text!r}") from None
+    if not 0 < sizes[0] <= sizes[1]:
+        raise argparse.ArgumentTypeError(f"not a size or a range of sizes: {text!r}")
+    return sizes
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -34,6 +46,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.add_argument("--mailbox", default=PRIYA, help=f"a staff address (default {PRIYA})")
     bench.add_argument("--days", type=int, default=365)
     bench.add_argument("--takeout", action="store_true", help="add X-GM-THRID, X-Gmail-Labels")
+    bench.add_argument(
+        "--attachment-bytes",
+        type=_byte_range,
+        default=BENCH_ATTACHMENT_BYTES,
+        metavar="N|LOW-HIGH",
+        help="raw size of each attachment (default %(default)s)",
+    )
+    bench.add_argument(
+        "--attachment-share",
+        type=float,
+        default=1.0,
+        metavar="P",
+        help="keep this share of the planned attachments (default 1: all, ~8%% of messages)",
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     if args.command == "demo":
@@ -49,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 mailbox=args.mailbox,
                 takeout=args.takeout,
                 days=args.days,
+                attachment_bytes=args.attachment_bytes,
+                attachment_share=args.attachment_share,
             )
             count = write_mbox(args.out, stream)
         except ValueError as error:

@@ -83,11 +83,16 @@ def iter_mail(
     days: int = DEFAULT_DAYS,
     base: datetime = BASE_DATE,
     attachment_bytes: tuple[int, int] = BENCH_ATTACHMENT_BYTES,
+    attachment_share: float = 1.0,
 ) -> Iterator[Mail]:
     """``messages`` distinct messages that land in at least one of ``mailboxes``, oldest first.
 
     Streams: memory holds the threads in flight, not the mailbox.
+    ``attachment_share`` keeps that share of the attachments threads plan
+    (below 1, a benchmark's big attachments fit on a smaller disk).
     """
+    if not 0 <= attachment_share <= 1:
+        raise ValueError("attachment_share must be within 0..1")
     if days < 2:
         raise ValueError("days must be at least 2")
     world = build_world(seed, contacts)
@@ -102,6 +107,7 @@ def iter_mail(
         thread = plan_thread(world, seed, index)
         if not thread.holders & wanted:
             continue
+        thread = _thinned(thread, seed, attachment_share)
         raw = thread_start(index, thread.jitter, threads, base, days)
         horizon = raw - timedelta(days=2)
         while heap and heap[0][0] < horizon and emitted < messages:
@@ -117,6 +123,23 @@ def iter_mail(
     while heap and emitted < messages:
         yield _emit(heapq.heappop(heap), opened, seed, owners, takeout, attachment_bytes)
         emitted += 1
+
+
+def _thinned(thread: Thread, seed: int, share: float) -> Thread:
+    """The thread with each planned attachment kept with probability ``share``.
+
+    The draws come from a stream of their own, and at 1 none is made, so the
+    default output (the committed demo data, the benchmark's seeds) stays
+    byte for byte what it was.
+    """
+    if share >= 1 or not any(step.attachment for step in thread.steps):
+        return thread
+    rng = random.Random(f"{seed}:attachments:{thread.index}")
+    steps = tuple(
+        replace(step, attachment="") if step.attachment and rng.random() >= share else step
+        for step in thread.steps
+    )
+    return replace(thread, steps=steps)
 
 
 def _threads_needed(world: World, seed: int, messages: int, wanted: frozenset[str]) -> int:
@@ -231,6 +254,7 @@ def iter_messages(
     days: int = DEFAULT_DAYS,
     base: datetime = BASE_DATE,
     attachment_bytes: tuple[int, int] = BENCH_ATTACHMENT_BYTES,
+    attachment_share: float = 1.0,
 ) -> Iterator[bytes]:
     """One mailbox's ``messages`` messages (received and sent, like Gmail's All Mail), streamed."""
     for mail in iter_mail(
@@ -242,6 +266,7 @@ def iter_messages(
         days=days,
         base=base,
         attachment_bytes=attachment_bytes,
+        attachment_share=attachment_share,
     ):
         yield mail.copies[mailbox]
 
