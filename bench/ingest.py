@@ -8,8 +8,8 @@ times, side by side and interleaved:
 * ``pipeline``: ``MboxConnector`` -> filter -> match -> log into a fresh
   SQLite file, batches committed with their cursor, as ``crm-sync import``.
 
-Each run is a child process, so its peak RSS is its own (a planning worker's,
-where the pass started one, is printed beside it). Targets: the
+Each run is a child process, so its peak RSS is its own; it plans in its own
+process, as a sync does on one CPU (planning workers would add their own). Targets: the
 pipeline takes at most 2x the parse-only time, and its peak memory does not
 grow with the mailbox (the large mailbox within 1.2x of the small one).
 
@@ -183,7 +183,6 @@ def main() -> None:
             else _child_pipeline(args.mbox, args.db, args.batch_bytes)
         )
         figures["peak_rss_kib"] = _own_peak_rss_kib()
-        figures["worker_peak_rss_kib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         print(json.dumps(figures))
         return
 
@@ -262,7 +261,6 @@ def _attachments(args: argparse.Namespace) -> None:
             attachment_bytes=args.attachment_bytes,
             attachment_share=share,
             seconds=round(run["seconds"], 1),
-            planning_worker_peak_mb=round(run["worker_peak_rss_kib"] * 1024 / 1e6, 1),
             **({"target": "<= 200"} if messages == small else {}),
         )
     emit(

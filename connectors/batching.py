@@ -19,9 +19,6 @@ from connectors.records import Item, MailMessage
 
 T = TypeVar("T")
 
-DEFAULT_BATCH_BYTES = 16 * 1024 * 1024
-"""The raw mail one batch may hold unless the config says otherwise."""
-
 
 def item_bytes(item: Item) -> int:
     """The raw bytes an item holds: a message's; other items hold next to none."""

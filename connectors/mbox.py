@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from config.limits import MAX_MBOX_HEADER_BYTES
+from config.schema import DEFAULT_BATCH_BYTES
 from connectors import maildir
-from connectors.batching import DEFAULT_BATCH_BYTES, Budget, item_bytes
+from connectors.batching import Budget, item_bytes
 from connectors.capabilities import ScopeSize
 from connectors.errors import ConnectorError, CursorInvalid
 from connectors.records import Batch, Cursor, MailMessage

@@ -12,7 +12,6 @@ library is not glibc (musl, macOS) this does nothing.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 from collections.abc import Callable
 from functools import cache
 
@@ -22,11 +21,11 @@ TRIM_AFTER_BYTES = 4 * 1024 * 1024
 
 @cache
 def _malloc_trim() -> Callable[[int], int] | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
+    """glibc's ``malloc_trim``, looked up among the symbols this process has loaded
+    (``ctypes.util.find_library`` would run ``ldconfig`` in a subprocess, a fork of a
+    process that may hold hundreds of megabytes)."""
     try:
-        trim: Callable[[int], int] = ctypes.CDLL(name).malloc_trim
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):
         return None
     return trim

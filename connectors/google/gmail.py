@@ -78,7 +78,8 @@ from typing import Any, Literal
 import google.auth.credentials
 from googleapiclient.errors import HttpError
 
-from connectors.batching import DEFAULT_BATCH_BYTES, Budget, check_batch_bytes, item_bytes
+from config.schema import DEFAULT_BATCH_BYTES
+from connectors.batching import Budget, check_batch_bytes, item_bytes
 from connectors.capabilities import ScopeSize
 from connectors.errors import BadItem, ConnectorError, CursorInvalid
 from connectors.google.errors import Action, RetryPolicy, Verdict, classify_exception

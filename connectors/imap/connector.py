@@ -30,7 +30,8 @@ from typing import TypeVar
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
-from connectors.batching import DEFAULT_BATCH_BYTES, check_batch_bytes
+from config.schema import DEFAULT_BATCH_BYTES
+from connectors.batching import check_batch_bytes
 from connectors.capabilities import ScopeSize
 from connectors.errors import ConnectorError
 from connectors.imap.cursor import load_cursor
