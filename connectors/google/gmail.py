@@ -85,6 +85,7 @@ from connectors.errors import BadItem, ConnectorError, CursorInvalid
 from connectors.google.errors import Action, RetryPolicy, Verdict, classify_exception
 from connectors.google.quota import DEFAULT_RATE, GMAIL_UNITS
 from connectors.google.service import GoogleApiClient
+from connectors.headers import HEADERS_READ
 from connectors.records import Batch, Cursor, Item, MailMessage, SourceRemoved, Unreadable
 
 log = logging.getLogger(__name__)
@@ -93,23 +94,7 @@ KIND = "gmail"
 Mode = Literal["metadata", "readonly"]
 DEFAULT_LABELS = ("INBOX", "SENT")
 DEFAULT_API_ENDPOINT = "https://gmail.googleapis.com/"
-METADATA_HEADERS = (
-    "From",
-    "To",
-    "Cc",
-    "Bcc",
-    "Reply-To",
-    "Subject",
-    "Date",
-    "Message-ID",
-    "In-Reply-To",
-    "References",
-    "List-Id",
-    "List-Unsubscribe",
-    "Precedence",
-    "Auto-Submitted",
-    "Content-Type",
-)
+METADATA_HEADERS = HEADERS_READ
 HISTORY_TYPES = ("messageAdded", "messageDeleted", "labelAdded", "labelRemoved")
 EXCLUDED_LABELS = frozenset({"SPAM", "TRASH", "CHAT"})
 MAX_BATCH = 50
