@@ -274,7 +274,7 @@ def connectors_auth(app: App, name: str, no_browser: bool, port: int, timeout: i
 
     config = _configured(app, name)
     if not isinstance(config, GmailConfig | CalendarConfig):
-        _refuse(f"{name} is a {config.kind} connector; only Google connectors use OAuth")
+        _refuse(f"{name} is an {config.kind} connector: only Google connectors use OAuth")
     if config.auth != "oauth":
         _refuse(
             f"{name} uses a service account (key_file): there is nothing to authorise here; "
