@@ -2,21 +2,28 @@
 
 Mail is hostile input, so the rules work on lines, in one pass, without
 backtracking regexes, and text is clipped to ``config.limits.MAX_TEXT_CHARS``: the cost of a
-message does not grow with its malice.
+message does not grow with its malice. What clients write is data, per language, in
+``agent.mail.reply_patterns``; the rules here only say where to look for it.
 
 1. Quoted history is removed (``strip_quotes``). ``>`` lines go wherever they
-   are, so inline answers between quotes survive. An attribution line ("On
-   ... wrote:", in a dozen languages and clients, possibly wrapped over three
-   lines) goes with the quote that follows it; with no ``>`` quote after it,
-   the history was pasted unmarked and everything from it on goes. Outlook's
-   "-----Original Message-----" and forward markers, and blocks of
-   From/Sent/To/Subject header lines, also cut everything below them.
+   are, so inline answers between quotes survive, and so does the tail of a
+   long quoted line a client re-wrapped without its ``>``. An attribution line
+   ("On ... wrote:", "Am ... schrieb ...:", "pe 20. lokakuuta ... kirjoitti:",
+   Zoho's "---- On ... wrote ----", possibly wrapped over three lines) goes
+   with the quote that follows it; with no ``>`` quote after it, the history
+   was pasted unmarked and everything from it on goes. Separator lines
+   ("-----Original Message-----", "-------- Oprindelig besked --------") and
+   blocks of From/Sent/To/Subject header lines in any listed language also cut
+   everything below them; the words of a separator without its dashes count
+   only with a header line below, so a reply that says "Original message"
+   stays.
 2. The signature is removed from what is left (``split_signature``): the
-   ``-- `` delimiter, "Sent from my ..." lines, a separator line followed by a
-   short block of contact details, a "-Name" sign-off, and a trailing
-   paragraph that holds contact details (or, given the sender, names them):
-   the rules of ``_SIGNATURE_RULES``, in that order, under the limits named
-   below the vocabularies.
+   ``-- `` delimiter, the line a client appends ("Sent from my iPhone", "Von
+   meinem iPhone gesendet", "Envoyé à partir de Outlook pour iOS"), a
+   separator line followed by a short block of contact details, a "-Name"
+   sign-off, and a trailing paragraph that holds contact details (or, given
+   the sender, names them): the rules of ``_SIGNATURE_RULES``, in that order,
+   under the limits named below the vocabularies.
 """
 
 from __future__ import annotations
@@ -26,6 +33,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parseaddr
 
+from agent.mail.reply_patterns import (
+    ATTRIBUTION_STARTS,
+    DATE_LINE_OPENERS,
+    HEADER_CATEGORY,
+    MOBILE_SIGNATURE_PATTERNS,
+    ORIGINAL_MARKERS,
+    WROTE_ENDINGS,
+    WROTE_MIDDLES,
+)
 from config.limits import MAX_TEXT_CHARS
 
 __all__ = [
@@ -37,105 +53,24 @@ __all__ = [
 ]
 
 
-def _phrases(table: str) -> tuple[str, ...]:
-    """A vocabulary written as "a | b | c" across lines, for tables that stay readable."""
-    return tuple(phrase.strip() for phrase in table.split("|") if phrase.strip())
-
-
 # --- vocabularies -----------------------------------------------------------
 
-
-# Attribution lines end with the verb "wrote" in the client's language.
-_WROTE_ENDINGS = _phrases(
-    """
-    wrote: | writes: | schrieb: | a écrit : | a écrit: | escribió: | escribio: | schreef: |
-    geschreven: | napisał: | napisała: | napisał(a): | pisze: | skrev: | escreveu: |
-    ha scritto: | scrisse: | написал: | написала: | написал(а): | kirjoitti: | írta: |
-    napsal: | napsala: | napsal(a): | yazdı: | έγραψε: | kirjutas: | rašė: | rakstīja: |
-    a scris: | написа: | napisao je: | napísal:
-    """
-)
-# Languages that put the verb before the name: "Am ... schrieb Max <max@x>:".
-_WROTE_MIDDLES = tuple(f" {verb} " for verb in _phrases("schrieb | schreef | skrev | scrisse"))
-_ATTRIBUTION_STARTS = tuple(
-    f"{word} "
-    for word in _phrases(
-        "on | am | le | el | op | w dniu | dnia | den | em | il | il giorno | în | dne | päivänä"
-    )
-)
-_ORIGINAL_MARKERS = frozenset(
-    _phrases(
-        """
-        original message | forwarded message | begin forwarded message |
-        ursprüngliche nachricht | original-nachricht | originalnachricht |
-        weitergeleitete nachricht | anfang der weitergeleiteten nachricht |
-        message d'origine | message original | message transféré |
-        début du message réexpédié | début du message transféré |
-        mensaje original | mensaje reenviado | inicio del mensaje reenviado |
-        mensagem original | mensagem encaminhada | início da mensagem reencaminhada |
-        messaggio originale | messaggio inoltrato | inizio messaggio inoltrato |
-        oorspronkelijk bericht | origineel bericht | doorgestuurd bericht |
-        begin doorgestuurd bericht | wiadomość oryginalna | oryginalna wiadomość |
-        przekazana wiadomość | ursprungligt meddelande | vidarebefordrat meddelande |
-        original meddelelse | videresendt meddelelse | opprinnelig melding |
-        videresendt melding | alkuperäinen viesti | välitetty viesti |
-        исходное сообщение | пересылаемое сообщение | переадресованное сообщение |
-        reply message | original email | forwarded email
-        """
-    )
-)
-# Header names as clients write them above a pasted message, by what they mean.
-_HEADER_KEYS = {
-    "from": _phrases(
-        """
-        from | von | de | van | od | från | fra | da | от | lähettäjä | feladó | expéditeur |
-        remitente | mittente | afzender | nadawca | avsändare | afsender | kimden | od koga
-        """
-    ),
-    "date": _phrases(
-        """
-        sent | date | datum | gesendet | envoyé | enviado | fecha | data | verzonden | wysłano |
-        wysłane | skickat | sendt | отправлено | дата | lähetetty | päivämäärä | inviato |
-        dátum | küldve | tarih | gönderildi | sent at | date d'envoi | enviada em
-        """
-    ),
-    "to": _phrases(
-        """
-        to | an | à | a | para | aan | do | till | til | кому | vastaanottaja | címzett |
-        destinataire | destinatario | kime | adresat
-        """
-    ),
-    "cc": _phrases("cc | kopie | copie | cópia | kopia | копия | bcc | cco | kopio"),
-    "subject": _phrases(
-        """
-        subject | betreff | objet | asunto | assunto | onderwerp | temat | ämne | oggetto |
-        тема | emne | aihe | tárgy | sujet | konu | předmět
-        """
-    ),
-}
-_HEADER_CATEGORY = {key: category for category, keys in _HEADER_KEYS.items() for key in keys}
-
-_MOBILE_SIGNATURES = re.compile(
-    r"sent (?:from|with|via|using) (?:my |the |a |an )?\S+(?: \S+){0,4}"
-    r"|get outlook for \S+(?: \S+)?"
-    r"|(?:envoyé|envoye) (?:de|depuis) (?:mon |ma )?\S+(?: \S+){0,3}"
-    r"|von (?:meinem |meiner |mein )?\S+(?: \S+){0,2} gesendet"
-    r"|gesendet von (?:meinem |meiner |mein )?\S+(?: \S+){0,3}"
-    r"|enviado (?:desde|do|de|con|com) (?:mi |meu |o |el )?\S+(?: \S+){0,3}"
-    r"|(?:verzonden|verstuurd) (?:vanaf|met|van) (?:mijn )?\S+(?: \S+){0,3}"
-    r"|inviato da(?:l mio)? \S+(?: \S+){0,3}"
-    r"|skickat från (?:min )?\S+(?: \S+){0,3}"
-    r"|sendt fra (?:min )?\S+(?: \S+){0,3}"
-    r"|wysłane z (?:mojego |mojej )?\S+(?: \S+){0,3}"
-    r"|отправлено (?:с|из) \S+(?: \S+){0,3}"
-    r"|lähetetty \S+(?: \S+){0,3}"
-)
-_SENT_VERBS = _phrases(
-    """
-    sent | get | envoy | von | gesendet | enviado | verzonden | verstuurd | inviato | skickat |
-    sendt | wysłane | отправлено | lähetetty
-    """
-)
+# The wording of clients, per language, lives in ``agent.mail.reply_patterns``.
+_WROTE_ENDINGS = WROTE_ENDINGS
+# "wrote" with its colon dropped: Zoho's "---- On ... wrote ----", clients that omit it.
+_COLONLESS_ENDINGS = tuple(ending.rstrip(":").rstrip() for ending in WROTE_ENDINGS)
+_COLONLESS_LAST = frozenset(ending[-1] for ending in _COLONLESS_ENDINGS)
+_WROTE_MIDDLES = WROTE_MIDDLES
+_ATTRIBUTION_STARTS = ATTRIBUTION_STARTS
+_ORIGINAL_MARKERS = ORIGINAL_MARKERS
+_HEADER_CATEGORY = HEADER_CATEGORY
+_MOBILE_SIGNATURES = re.compile("|".join(f"(?:{p})" for p in MOBILE_SIGNATURE_PATTERNS))
+# A weekday or a date opens the attribution: "pe 20. lokakuuta", "tor. 5. jan.", "ср, 30 апр.".
+_DATE_FIRST = re.compile(r"(?:[^\W\d_]{1,4}\.?,?|[^\W\d_]{5,12},) \d")
+# A link glued to a client's line: "Gesendet von Outlook für Android<https://aka.ms/x>".
+_GLUED_LINK = re.compile(r"\s*[<(]https?://[^\s>)]{0,300}[>)]")
+_MARKER_DECORATION = "-_=~*"
+_DATE_OPENER_FIRST = frozenset(opener[0] for opener in DATE_LINE_OPENERS)
 _PHONE = re.compile(r"\+?\(?\d[\d ().\-/]{5,}\d")
 _NOT_PHONE = re.compile(
     r"\d{4}-\d\d-\d\d|\d\d?[./-]\d\d?[./-]\d\d|\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}"
@@ -151,6 +86,13 @@ ATTRIBUTION_MAX_LINE_CHARS = 1000
 """A longer line is prose or data, never part of an attribution."""
 ATTRIBUTION_MAX_CHARS = 400
 """An attribution, its wrapped lines joined, is no longer: a name, address and date fit."""
+MAX_MARKER_CHARS = 120
+"""A separator line ("-----Original Message-----") is short; a longer one is prose."""
+MIN_MARKER_DECORATION = 2
+"""Dashes or underscores on one side that make "Original Message" a drawn separator."""
+REWRAPPED_QUOTE_MIN_CHARS = 60
+"""A quoted line at least this long was likely broken by a client's re-wrap at 72-78
+columns, so an unmarked line squeezed below it is its tail, not an inline answer."""
 
 MAX_LINES_BELOW_BARE_DELIMITER = 15
 """A "--" that lost its trailing space still opens the signature when at most this many
@@ -210,51 +152,99 @@ def _is_blank(line: str) -> bool:
 
 
 def header_key(line: str) -> str | None:
-    """The header category ("from", "date", "to", "cc", "subject") a line starts with, if any."""
-    colon = line.find(":", 0, 40)
-    if colon <= 0:
-        return None
-    key = " ".join(line[:colon].strip(" \t*_").split()).casefold()
-    return _HEADER_CATEGORY.get(key)
+    """The header category ("from", "date", "to", "cc", "subject") a line starts with, if any.
+
+    Names are looked up in every language at once (``reply_patterns``), the
+    colon ASCII or full-width; a French "Message du 05/01/23 10:00" is a date
+    header without one.
+    """
+    head = line[:40]
+    for colon_char in (":", "："):
+        colon = head.find(colon_char)
+        if colon > 0:
+            key = " ".join(head[:colon].strip(" \t*_").split()).casefold()
+            category = _HEADER_CATEGORY.get(key)
+            if category is not None:
+                return category
+    if head.lstrip(" \t*_>")[:1].casefold() in _DATE_OPENER_FIRST:
+        opened = " ".join(head.strip(" \t*_>").split()).casefold()
+        for opener in DATE_LINE_OPENERS:
+            if opened.startswith(opener) and opened[len(opener) : len(opener) + 1].isdigit():
+                return "date"
+    return None
 
 
-def _is_header_block(lines: list[str], start: int) -> bool:
+def _is_header_block(lines: list[str], start: int, keys: dict[int, str | None]) -> bool:
     """Whether a pasted header block (From/Sent/To/Subject ...) starts at ``start``.
 
     Three different header names, one of them the sender, within a few
     lines with no blank line between them: a form or a table in the reply
-    rarely looks like that.
+    rarely looks like that. ``keys`` caches ``header_key`` by line, so a
+    message of header-like lines costs one look per line, not ten.
     """
-    if header_key(lines[start]) not in ("from", "date"):
+    if _cached_key(lines, start, keys) not in ("from", "date"):
         return False
     categories: set[str] = set()
-    for line in lines[start : start + 10]:
-        if _is_blank(line):
+    for index in range(start, min(start + 10, len(lines))):
+        if _is_blank(lines[index]):
             break
-        category = header_key(line)
+        category = _cached_key(lines, index, keys)
         if category is not None:
             categories.add(category)
     return "from" in categories and len(categories) >= 3
 
 
-def _is_original_marker(line: str) -> bool:
+def _cached_key(lines: list[str], index: int, keys: dict[int, str | None]) -> str | None:
+    if index not in keys:
+        keys[index] = header_key(lines[index])
+    return keys[index]
+
+
+def _is_original_marker(lines: list[str], index: int) -> bool:
     """Whether a line opens a pasted message: "-----Original Message-----", "Begin forwarded
-    message:", "---------- Forwarded message ---------" and their translations."""
-    if len(line) > 120:
+    message:", "---------- Forwarded message ---------" and their translations.
+
+    The words alone are not enough: "Original message" typed in a reply is
+    text. The line must be drawn as a separator (dashes, underscores around
+    the words), or a header line (From:, Von:, De : ...) must follow it.
+    """
+    line = lines[index]
+    if len(line) > MAX_MARKER_CHARS:
         return False
-    core = line.strip().strip("-_=*~<>[]() \t").rstrip(":").strip().casefold()
-    return core in _ORIGINAL_MARKERS
+    stripped = line.strip()
+    core = stripped.strip(f"{_MARKER_DECORATION}<>[]() \t").rstrip(":：").strip()
+    if " ".join(core.split()).casefold() not in _ORIGINAL_MARKERS:
+        return False
+    if len(stripped) - len(stripped.lstrip(_MARKER_DECORATION)) >= MIN_MARKER_DECORATION:
+        return True
+    if len(stripped) - len(stripped.rstrip(_MARKER_DECORATION)) >= MIN_MARKER_DECORATION:
+        return True
+    following = _next_content(lines, index + 1)
+    return following < len(lines) and header_key(lines[following]) is not None
+
+
+def _ends_like_attribution(line: str) -> bool:
+    """The cheap test run on every line: an attribution ends in a colon, a "wrote" verb,
+    or the dashes Zoho draws around it. The last character rules out most prose."""
+    tail = line[-60:].rstrip()
+    last = tail[-1:]
+    if last in (":", "："):
+        return True
+    if last in ("-", "_"):
+        return tail.endswith(("--", "__"))  # "---- Am ... schrieb max@example.de ----"
+    return last.casefold() in _COLONLESS_LAST and tail.casefold().endswith(_COLONLESS_ENDINGS)
 
 
 def _attribution_length(lines: list[str], start: int, quote_follows: bool) -> int:
     """How many lines (1-3) an attribution ("On ... wrote:") starting at ``start`` spans; 0 if none.
 
     A wrapped attribution is only taken when its first line starts like one
-    (a preposition or a date), so the end of a paragraph is not swallowed.
+    (a preposition, a weekday or a date), so the end of a paragraph is not
+    swallowed.
     """
     span = lines[start : start + ATTRIBUTION_MAX_LINES]
-    if not any(line.rstrip().endswith(":") for line in span):
-        return 0  # every attribution ends in a colon: most lines are ruled out here
+    if not any(_ends_like_attribution(line) for line in span):
+        return 0  # most lines are ruled out here
     joined = ""
     for length, line in enumerate(span, start=1):
         if not _may_attribute(line):
@@ -262,12 +252,19 @@ def _attribution_length(lines: list[str], start: int, quote_follows: bool) -> in
         joined = " ".join(f"{joined} {line}".split())
         if len(joined) > ATTRIBUTION_MAX_CHARS:
             return 0
-        candidate = joined.lstrip("-*_ ").casefold()
+        candidate = _attribution_core(joined)
         if length > 1 and not _wraps_attribution(candidate, span[0]):
             return 0
-        if _is_attribution(candidate, quote_follows):
+        decorated = joined.startswith(("--", "__")) or joined.endswith(("--", "__"))
+        if _is_attribution(candidate, quote_follows, decorated):
             return length
     return 0
+
+
+def _attribution_core(joined: str) -> str:
+    """An attribution's words, case-folded, decoration off, colons written one way."""
+    core = joined.strip(f" {_MARKER_DECORATION}").casefold()
+    return core.replace("：", ":").replace(" :", ":")
 
 
 def _may_attribute(line: str) -> bool:
@@ -281,27 +278,51 @@ def _wraps_attribution(candidate: str, first: str) -> bool:
     Only when they start like one, and the first line does not end a
     sentence: the end of a paragraph is not the start of an attribution.
     """
-    return _starts_like_attribution(candidate) and not first.rstrip().endswith((".", "!", "?"))
+    if first.rstrip().endswith((".", "!", "?")):
+        return False
+    opening = _attribution_core(first)
+    return _starts_like_attribution(candidate) and _starts_like_attribution(opening)
 
 
 def _starts_like_attribution(candidate: str) -> bool:
-    return candidate.startswith(_ATTRIBUTION_STARTS) or candidate[:1].isdigit()
+    """A preposition ("On", "Am", "W dniu"), a date, or a weekday before a date ("pe 20.")."""
+    return (
+        candidate.startswith(_ATTRIBUTION_STARTS)
+        or candidate[:1].isdigit()
+        or _DATE_FIRST.match(candidate) is not None
+    )
 
 
-def _is_attribution(candidate: str, quote_follows: bool) -> bool:
-    # the cheap test first: it runs for every line of every message
-    if not candidate.endswith(_WROTE_ENDINGS) and not candidate.endswith(":"):
-        return False
+def _is_attribution(candidate: str, quote_follows: bool, decorated: bool = False) -> bool:
+    """Whether ``candidate`` (see ``_attribution_core``) is an attribution line.
+
+    It needs evidence besides its wording: an address, a digit of the date,
+    or a quote below. Without the colon ("On ... wrote", Zoho's "---- On ...
+    wrote ----") it must also start like one and carry an address or a
+    separator's dashes, since a sentence may end in "wrote".
+    """
     evidence = quote_follows or "@" in candidate or any(ch.isdigit() for ch in candidate)
     if not evidence:
         return False
+    if not candidate.endswith(":"):
+        return _is_colonless_attribution(candidate, quote_follows, decorated)
     if candidate.endswith(_WROTE_ENDINGS):
         return True
-    if candidate.endswith(":") and any(verb in candidate for verb in _WROTE_MIDDLES):
+    if any(verb in candidate for verb in _WROTE_MIDDLES):
         return candidate.startswith(_ATTRIBUTION_STARTS) or "@" in candidate
-    if candidate.endswith((">:", "> :")) and "@" in candidate:
+    if candidate.endswith(">:") and "@" in candidate:
         return any(ch.isdigit() for ch in candidate)
     return False
+
+
+def _is_colonless_attribution(candidate: str, quote_follows: bool, decorated: bool) -> bool:
+    if not (decorated or quote_follows or "@" in candidate):
+        return False
+    if not _starts_like_attribution(candidate):
+        return False
+    if candidate.endswith(_COLONLESS_ENDINGS):
+        return True
+    return decorated and any(verb in candidate for verb in _WROTE_MIDDLES)
 
 
 def _next_content(lines: list[str], start: int) -> int:
@@ -309,6 +330,29 @@ def _next_content(lines: list[str], start: int) -> int:
     while index < len(lines) and _is_blank(lines[index]):
         index += 1
     return index
+
+
+def _is_rewrapped_quote(lines: list[str], index: int) -> bool:
+    """Whether an unmarked line is the tail of a quoted line a client re-wrapped.
+
+    A long quoted line broken mid-sentence, this line right below it without
+    a blank line, and a quoted line again right after: the ``>`` was lost
+    when the line was broken. An answer written inline between quotes sits
+    below a blank line, a short line, or a finished sentence and starts with
+    a capital; a tail that starts in lower case continues the quote.
+    """
+    if index == 0 or index + 1 >= len(lines):
+        return False
+    above, below = lines[index - 1], lines[index + 1]
+    return (
+        _is_quoted(above)
+        and _is_quoted(below)
+        and len(above.rstrip()) >= REWRAPPED_QUOTE_MIN_CHARS
+        and len(lines[index]) < len(above)
+        and (
+            not above.rstrip().endswith((".", "?", "!", ":")) or lines[index].lstrip()[:1].islower()
+        )
+    )
 
 
 def strip_quotes(text: str) -> str:
@@ -319,25 +363,22 @@ def strip_quotes(text: str) -> str:
     """
     lines = normalize_newlines(text[:MAX_TEXT_CHARS]).split("\n")
     keep = [True] * len(lines)
+    keys: dict[int, str | None] = {}
     end = len(lines)
     index = 0
     while index < end:
         line = lines[index]
-        if _is_quoted(line):
+        if _is_quoted(line) or (not _is_blank(line) and _is_rewrapped_quote(lines, index)):
             keep[index] = False
             index += 1
             continue
         if _is_blank(line):
             index += 1
             continue
-        if _is_original_marker(line) or _is_header_block(lines, index):
+        if _is_original_marker(lines, index) or _is_header_block(lines, index, keys):
             end = index
             break
-        after = _next_content(lines, index + 1)
-        quote_follows = after < len(lines) and _is_quoted(lines[after])
-        length = _attribution_length(lines, index, quote_follows=False)
-        if length == 0 and quote_follows:
-            length = _attribution_length(lines, index, quote_follows=True)
+        length = _attribution_at(lines, index)
         if length:
             following = _next_content(lines, index + length)
             if following < len(lines) and _is_quoted(lines[following]):
@@ -349,6 +390,17 @@ def strip_quotes(text: str) -> str:
             break
         index += 1
     return _join_kept(lines[:end], keep[:end])
+
+
+def _attribution_at(lines: list[str], index: int) -> int:
+    """The length of an attribution at ``index``; a quote below is evidence when needed."""
+    length = _attribution_length(lines, index, quote_follows=False)
+    if length:
+        return length
+    after = _next_content(lines, index + 1)
+    if after < len(lines) and _is_quoted(lines[after]):
+        return _attribution_length(lines, index, quote_follows=True)
+    return 0
 
 
 def _join_kept(lines: list[str], keep: list[bool]) -> str:
@@ -380,8 +432,11 @@ def _is_separator(line: str) -> bool:
 
 
 def _is_mobile_signature(line: str) -> bool:
-    core = " ".join(line.split()).strip("*_ ").rstrip(".!").casefold()
-    if not core or len(core) > MAX_MOBILE_SIGNATURE_CHARS or not core.startswith(_SENT_VERBS):
+    """Whether a line is what a client appends ("Sent from my iPhone", "Von meinem iPhone
+    gesendet", "Télécharger Outlook pour iOS<https://aka.ms/...>"), in any language."""
+    core = _GLUED_LINK.sub("", line[: MAX_MOBILE_SIGNATURE_CHARS * 4])
+    core = " ".join(core.split()).strip("*_ ").rstrip(".!").casefold()
+    if not core or len(core) > MAX_MOBILE_SIGNATURE_CHARS:
         return False
     if "," in core and "(" not in core:
         return False

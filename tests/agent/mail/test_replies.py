@@ -176,6 +176,22 @@ REPLIES = [
     ),
     ("Use a -- b for options.\n\nBye", "Use a -- b for options.\n\nBye", "dashes-mid-line"),
     ("Sent the contract yesterday.", "Sent the contract yesterday.", "sent-is-not-a-signature"),
+    (
+        "Original message\n\nI have attached the original message.",
+        "Original message\n\nI have attached the original message.",
+        "typed-original-message-is-text",
+    ),
+    (
+        "Tak.\n\nman. 2. jan. 2023 kl. 10.00 Lars Hansen\n<lars@example.dk> skrev:\n\ngammel",
+        "Tak.",
+        "danish-date-first-wrapped",
+    ),
+    (
+        "Ok\n\n---- On Wed, 24 Feb 2021 14:02:50 +0530 john@example.com wrote ----\n\nold",
+        "Ok",
+        "zoho-colonless",
+    ),
+    ("Merci\n\nEnvoyé à partir de Outlook pour iOS", "Merci", "french-outlook-ios"),
     ("", "", "empty"),
 ]
 
