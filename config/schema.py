@@ -262,6 +262,39 @@ class LimitsConfig(_Strict):
         return Limits(**self.model_dump())
 
 
+def _number(value: object) -> object:
+    """A TOML number, integer or not; ``true`` or ``"5"`` is an error, not a guess."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a number, like 5.0")
+    return float(value)
+
+
+Score = Annotated[float, BeforeValidator(_number), Field(ge=-1000, le=1000, allow_inf_nan=False)]
+"""A spam score as SpamAssassin and rspamd write them."""
+
+
+class FiltersConfig(_Strict):
+    """The spam and junk filter (``agent.pipeline.spam``): each signal can be turned off.
+
+    A score at or above ``spam_score_threshold`` skips the message; from
+    ``suspect_score_threshold`` up it is logged but makes no contact or company."""
+
+    spam_headers: Flag = True
+    spam_score_threshold: Score = 5.0
+    suspect_score_threshold: Score = 3.0
+    sender_authentication: Flag = True
+    junk_folders: Flag = True
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.suspect_score_threshold > self.spam_score_threshold:
+            raise ValueError(
+                "suspect_score_threshold must not be above spam_score_threshold "
+                f"({self.suspect_score_threshold:g} > {self.spam_score_threshold:g})"
+            )
+        return self
+
+
 class SecretsConfig(_Strict):
     """Where OAuth tokens live (encrypted) and the key that encrypts them.
 
@@ -362,6 +395,7 @@ class Settings(_Strict):
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     secrets: SecretsConfig = Field(default_factory=SecretsConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    filters: FiltersConfig = Field(default_factory=FiltersConfig)
     connectors: list[ConnectorConfig] = Field(default_factory=list)
 
     @field_validator("connectors")

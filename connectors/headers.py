@@ -9,6 +9,22 @@ in the other. Every reader of headers in the agent takes its names from here.
 
 from __future__ import annotations
 
+SPAM_HEADERS: tuple[str, ...] = (
+    "X-Spam-Flag",
+    "X-Spam-Status",
+    "X-Spam-Score",
+    "X-Spam-Level",
+    "X-Spam",
+    "X-MS-Exchange-Organization-SCL",
+    "X-Forefront-Antispam-Report",
+    "Authentication-Results",
+)
+"""The verdicts receiving servers write (SpamAssassin, rspamd, Microsoft's filters) and
+RFC 8601's Authentication-Results: what the spam filter (``agent.pipeline.spam``) reads.
+Microsoft documents the spam confidence level in ``X-Forefront-Antispam-Report`` and
+``X-MS-Exchange-Organization-SCL``; ``X-Microsoft-Antispam`` holds the bulk level (BCL)
+only, so it is not read."""
+
 HEADERS_READ: tuple[str, ...] = (
     "From",
     "To",
@@ -25,4 +41,10 @@ HEADERS_READ: tuple[str, ...] = (
     "Precedence",
     "Auto-Submitted",
     "Content-Type",
+    *SPAM_HEADERS,
+    "X-Autoreply",
+    "X-Autorespond",
+    "Return-Path",
+    "Sender",
+    "Content-Class",
 )

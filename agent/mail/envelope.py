@@ -55,6 +55,7 @@ from config.limits import (
     out_of_range,
 )
 from connectors.errors import BadItem
+from connectors.headers import SPAM_HEADERS
 from connectors.records import Address, MailMessage
 
 FILTER_HEADERS = (
@@ -70,6 +71,7 @@ FILTER_HEADERS = (
     "content-class",
     "content-type",
     "x-gmail-labels",
+    *(name.lower() for name in SPAM_HEADERS),
 )
 """Header names kept on the envelope, the only ones the filters read."""
 _FILTER_HEADER_SET = frozenset(FILTER_HEADERS)

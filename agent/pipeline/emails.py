@@ -16,7 +16,7 @@ from agent.mail import text
 from agent.mail.envelope import Envelope, build_envelope
 from agent.pipeline.filters import Skip, apply_filters
 from agent.pipeline.meetings import plan_meeting
-from agent.pipeline.people import name_facts, new_contacts, within_limit
+from agent.pipeline.people import name_facts, new_contacts, within_limit, without_suspects
 from agent.pipeline.planned import Planned
 from agent.pipeline.policy import Policy
 from config.limits import MAX_CALENDAR_BYTES
@@ -47,6 +47,7 @@ def plan_mail(message: MailMessage, policy: Policy) -> Planned | list[Planned] |
     creatable = within_limit(
         _mail_creatable(envelope, participants, policy), message.source_id, policy, limited
     )
+    creatable = without_suspects(creatable, envelope, policy, limited)
     return Planned(
         _mail_record(message, parsed, envelope, participants, policy),
         new_contacts(creatable, policy),
@@ -115,6 +116,9 @@ def _summary_and_body(
 
 
 _INVITATION_METHODS = frozenset({"REQUEST", "CANCEL"})
+"""The iTIP methods that announce meetings. A REPLY (an attendee's answer) or a COUNTER
+names a meeting without being one: it stays the ``calendar_notification`` skip, and is
+never logged as a meeting of its own."""
 
 
 def _plan_invitation(

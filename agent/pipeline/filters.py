@@ -7,7 +7,10 @@ and goes from the admin's and user's explicit wishes to the heuristics:
 
 1. ``private_label``      the user marked the message private
 2. ``not_shared``         a share label is configured and the message lacks it
-3. ``spam_or_trash``      spam, trash or junk label or folder
+3. ``spam_or_trash``      spam, trash or junk label or folder; then, in this order:
+   ``spam_folder``        the ``$Junk`` keyword, a junk folder named in another language
+   ``spam_flagged``       a receiving server's spam verdict or score
+   ``auth_failed``        the sender's DMARC, or SPF and DKIM, failed
 4. ``chat``               Gmail chat transcripts
 5. ``never_log``          the never-log list covers the people involved
 6. ``internal_only``      nobody from outside took part (unless internal mail is logged)
@@ -17,6 +20,13 @@ and goes from the admin's and user's explicit wishes to the heuristics:
 10. ``automated_bulk``    Precedence: bulk, list or junk
 11. ``automated_sender``  the sender is a no-reply, bounce or notification address
 12. ``gmail_category_*``  Gmail's Promotions, Social, Updates and Forums tabs
+
+The spam steps (``SPAM_STEPS``, run by step 3 once no label matched) read the
+verdicts servers and the user already made (``agent.pipeline.spam``;
+``[filters]`` turns each off). They come before the others so that a spoofed
+mail claiming to come from a colleague is reported as what it is. Weaker
+signals skip nothing: the message is logged, but no contact is made from it
+(``agent.pipeline.people``).
 
 Calendar notifications come before the generic automation checks so that
 invitations keep their own reason: they are linked to meetings later.
@@ -28,7 +38,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agent.mail.addresses import (
     addresses,
@@ -38,15 +48,20 @@ from agent.mail.addresses import (
     normalize_email,
 )
 from agent.mail.envelope import Envelope
+from agent.pipeline import spam
+from agent.pipeline.spam import SpamPolicy
 
 __all__ = [
     "CHAIN",
+    "SPAM_STEPS",
     "FilterPolicy",
     "NeverLog",
     "Skip",
     "Step",
     "apply_filters",
     "is_automated_address",
+    "sender_domain",
+    "skip_auth_failed",
     "skip_auto_submitted",
     "skip_automated_sender",
     "skip_bulk",
@@ -58,6 +73,8 @@ __all__ = [
     "skip_never_log",
     "skip_not_shared",
     "skip_private_label",
+    "skip_spam_flagged",
+    "skip_spam_folder",
     "skip_spam_or_trash",
 ]
 
@@ -137,6 +154,7 @@ class FilterPolicy:
     log_internal: bool = False
     private_label: str | None = None
     share_label: str | None = None
+    spam: SpamPolicy = field(default_factory=SpamPolicy)
 
 
 Step = Callable[[Envelope, FilterPolicy], Skip | None]
@@ -175,12 +193,62 @@ _SPAM_OR_TRASH = frozenset(
 )  # fmt: skip
 
 
+_JUNK = frozenset({"spam", "junk", "junk_e-mail", "junk_email"})
+
+
 def skip_spam_or_trash(envelope: Envelope, policy: FilterPolicy) -> Skip | None:
-    """Gmail's SPAM/TRASH (Takeout: "Spam", "Trash") and the usual IMAP folder names."""
+    """Gmail's SPAM/TRASH (Takeout: "Spam", "Trash") and the usual IMAP folder names (the
+    junk names only while ``[filters] junk_folders`` is on), then ``SPAM_STEPS``."""
     for label in sorted(envelope.labels):
-        if _label_key(label).rpartition("/")[2] in _SPAM_OR_TRASH:
+        key = _label_key(label).rpartition("/")[2]
+        if key in _SPAM_OR_TRASH and (policy.spam.junk_folders or key not in _JUNK):
             return Skip("spam_or_trash", f"labelled {label!r}")
+    for step in SPAM_STEPS:
+        skip = step(envelope, policy)
+        if skip is not None:
+            return skip
     return None
+
+
+def skip_spam_folder(envelope: Envelope, policy: FilterPolicy) -> Skip | None:
+    """The ``$Junk`` keyword and junk folders named in other languages ("Courrier
+    indésirable", "迷惑メール"), unless the user marked the message not junk."""
+    if not policy.spam.junk_folders or not _judged(envelope):
+        return None
+    label = spam.junk_label(envelope.labels)
+    return Skip("spam_folder", f"labelled {label!r}") if label is not None else None
+
+
+def skip_spam_flagged(envelope: Envelope, policy: FilterPolicy) -> Skip | None:
+    """A receiving server's verdict: a spam flag, a score at or above the threshold,
+    Microsoft's spam confidence level. Not for mail the user sent or marked not junk."""
+    if not policy.spam.spam_headers or not _judged(envelope):
+        return None
+    signal = spam.server_verdict(envelope.headers, policy.spam)
+    return Skip(signal.reason, signal.detail) if signal is not None else None
+
+
+def skip_auth_failed(envelope: Envelope, policy: FilterPolicy) -> Skip | None:
+    """The From domain's DMARC failed, or SPF and DKIM both did: a spoofed sender. Only
+    the topmost Authentication-Results header is read (``agent.pipeline.spam``)."""
+    if not policy.spam.sender_authentication or not _judged(envelope):
+        return None
+    signal = spam.failed_authentication(envelope.headers, sender_domain(envelope))
+    return Skip(signal.reason, signal.detail) if signal is not None else None
+
+
+def _judged(envelope: Envelope) -> bool:
+    return spam.judged(envelope.labels, envelope.direction == "outbound")
+
+
+def sender_domain(envelope: Envelope) -> str:
+    """The From address's domain, which DMARC speaks for; "" without a sender."""
+    return envelope.sender.email.rpartition("@")[2] if envelope.sender else ""
+
+
+SPAM_STEPS: tuple[Step, ...] = (skip_spam_folder, skip_spam_flagged, skip_auth_failed)
+"""The spam and junk steps, strongest evidence first: the user's folder, a server's
+verdict, the sender's failed authentication."""
 
 
 def skip_chat(envelope: Envelope, policy: FilterPolicy) -> Skip | None:

@@ -3,8 +3,9 @@
 Owners, colleagues, automated senders and never-log addresses never become
 contacts; a message or meeting naming more people than
 ``limits.contact_recipients`` creates none (mail to thousands is a list or a
-spam run, not a conversation with each). Display names are observations
-about the people using them, never overwrites.
+spam run, not a conversation with each), and neither does a message with a
+weak spam signal (``agent.pipeline.spam.weak_signal``). Display names are
+observations about the people using them, never overwrites.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from agent.mail.addresses import (
     normalize_email,
     split_name,
 )
+from agent.mail.envelope import Envelope
+from agent.pipeline.filters import sender_domain
 from agent.pipeline.policy import Policy
+from agent.pipeline.spam import weak_signal
 from connectors.records import (
     Address,
     Limited,
@@ -45,6 +49,32 @@ def within_limit(
         return creatable
     detail = f"{len(creatable)} people could become contacts; the limit is {limit}"
     limited.append(Limited(source_id, "too_many_recipients", detail))
+    return []
+
+
+def without_suspects(
+    creatable: list[str], envelope: Envelope, policy: Policy, limited: list[Limited]
+) -> list[str]:
+    """No contacts or companies from a message with a weak spam signal.
+
+    A suspect score or a sender whose authentication failed in part is not
+    reason enough to drop a message a customer may have written, so it is
+    logged; but a spam run must not fill the CRM with its senders and
+    recipients. Counted ``weak_spam_signal`` when it withheld any.
+    """
+    if not creatable:
+        return creatable
+    signal = weak_signal(
+        envelope.headers,
+        envelope.labels,
+        sender_domain(envelope),
+        policy.filters.spam,
+        outbound=envelope.direction == "outbound",
+    )
+    if signal is None:
+        return creatable
+    detail = f"{signal.reason}: {signal.detail}; {len(creatable)} people not made contacts"
+    limited.append(Limited(envelope.source_id, "weak_spam_signal", detail))
     return []
 
 

@@ -13,6 +13,7 @@ from agent.mail.addresses import (
     normalize_email,
 )
 from agent.pipeline.filters import FilterPolicy, NeverLog
+from agent.pipeline.spam import SpamPolicy
 from config import Settings
 from config.limits import DEFAULT as DEFAULT_LIMITS
 from config.limits import Limits
@@ -58,6 +59,7 @@ class Policy:
                 log_internal=settings.agent.log_internal,
                 private_label=settings.privacy.private_label,
                 share_label=settings.privacy.share_label,
+                spam=SpamPolicy(**settings.filters.model_dump()),
             ),
             free_mail=free_mail,
             auto_create=settings.agent.auto_create_contacts,

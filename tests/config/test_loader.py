@@ -329,6 +329,32 @@ RANGES = [
         _second_connector(IMAP + 'port = "${CRM_TEST_UNSET}"\n'),
         "connectors[1].port: environment variable CRM_TEST_UNSET is not set",
     ),
+    (
+        "filters-threshold-not-a-number",
+        '[filters]\nspam_score_threshold = "high"\n',
+        "filters.spam_score_threshold: must be a number, like 5.0 (got 'high')",
+    ),
+    (
+        "filters-threshold-a-flag",
+        "[filters]\nspam_score_threshold = true\n",
+        "filters.spam_score_threshold: must be a number, like 5.0 (got True)",
+    ),
+    (
+        "filters-threshold-out-of-range",
+        "[filters]\nspam_score_threshold = 1e9\n",
+        "filters.spam_score_threshold: Input should be less than or equal to 1000",
+    ),
+    (
+        "filters-suspect-above-spam",
+        "[filters]\nspam_score_threshold = 4.0\nsuspect_score_threshold = 6\n",
+        "filters: suspect_score_threshold must not be above spam_score_threshold (6 > 4)",
+    ),
+    (
+        "filters-flag-not-a-flag",
+        '[filters]\nspam_headers = "yes"\n',
+        "filters.spam_headers: must be true or false (got 'yes')",
+    ),
+    ("filters-unknown-key", "[filters]\nspam = false\n", "filters.spam: unknown key"),
 ]
 
 
@@ -513,3 +539,29 @@ def test_an_unset_variable_in_a_connector_waits_for_the_connector() -> None:
     assert isinstance(built, ImapConnector)
     assert (built.password, built.folders, built.unresolved) == ("s3cret", ["INBOX", "Sent"], ())
     assert imap.password == "${CRM_TEST_PASSWORD}", "the settings keep the value as written"
+
+
+def test_the_filters_table_of_the_example_loads_uncommented() -> None:
+    """The [filters] examples, uncommented, are the defaults: the template shows them."""
+    text = resources.files("config").joinpath("example.toml").read_text("utf-8")
+    start = text.index("# [filters]")
+    block = text[start : text.index("\n\n", start)]
+    uncommented = "\n".join(line.removeprefix("# ") for line in block.splitlines())
+    settings = parse_settings(tomllib.loads(uncommented), Path("example.toml"))
+    assert settings.filters == parse_settings({}, None).filters
+    assert settings.filters.spam_score_threshold == 5.0
+
+
+def test_filters_turned_off_and_thresholds_moved_load() -> None:
+    body = {
+        "filters": {
+            "spam_headers": False,
+            "spam_score_threshold": 8,
+            "suspect_score_threshold": -2.5,
+            "sender_authentication": False,
+            "junk_folders": False,
+        }
+    }
+    filters = parse_settings(body, None).filters
+    assert (filters.spam_score_threshold, filters.suspect_score_threshold) == (8.0, -2.5)
+    assert not (filters.spam_headers or filters.sender_authentication or filters.junk_folders)
