@@ -111,6 +111,11 @@ def _gmail(config: GmailConfig, settings: Settings, root: Path) -> Connector:
         since=config.since,
         api_endpoint=config.api_endpoint,
         batch_bytes=settings.agent.batch_bytes,
+        watched_labels=[
+            label
+            for label in (settings.privacy.private_label, settings.privacy.share_label)
+            if label
+        ],
     )
 
 
@@ -155,13 +160,14 @@ def google_credentials(
                 hint="set key_file to the service account's JSON key",
             )
         return service_account_credentials(base / config.key_file, scopes, subject=config.account)
-    info = token_store(settings, base).load(config.name)
+    store = token_store(settings, base)
+    info = store.load(config.name)
     if info is None:
         raise AuthError(
             f"connector {config.name!r} has no OAuth grant yet",
             hint=f"run `crm-sync connectors auth {config.name}`",
         )
-    return user_credentials(info, scopes)
+    return user_credentials(info, scopes, on_refresh=lambda record: store.save(config.name, record))
 
 
 def token_store(settings: Settings, base: Path) -> TokenStore:

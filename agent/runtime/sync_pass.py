@@ -28,7 +28,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import partial
 from typing import Any
@@ -276,6 +276,18 @@ def _record_run(
         _lost(result, exc)
 
 
+def _start_totals_over(sessions: sessionmaker[Session], name: str, fence: _Fence) -> None:
+    """A pass from no cursor reads the whole source again: the totals of what was read,
+    logged and skipped start from zero, or each full resync would count every item twice.
+    Failures are runs, not items, and stay."""
+    with transaction(sessions) as session:
+        fence.check(session)
+        update_counters(
+            get_state(session, name),
+            partial(replace, items=0, logged=0, quarantined=0, skipped={}, limited={}),
+        )
+
+
 def _run(
     sessions: sessionmaker[Session],
     connector: Connector,
@@ -288,6 +300,8 @@ def _run(
     fence: _Fence,
     processes: int,
 ) -> None:
+    if cursor is None and not dry_run:
+        _start_totals_over(sessions, connector.name, fence)
     with Planner(policy, processes) as planner:
         for batch, plan in planner.plans(connector.fetch(cursor)):
             if dry_run:

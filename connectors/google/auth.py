@@ -22,7 +22,8 @@ ever requested.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -41,6 +42,8 @@ GMAIL_METADATA_SCOPE = SCOPE_PREFIX + "gmail.metadata"
 GMAIL_READONLY_SCOPE = SCOPE_PREFIX + "gmail.readonly"
 CALENDAR_READONLY_SCOPE = SCOPE_PREFIX + "calendar.readonly"
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
+
+log = logging.getLogger(__name__)
 
 GmailMode = Literal["metadata", "readonly"]
 
@@ -87,16 +90,47 @@ def service_account_credentials(
         ) from exc
 
 
+class StoredUserCredentials(user_creds.Credentials):
+    """User credentials that hand the record back after every refresh.
+
+    An access token lives an hour, and a run lasts minutes: without writing the
+    refreshed token back, every run (every few minutes, per connector) spends a
+    call to Google's token endpoint before its first API call. ``on_refresh``
+    receives the authorized-user record (:func:`authorized_user_info`) to store;
+    a failure to store it is logged, never the run's failure.
+    """
+
+    def __init__(
+        self, *args: Any, on_refresh: Callable[[dict[str, Any]], None] | None = None, **kw: Any
+    ) -> None:
+        super().__init__(*args, **kw)  # type: ignore[no-untyped-call]
+        self._on_refresh = on_refresh
+
+    def refresh(self, request: google.auth.transport.Request) -> None:
+        super().refresh(request)  # type: ignore[no-untyped-call]
+        save = getattr(self, "_on_refresh", None)
+        if save is None:
+            return
+        try:
+            save(authorized_user_info(self))
+        except Exception as exc:  # the token works: only the next run pays for it
+            log.warning("could not store the refreshed Google access token: %s", exc)
+
+
 def user_credentials(
     info: Mapping[str, Any],
     scopes: Sequence[str] | None = None,
     *,
     token_uri: str | None = None,
+    on_refresh: Callable[[dict[str, Any]], None] | None = None,
 ) -> user_creds.Credentials:
     """Credentials from a stored authorized-user record.
 
     The token endpoint is ``token_uri``, else the record's own, else Google's.
-    ``scopes`` defaults to the record's.
+    ``scopes`` defaults to the record's. ``on_refresh`` receives the record
+    again after each refresh, to write back to the token store (the access
+    token and its expiry are part of it), e.g.
+    ``on_refresh=lambda record: store.save(name, record)``.
     """
     missing = [k for k in ("refresh_token", "client_id", "client_secret") if not info.get(k)]
     if missing:
@@ -107,7 +141,7 @@ def user_credentials(
     stored_scopes = info.get("scopes")
     if isinstance(stored_scopes, str):
         stored_scopes = stored_scopes.split()
-    return user_creds.Credentials(  # type: ignore[no-untyped-call]
+    return StoredUserCredentials(
         token=info.get("token"),
         refresh_token=info["refresh_token"],
         token_uri=token_uri or info.get("token_uri") or GOOGLE_TOKEN_URI,
@@ -115,7 +149,16 @@ def user_credentials(
         client_secret=info["client_secret"],
         scopes=list(scopes) if scopes is not None else stored_scopes,
         expiry=_parse_expiry(info.get("expiry")),
+        on_refresh=None if on_refresh is None else _merged_into(info, on_refresh),
     )
+
+
+def _merged_into(
+    info: Mapping[str, Any], save: Callable[[dict[str, Any]], None]
+) -> Callable[[dict[str, Any]], None]:
+    """``save`` of the refreshed record over the stored one: keys google-auth does not
+    write (anything the record held beside the grant) are kept."""
+    return lambda refreshed: save({**info, **refreshed})
 
 
 def authorized_user_info(credentials: user_creds.Credentials) -> dict[str, Any]:

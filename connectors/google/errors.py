@@ -10,7 +10,7 @@ the client libraries raise (``HttpError``, ``RefreshError``, socket and httplib2
 errors). The ``reason`` code decides between the cases a status alone cannot
 tell apart (403 is a rate limit *or* a missing permission).
 
-:class:`Retrier` spends one run's retry budget: truncated exponential backoff
+:class:`Retrier` spends the retry budget, which progress renews: truncated exponential backoff
 with full jitter (a uniform delay in ``[0, min(cap, base * 2**attempt))``),
 never shorter than the server's ``Retry-After``. When the budget is spent it
 raises :class:`~connectors.errors.TransientError` and leaves the next attempt to
@@ -78,6 +78,8 @@ class Verdict:
     reason: str
     message: str
     retry_after: float | None = None
+    origin: str = ""
+    """What failed when there is no HTTP status: ``network`` unless said otherwise."""
 
     def error(
         self,
@@ -103,7 +105,7 @@ class Verdict:
 
     def describe(self) -> str:
         """A one-line summary for logs and ``status``: status, reason and message."""
-        status = "network" if self.status is None else f"HTTP {self.status}"
+        status = (self.origin or "network") if self.status is None else f"HTTP {self.status}"
         parts = [status, self.reason, self.message]
         return ": ".join(p for p in parts if p)
 
@@ -165,10 +167,14 @@ def _classify_refresh_error(exc: google.auth.exceptions.RefreshError) -> Verdict
     marks what is still worth retrying as ``retryable``.
     """
     text = str(exc.args[0]) if exc.args else str(exc)
-    code = text.split(":", 1)[0].strip()
+    code, _, rest = text.partition(":")
+    code = code.strip()
+    message = rest.strip() if rest and " " not in code else text
+    if " " in code:
+        code = "refreshFailed"
     if exc.retryable and code not in _AUTH_GRANT_ERRORS:
-        return Verdict(Action.RETRY, None, code, text)
-    return Verdict(Action.REAUTH, None, code, text)
+        return Verdict(Action.RETRY, None, code, message, origin="token refresh")
+    return Verdict(Action.REAUTH, None, code, message, origin="Google refused the grant")
 
 
 def _error_fields(body: bytes | str | Mapping[str, Any]) -> tuple[str, str]:
@@ -240,11 +246,14 @@ def _header_map(resp: Any) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """One run's retry budget and the shape of its backoff curve.
+    """The retry budget and the shape of the backoff curve.
 
-    ``max_retries`` counts every backoff in the run (a batch whose failed parts
-    are re-sent counts once per round); ``max_seconds`` caps the time spent
-    sleeping. Google recommends 1 s doubling to a 32-64 s cap.
+    ``max_retries`` counts the backoffs since the run last made progress (a
+    call answered, a batch with a part answered; a batch whose failed parts are
+    re-sent counts once per round), ``max_seconds`` the time slept since then.
+    Progress renews the budget, so it scales with the work done: a long first
+    sync under a steady rate of faults completes, and only a stretch with
+    nothing answered ends the run. Google recommends 1 s doubling to a 32-64 s cap.
     """
 
     max_retries: int = 30
@@ -270,7 +279,16 @@ class Retrier:
         self._rand = rand
         self.auth_hint = auth_hint
         self.retries = 0
+        """Backoffs in the whole run."""
         self.slept = 0.0
+        """Seconds slept in the whole run."""
+        self._streak = 0
+        self._streak_slept = 0.0
+
+    def progress(self) -> None:
+        """Work got done: the budget (:class:`RetryPolicy`) starts afresh."""
+        self._streak = 0
+        self._streak_slept = 0.0
 
     def call(
         self,
@@ -278,11 +296,12 @@ class Retrier:
         *,
         missing: type[ConnectorError] = ConnectorError,
     ) -> T:
-        """``fn()``, retried on RETRY verdicts; every other failure becomes its error."""
+        """``fn()``, retried on RETRY verdicts; every other failure becomes its error.
+        An answer is progress (:meth:`progress`)."""
         attempt = 0
         while True:
             try:
-                return fn()
+                result = fn()
             except Exception as exc:
                 verdict = classify_exception(exc)
                 if verdict is None:
@@ -291,17 +310,22 @@ class Retrier:
                     raise verdict.error(missing=missing, auth_hint=self.auth_hint) from exc
                 self.backoff(verdict, attempt)
                 attempt += 1
+            else:
+                self.progress()
+                return result
 
     def backoff(self, verdict: Verdict, attempt: int) -> None:
         """Sleep before retry number ``attempt`` (0-based) of one operation, or raise
         TransientError when the run's budget cannot pay for it."""
         delay = self.delay(attempt, verdict.retry_after)
-        over_count = self.retries + 1 > self.policy.max_retries
-        over_time = self.slept + delay > self.policy.max_seconds
+        over_count = self._streak + 1 > self.policy.max_retries
+        over_time = self._streak_slept + delay > self.policy.max_seconds
         if over_count or over_time:
             self.give_up(verdict)
         self.retries += 1
         self.slept += delay
+        self._streak += 1
+        self._streak_slept += delay
         self._sleep(delay)
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
@@ -312,7 +336,10 @@ class Retrier:
 
     def give_up(self, verdict: Verdict) -> NoReturn:
         """Raise TransientError for a retryable failure the budget cannot cover."""
-        spent = f"retry budget spent ({self.retries} retries, {self.slept:.1f}s)"
+        spent = (
+            f"retry budget spent ({self._streak} retries, {self._streak_slept:.1f}s "
+            "without an answer)"
+        )
         raise TransientError(
             f"{verdict.describe()}; {spent}",
             retry_after=verdict.retry_after,

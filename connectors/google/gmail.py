@@ -13,8 +13,10 @@ First sync (no cursor). The mailbox's ``historyId`` is read with
 runs is replayed by the incremental sync that follows (the agent's writes are
 idempotent). ``users.messages.list`` then runs per label, page by page, and each
 page's ids are fetched with batch requests of at most 50 ``users.messages.get``
-calls. Each page becomes one :class:`~connectors.records.Batch` whose cursor
-names the next page, so an interrupted first sync resumes where it stopped::
+calls. A message listed under an earlier label in the same run (a note to self
+in INBOX and SENT) is not fetched again. Each page becomes one
+:class:`~connectors.records.Batch` whose cursor names the next page, so an
+interrupted first sync resumes where it stopped::
 
     {"v": 1, "phase": "full", "label_index": i, "page_token": t, "history_id": h}
 
@@ -40,8 +42,9 @@ starts a full sync. Within one history page a message added and deleted again is
 dropped; a deleted message, or one that left the scope (relabelled, trashed,
 marked spam), becomes :class:`~connectors.records.SourceRemoved`; any other
 change of a relevant label is refetched and yielded again, so the agent can
-re-evaluate labels (a private label added later). A message that history names
-but ``messages.get`` answers 404 is gone, not a failure.
+re-evaluate labels (a private label added later, a move between Gmail's
+category tabs: see :mod:`connectors.google.gmail_history`). A message that
+history names but ``messages.get`` answers 404 is gone, not a failure.
 
 Formats. In ``readonly`` mode (scope ``gmail.readonly``) messages are fetched
 with ``format=raw``: the whole RFC 822 message (padded base64url), so the agent's
@@ -49,31 +52,35 @@ one MIME parser serves Gmail like every other source. Google's sync guide names
 FULL or RAW for the first fetch; RAW avoids rebuilding a message from FULL's part
 tree. In ``metadata`` mode (scope ``gmail.metadata``) messages are fetched with
 ``format=metadata`` and the headers in :data:`METADATA_HEADERS`, and ``raw`` is a
-header-only message (``truncated=True``). That scope forbids ``q`` and the
+header-only message (``truncated=True``; see :mod:`connectors.google.gmail_message`
+for header values Gmail may return decoded). That scope forbids ``q`` and the
 ``full``/``raw`` formats, so the backfill window ``since`` is applied by
-``internalDate`` there (listings come newest first, so a page entirely older than
-``since`` ends the label), and by an ``after:`` query in ``readonly`` mode.
+``internalDate`` there: listings come newest first and give no dates, so the
+last message of each page is looked at with a ``minimal`` get, and the page
+that crosses ``since`` is cut by a binary search of such gets, which ends the
+label; only messages within the window are fetched. In ``readonly`` mode an
+``after:`` query bounds the listing itself.
 
 Errors and quota. Calls are retried per :mod:`connectors.google.errors`; parts of
 a batch that fail with a retryable error are re-sent (the client library only
-re-sends 401 parts). :class:`~connectors.google.quota.QuotaMeter` counts the units
-spent per method and paces the run under the per-user rate. A connector object
+re-sends 401 parts). Every answer renews the retry budget, so it lasts as long
+as work gets done. :class:`~connectors.google.quota.QuotaMeter` counts the units
+spent per method (only calls and batch parts that got an answer) and paces the
+run under the per-user rate. A connector object
 owns one ``httplib2.Http``, which is not thread-safe: use it from one thread at
 a time.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from typing import Any, Literal
+from datetime import datetime
+from typing import Any
 
 import google.auth.credentials
 from googleapiclient.errors import HttpError
@@ -83,20 +90,50 @@ from connectors.batching import Budget, check_batch_bytes, item_bytes
 from connectors.capabilities import ScopeSize
 from connectors.errors import BadItem, ConnectorError, CursorInvalid
 from connectors.google.errors import Action, RetryPolicy, Verdict, classify_exception
+from connectors.google.gmail_history import (
+    EXCLUDED_LABELS,
+    Change,
+    in_scope,
+    needs_fetch,
+    net_changes,
+    resolve_change,
+)
+from connectors.google.gmail_message import (
+    Mode,
+    decode_base64url,
+    header_block,
+    to_mail_message,
+)
 from connectors.google.quota import DEFAULT_RATE, GMAIL_UNITS
 from connectors.google.service import GoogleApiClient
 from connectors.headers import HEADERS_READ
-from connectors.records import Batch, Cursor, Item, MailMessage, SourceRemoved, Unreadable
+from connectors.records import Batch, Cursor, Item, MailMessage, Unreadable
 
 log = logging.getLogger(__name__)
 
+__all__ = [
+    "EXCLUDED_LABELS",
+    "METADATA_HEADERS",
+    "Change",
+    "FullCursor",
+    "GmailConnector",
+    "IncrementalCursor",
+    "Mode",
+    "decode_base64url",
+    "header_block",
+    "in_scope",
+    "needs_fetch",
+    "net_changes",
+    "parse_cursor",
+    "resolve_change",
+    "to_mail_message",
+]
+
 KIND = "gmail"
-Mode = Literal["metadata", "readonly"]
 DEFAULT_LABELS = ("INBOX", "SENT")
 DEFAULT_API_ENDPOINT = "https://gmail.googleapis.com/"
 METADATA_HEADERS = HEADERS_READ
 HISTORY_TYPES = ("messageAdded", "messageDeleted", "labelAdded", "labelRemoved")
-EXCLUDED_LABELS = frozenset({"SPAM", "TRASH", "CHAT"})
 MAX_BATCH = 50
 """Google advises against batches of more than 50 calls (rate limiting)."""
 CURSOR_VERSION = 1
@@ -105,7 +142,6 @@ FIRST_SIZE_GUESS = 1024 * 1024
 SIZE_WEIGHT = 0.1
 """How much each message received moves the typical size: a mailbox's size mix shows
 within a few dozen messages, and one big attachment does not shrink requests for long."""
-_COSMETIC_LABELS = frozenset({"UNREAD", "STARRED", "IMPORTANT"})
 
 
 # --------------------------------------------------------------------------- cursors
@@ -173,133 +209,19 @@ def _after_page(
     return IncrementalCursor(history_id)
 
 
-# --------------------------------------------------------------------------- pure helpers
-
-
-def in_scope(labels: frozenset[str], synced: Sequence[str]) -> bool:
-    """Whether a message with ``labels`` belongs to the synced scope."""
-    return not labels & EXCLUDED_LABELS and any(label in labels for label in synced)
-
-
-def _relevant(changed: Sequence[str]) -> bool:
-    """Label changes that can alter scope or privacy; read/star/category flags cannot."""
-    return any(
-        label not in _COSMETIC_LABELS and not label.startswith("CATEGORY_") for label in changed
-    )
-
-
-@dataclass
-class Change:
-    """The net effect of one history window on one message."""
-
-    added: bool = False
-    deleted: bool = False
-    relabelled: bool = False
-    labels: frozenset[str] | None = None
-
-
-def net_changes(records: Sequence[Mapping[str, Any]]) -> dict[str, Change]:
-    """Fold history records into one :class:`Change` per message, in first-seen order."""
-    changes: dict[str, Change] = {}
-
-    def entry(item: Mapping[str, Any]) -> Change:
-        message = item.get("message") or {}
-        change = changes.setdefault(str(message.get("id")), Change())
-        if "labelIds" in message:
-            change.labels = frozenset(message["labelIds"])
-        return change
-
-    for record in records:
-        for item in record.get("messagesAdded", ()):
-            entry(item).added = True
-        for item in record.get("messagesDeleted", ()):
-            entry(item).deleted = True
-        for kind in ("labelsAdded", "labelsRemoved"):
-            for item in record.get(kind, ()):
-                change = entry(item)
-                if _relevant(item.get("labelIds", ())):
-                    change.relabelled = True
-    changes.pop("None", None)
-    return changes
-
-
-def needs_fetch(change: Change, synced: Sequence[str]) -> bool:
-    """Whether a changed message must be fetched: it was added or relabelled and, as
-    far as history's latest ``labelIds`` tell, is in scope now. A message that
-    history already shows out of scope needs no fetch to be removed."""
-    if change.deleted or not (change.added or change.relabelled):
-        return False
-    return change.labels is None or in_scope(change.labels, synced)
-
-
-def resolve_change(
-    message_id: str,
-    change: Change,
-    fetched: MailMessage | None,
-    synced: Sequence[str],
-) -> Item | None:
-    """What one changed message becomes: re-yielded, removed, or nothing.
-
-    ``fetched`` is the message as fetched now; ``None`` when it is gone (404)
-    or was not fetched because history shows it deleted or out of scope. A
-    message first seen in this window and already out of scope was never
-    delivered, so there is nothing to remove.
-    """
-    if change.deleted:
-        return None if change.added else SourceRemoved(message_id)
-    if fetched is not None and in_scope(fetched.labels, synced):
-        return fetched
-    if change.added:
-        return None
-    return SourceRemoved(message_id)
-
-
-def decode_base64url(data: str) -> bytes:
-    """Gmail's base64url, padded or not (``raw`` is padded, ``body.data`` is not);
-    binascii.Error for anything outside the alphabet."""
-    padded = data.rstrip("=") + "=" * (-len(data.rstrip("=")) % 4)
-    return base64.b64decode(padded, altchars=b"-_", validate=True)
-
-
-def header_block(headers: Sequence[Mapping[str, Any]]) -> bytes:
-    """A header-only RFC 5322 message from ``payload.headers`` (metadata format)."""
-    lines = []
-    for header in headers:
-        name = str(header.get("name", ""))
-        if not name or any(c in name for c in ": \r\n\t"):
-            continue
-        value = " ".join(str(header.get("value", "")).split())
-        lines.append(f"{name}: {value}\r\n")
-    return ("".join(lines) + "\r\n").encode("utf-8")
-
-
-def to_mail_message(resource: Mapping[str, Any], *, mailbox: str, mode: Mode) -> MailMessage:
-    """A fetched ``Message`` resource as the agent's record; BadItem if it cannot be read."""
-    source_id = str(resource.get("id", ""))
-    labels = frozenset(resource.get("labelIds") or ())
-    internal_date: datetime | None = None
-    try:
-        if resource.get("internalDate") is not None:
-            millis = int(resource["internalDate"])
-            internal_date = datetime.fromtimestamp(millis / 1000, tz=UTC)
-        if mode == "readonly":
-            raw = decode_base64url(str(resource["raw"]))
-        else:
-            raw = header_block(resource.get("payload", {}).get("headers", []))
-    except (KeyError, ValueError, TypeError, binascii.Error, OverflowError) as exc:
-        raise BadItem(source_id, f"unreadable Gmail message resource: {exc!r}") from exc
-    return MailMessage(
-        source_id=source_id,
-        mailbox=mailbox,
-        raw=raw,
-        labels=labels,
-        thread_id=resource.get("threadId"),
-        internal_date=internal_date,
-        truncated=mode == "metadata",
-    )
-
-
 # --------------------------------------------------------------------------- connector
+
+
+class _Gone(ConnectorError):
+    """A message that no longer exists (404), where that is news and not a failure."""
+
+
+def _id_key(message_id: str) -> int | str:
+    """A message id as kept in memory: Gmail's hex ids as ints, half the size of strings."""
+    try:
+        return int(message_id, 16)
+    except ValueError:
+        return message_id
 
 
 class GmailConnector(GoogleApiClient):
@@ -310,7 +232,9 @@ class GmailConnector(GoogleApiClient):
     (units per second; ``None`` counts without pacing) apply per run; ``sleep``,
     ``clock`` and ``rand`` are injectable so tests run fast and deterministically.
     A batch holds at most one page of messages and ``batch_bytes`` of raw mail (or
-    one larger message alone).
+    one larger message alone). ``watched_labels`` names labels the filters read
+    that history would otherwise take as cosmetic (a private or share label set
+    to ``STARRED`` or ``IMPORTANT``): a change of one re-evaluates the message.
     """
 
     kind = KIND
@@ -334,6 +258,7 @@ class GmailConnector(GoogleApiClient):
         page_size: int = 500,
         batch_size: int = MAX_BATCH,
         batch_bytes: int = DEFAULT_BATCH_BYTES,
+        watched_labels: Collection[str] = (),
     ) -> None:
         if mode not in ("metadata", "readonly"):
             raise ValueError(f"Gmail mode must be 'metadata' or 'readonly', not {mode!r}")
@@ -363,6 +288,7 @@ class GmailConnector(GoogleApiClient):
         self.mode: Mode = mode
         self.labels = tuple(labels)
         self.since = since
+        self.watched_labels = frozenset(label.upper() for label in watched_labels)
         self._unreadable: list[Unreadable] = []
         self._page_size = page_size
         self._batch_size = batch_size
@@ -385,6 +311,7 @@ class GmailConnector(GoogleApiClient):
         super()._start_run()
         self._label_map: dict[str, str] | None = None
         self._unreadable = []
+        self._listed: set[int | str] = set()
 
     # -- what the mailbox holds (connectors test, verify)
 
@@ -451,10 +378,15 @@ class GmailConnector(GoogleApiClient):
                 yield from self._take_unreadable()
 
     def _older_than_window(self, message_id: str) -> bool:
+        """Whether the message arrived before ``since`` (one ``minimal`` get); one gone
+        meanwhile is not (the fetch will find it gone)."""
         if self.since is None or self.mode == "readonly":
             return False
         request = self._users().messages().get(userId="me", id=message_id, format="minimal")
-        resource = self._execute("users.messages.get", request)
+        try:
+            resource = self._execute("users.messages.get", request, missing=_Gone)
+        except _Gone:
+            return False
         millis = resource.get("internalDate")
         return millis is not None and int(millis) < self.since.timestamp() * 1000
 
@@ -502,14 +434,20 @@ class GmailConnector(GoogleApiClient):
         self, index: int, response: Mapping[str, Any], here: FullCursor
     ) -> Generator[Batch, None, str | None]:
         """The batches of one listed page, ``here`` the cursor that lists it; returns the
-        token of the next page (None: the label is done)."""
+        token of the next page (None: the label is done).
+
+        Messages listed under an earlier label in this run were fetched there and are
+        not fetched again; in ``metadata`` mode the page is cut where the window
+        ``since`` ends (:meth:`_within_window`), and the listing of the label with it.
+        """
         ids = [str(m["id"]) for m in response.get("messages", ())]
         next_token: str | None = response.get("nextPageToken") or None
-        fetched_any, all_older = False, True
+        within = self._within_window(ids)
+        if within < len(ids):
+            ids, next_token = ids[:within], None  # newest first: the rest, and later pages, older
+        ids = self._not_listed_before(ids, index)
         for group, last in self._fetch_groups(ids):
             fetched = [m for m in group.values() if m is not None]
-            fetched_any = fetched_any or bool(fetched)
-            all_older = all_older and all(map(self._before_since, fetched))
             items: list[Item] = [m for m in fetched if self._keep_in_full_sync(m, index)]
             items += self._take_unreadable()
             del group, fetched
@@ -517,11 +455,40 @@ class GmailConnector(GoogleApiClient):
                 yield Batch(items, here.to_json())
                 del items  # let go before the next group is fetched
                 continue
-            if next_token and self.since is not None and fetched_any and all_older:
-                next_token = None  # a whole page older than the window: later pages are older
             after = _after_page(index, next_token, len(self.labels), here.history_id)
             yield Batch(items, after.to_json())
         return next_token
+
+    def _not_listed_before(self, ids: Sequence[str], index: int) -> list[str]:
+        """``ids`` less those listed under an earlier label in this run (a message in
+        INBOX and SENT is fetched once); remembers them for the labels still to come."""
+        fresh = [i for i in ids if _id_key(i) not in self._listed]
+        if index < len(self.labels) - 1:
+            self._listed.update(_id_key(i) for i in fresh)
+        return fresh
+
+    def _within_window(self, ids: Sequence[str]) -> int:
+        """How many of a listed page's ``ids`` (newest first) are not older than ``since``.
+
+        Only ``metadata`` mode needs it (``readonly`` lists with an ``after:``
+        query, which that scope forbids), and ``messages.list`` gives no dates: the
+        page's last message is looked at (one ``minimal`` get), and only when it is
+        older, a binary search finds the first older one. So a page inside the window
+        costs one get more, and the page that crosses it a handful, where fetching
+        the whole page in the sync's format would cost them all.
+        """
+        if self.since is None or self.mode == "readonly" or not ids:
+            return len(ids)
+        if not self._older_than_window(ids[-1]):
+            return len(ids)
+        low, high = 0, len(ids) - 1
+        while low < high:
+            middle = (low + high) // 2
+            if self._older_than_window(ids[middle]):
+                high = middle
+            else:
+                low = middle + 1
+        return low
 
     def _list_page(self, label: str, page_token: str | None) -> dict[str, Any]:
         """One ``messages.list`` page. A page token Google no longer accepts (a 400
@@ -607,7 +574,7 @@ class GmailConnector(GoogleApiClient):
     ) -> Iterator[tuple[list[Item], bool]]:
         """What one history page comes to, in parts within ``batch_bytes``, each with
         whether it is the page's last; the last also holds the changes fetched for nothing."""
-        changes = net_changes(records)
+        changes = net_changes(records, self.watched_labels)
         wanted = [mid for mid, change in changes.items() if needs_fetch(change, self.labels)]
         needed = set(wanted)
         given: set[str] = set()
@@ -728,7 +695,13 @@ class GmailConnector(GoogleApiClient):
     def _run_batch(
         self, ids: Sequence[str], resources: dict[str, Mapping[str, Any] | None]
     ) -> tuple[list[str], Verdict | None]:
-        """One batch request; returns the ids to re-send and the failure to back off on."""
+        """One batch request; returns the ids to re-send and the failure to back off on.
+
+        The quota meter paces the whole batch before it is sent, then takes back
+        the parts that got no answer: Google meters the parts it answers, and an
+        envelope that failed answered none. A part answered is progress
+        (:meth:`~connectors.google.errors.Retrier.progress`).
+        """
         self._ensure_token()
         self._quota.spend("users.messages.get", len(ids))
         answers: dict[str, tuple[Any, HttpError | None]] = {}
@@ -742,12 +715,25 @@ class GmailConnector(GoogleApiClient):
         try:
             batch.execute()
         except Exception as exc:
+            unanswered = [i for i in ids if i not in answers]
+            self._quota.refund("users.messages.get", len(unanswered))
             verdict = classify_exception(exc)
             if verdict is None:
                 raise
             if verdict.action is not Action.RETRY:
                 raise verdict.error(auth_hint=self._auth_hint()) from exc
-            return [i for i in ids if i not in answers], verdict
+            return unanswered, verdict
+        self._quota.refund("users.messages.get", sum(1 for i in ids if i not in answers))
+        return self._sort_answers(ids, answers, resources)
+
+    def _sort_answers(
+        self,
+        ids: Sequence[str],
+        answers: Mapping[str, tuple[Any, HttpError | None]],
+        resources: dict[str, Mapping[str, Any] | None],
+    ) -> tuple[list[str], Verdict | None]:
+        """The parts of an answered batch into ``resources`` (``None``: gone); returns the
+        ids to re-send and the failure to back off on; any other failure is raised."""
         retry: list[str] = []
         worst: Verdict | None = None
         for message_id in ids:
@@ -768,6 +754,8 @@ class GmailConnector(GoogleApiClient):
             retry.append(message_id)
             if worst is None or (verdict.retry_after or 0) > (worst.retry_after or 0):
                 worst = verdict
+        if any(message_id in resources for message_id in ids):
+            self._retrier.progress()
         return retry, worst
 
     # -- plumbing

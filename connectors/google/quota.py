@@ -88,6 +88,20 @@ class QuotaMeter:
             self.waited += wait
             self._sleep(wait)
 
+    def refund(self, method: str, calls: int = 1) -> None:
+        """Take back ``calls`` calls recorded by :meth:`spend` that got no answer (a batch
+        whose envelope failed, a connection lost before the reply): Google meters
+        the calls it answers, so the count and the bucket forget them."""
+        if calls <= 0:
+            return
+        units = self.cost(method, calls)
+        with self._lock:
+            self._spent[method] -= min(units, self._spent[method])
+            if self._spent[method] == 0:
+                del self._spent[method]
+            if self._rate is not None:
+                self._tokens = min(self._rate, self._tokens + units)
+
     def units_spent(self) -> dict[str, int]:
         """Units per method since the last :meth:`reset` (the last run)."""
         with self._lock:

@@ -32,7 +32,7 @@ from googleapiclient.discovery import build_from_document
 
 from connectors.errors import ConnectorError
 from connectors.google.auth import reauth_hint
-from connectors.google.errors import Retrier, RetryPolicy
+from connectors.google.errors import Action, Retrier, RetryPolicy, classify_exception
 from connectors.google.quota import QuotaMeter
 
 
@@ -56,6 +56,13 @@ def build_service(
     http = httplib2.Http(timeout=timeout, proxy_info=proxy)
     authorized = google_auth_httplib2.AuthorizedHttp(credentials, http=http)
     return build_from_document(document, http=authorized), http
+
+
+def unanswered(exc: BaseException) -> bool:
+    """Whether a failed call got no HTTP answer (a network error): Google meters only
+    what it answers, so such a call costs no quota."""
+    verdict = classify_exception(exc)
+    return verdict is not None and verdict.status is None and verdict.action is Action.RETRY
 
 
 def is_loopback(url: str) -> bool:
@@ -141,7 +148,12 @@ class GoogleApiClient:
 
         def attempt() -> dict[str, Any]:
             self._quota.spend(method)
-            result: dict[str, Any] = request.execute()
+            try:
+                result: dict[str, Any] = request.execute()
+            except Exception as exc:
+                if unanswered(exc):
+                    self._quota.refund(method)
+                raise
             return result
 
         return self._retrier.call(attempt, missing=missing)

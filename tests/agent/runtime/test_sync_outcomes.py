@@ -16,11 +16,18 @@ from agent.runtime.sync_pass import Outcome, Stopped, outcome_of, sync_connector
 from config import parse_settings
 from connectors.errors import AuthError, ConnectorError, CursorInvalid, TransientError
 from connectors.memory import MemoryConnector
-from connectors.records import Batch, Cursor
+from connectors.records import Batch, Cursor, MailMessage
 from storage.db import session_factory, transaction
 from storage.leases import Lease, LeaseLost
 from storage.models import SyncState
-from storage.sync_state import ConnectorStatus, get_state
+from storage.sync_state import (
+    ConnectorStatus,
+    counters_of,
+    get_state,
+    record_failure,
+    update_counters,
+)
+from tests.support.mailbuilder import message
 
 FAILING, NEEDS_AUTH, OK = ConnectorStatus.FAILING, ConnectorStatus.NEEDS_AUTH, ConnectorStatus.OK
 LEASE = Lease("c", "host:1:ab", datetime(2026, 3, 2, tzinfo=timezone.utc))
@@ -150,3 +157,26 @@ def test_the_database_going_away_is_raised_for_the_caller_to_record(
     with pytest.raises(OperationalError):
         sync_connector(sessions, _Raising(DOWN), _policy(), kind="test")  # type: ignore[arg-type]
     assert _row(sessions).status == "syncing"
+
+
+BULK = {"Precedence": "bulk"}
+
+
+def test_a_full_resync_starts_the_totals_over_and_keeps_the_failures(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Counting a resync's items on top of the first sync's showed 1,779 items for 886."""
+    mail = [
+        message(sender="ann@acme.example", to=["alice@northwind.example"], subject=f"s{n}")
+        for n in range(3)
+    ] + [message(sender="news@shop.example", to=["alice@northwind.example"], headers=BULK)]
+    connector = MemoryConnector(
+        "c", [MailMessage(f"m{n}", "alice@northwind.example", raw) for n, raw in enumerate(mail)]
+    )
+    with transaction(sessions) as session:
+        update_counters(get_state(session, "c", "test"), record_failure)  # as the scheduler does
+    for full in (False, True, True):
+        sync_connector(sessions, connector, _policy(), kind="test", full=full)
+        totals = counters_of(_row(sessions))
+        assert (totals.items, totals.logged, sum(totals.skipped.values())) == (4, 3, 1)
+        assert totals.failures == 1

@@ -325,13 +325,34 @@ def test_retrier_honours_retry_after() -> None:
     assert slept == [9.0]
 
 
-def test_retrier_budget_is_per_run_then_transient_error() -> None:
+def test_retrier_budget_is_renewed_by_progress_then_transient_error() -> None:
     slept: list[float] = []
     retrier = Retrier(RetryPolicy(max_retries=3), sleep=slept.append, rand=lambda: 0.0)
     retrier.call(failing(2, http_error(500, b"")))
+    retrier.call(failing(3, http_error(500, b"")))  # the answer above renewed the budget
+    assert len(slept) == 5
     with pytest.raises(TransientError, match="retry budget spent"):
-        retrier.call(failing(5, http_error(500, b"")))
-    assert len(slept) == 3
+        retrier.call(failing(4, http_error(500, b"")))
+    assert len(slept) == 8 and retrier.retries == 8
+
+
+def test_a_stretch_without_answers_spends_the_budget() -> None:
+    retrier = Retrier(RetryPolicy(max_retries=3), sleep=lambda _s: None, rand=lambda: 0.0)
+    for _ in range(3):
+        retrier.backoff(classify(500, b""), 0)
+    with pytest.raises(TransientError):
+        retrier.backoff(classify(500, b""), 0)
+    retrier.progress()
+    retrier.backoff(classify(500, b""), 0)
+    assert retrier.retries == 4
+
+
+def test_a_revoked_grant_reads_cleanly() -> None:
+    verdict = classify_exception(refresh_error("invalid_grant: Token has been expired or revoked."))
+    assert verdict is not None
+    assert verdict.describe() == (
+        "Google refused the grant: invalid_grant: Token has been expired or revoked."
+    )
 
 
 def test_retrier_gives_up_when_retry_after_exceeds_the_time_budget() -> None:

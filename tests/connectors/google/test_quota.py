@@ -78,3 +78,15 @@ def test_unknown_methods_and_rates_are_refused() -> None:
         quota.spend("users.drafts.list")
     with pytest.raises(ValueError, match="positive"):
         QuotaMeter(GMAIL_UNITS, 0)
+
+
+def test_a_refund_forgets_calls_that_got_no_answer() -> None:
+    quota, clock = meter(rate=250.0)
+    quota.spend("users.messages.get", 50)  # the bucket's 250 units, all at once
+    quota.refund("users.messages.get", 50)  # the batch's envelope failed
+    quota.spend("users.messages.get", 50)  # sent again: the bucket still holds them
+    assert clock.sleeps == []
+    assert quota.units_spent() == {"users.messages.get": 250}
+    quota.refund("users.history.list", 3)  # never spent: nothing to take back
+    quota.refund("users.messages.get", 0)
+    assert quota.units_spent() == {"users.messages.get": 250}

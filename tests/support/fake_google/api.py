@@ -11,6 +11,7 @@ import base64
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 SCOPE_PREFIX = "https://www.googleapis.com/auth/"
@@ -67,7 +68,10 @@ _STATUS_TEXT = {
 
 
 def injected_error(status: int, retry_after: float | None = None) -> ApiError:
-    """The error Google gives for a rate limit or a backend failure with ``status``."""
+    """The error Google gives for a rate limit or a backend failure with ``status``.
+
+    ``retry_after`` goes in a ``Retry-After`` header, except on 403: Gmail's
+    ``userRateLimitExceeded`` says "Retry after <ISO 8601 date>" in its message."""
     headers = {} if retry_after is None else {"Retry-After": str(int(retry_after))}
     if status == 429:
         return ApiError(
@@ -78,9 +82,11 @@ def injected_error(status: int, retry_after: float | None = None) -> ApiError:
             headers=headers,
         )
     if status == 403:
-        return ApiError(
-            403, "userRateLimitExceeded", "User-rate limit exceeded.", domain="usageLimits"
-        )
+        message = "User-rate limit exceeded."
+        if retry_after is not None:
+            when = datetime.now(UTC) + timedelta(seconds=retry_after)
+            message += "  Retry after " + when.isoformat(timespec="milliseconds")[:-6] + "Z"
+        return ApiError(403, "userRateLimitExceeded", message, domain="usageLimits")
     if status == 401:
         return ApiError(401, "authError", "Invalid Credentials")
     if status == 503:

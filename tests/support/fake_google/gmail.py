@@ -9,11 +9,14 @@ subset of Gmail search the connector uses.
 from __future__ import annotations
 
 import base64
+import contextlib
 import email.policy
 import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesParser
 from typing import TYPE_CHECKING, Any
@@ -172,7 +175,12 @@ class _GmailApi:
         stored = mailbox.messages.get(request.args["id"])
         if stored is None:
             raise not_found()
-        return render_message(stored, fmt, request.params_list("metadataHeaders"))
+        return render_message(
+            stored,
+            fmt,
+            request.params_list("metadataHeaders"),
+            decoded=self._fake.decoded_headers,
+        )
 
     def list_history(self, request: ApiRequest) -> Mapping[str, Any]:
         mailbox = self._mailbox(request)
@@ -271,9 +279,17 @@ def _query_time_ms(value: str) -> int:
 
 
 def render_message(
-    stored: StoredMessage, fmt: str, metadata_headers: Sequence[str] = ()
+    stored: StoredMessage,
+    fmt: str,
+    metadata_headers: Sequence[str] = (),
+    *,
+    decoded: bool = False,
 ) -> dict[str, Any]:
-    """A ``Message`` resource in ``fmt`` as Gmail renders it."""
+    """A ``Message`` resource in ``fmt`` as Gmail renders it.
+
+    Google does not document whether ``payload.headers`` values keep RFC 2047
+    encoded words; ``decoded`` serves them decoded (``Müller, Hans <h@x>`` for
+    ``=?utf-8?q?M=C3=BCller=2C_Hans?= <h@x>``), so a client is tested on both."""
     parsed = BytesParser(policy=email.policy.compat32).parsebytes(stored.raw)
     result: dict[str, Any] = {
         "id": stored.id,
@@ -289,7 +305,7 @@ def render_message(
     elif fmt == "metadata":
         wanted = {h.lower() for h in metadata_headers}
         headers = [
-            {"name": name, "value": _header_text(value)}
+            {"name": name, "value": _header_text(value, decoded)}
             for name, value in parsed.items()
             if not wanted or name.lower() in wanted
         ]
@@ -300,23 +316,23 @@ def render_message(
             "headers": headers,
         }
     elif fmt == "full":
-        result["payload"] = _payload(parsed, "")
+        result["payload"] = _payload(parsed, "", decoded)
     return result
 
 
-def _payload(part: Message, part_id: str) -> dict[str, Any]:
+def _payload(part: Message, part_id: str, decoded: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {
         "partId": part_id,
         "mimeType": part.get_content_type(),
         "filename": part.get_filename() or "",
-        "headers": [{"name": k, "value": _header_text(v)} for k, v in part.items()],
+        "headers": [{"name": k, "value": _header_text(v, decoded)} for k, v in part.items()],
     }
     if part.is_multipart():
         children = part.get_payload()
         assert isinstance(children, list)
         out["body"] = {"size": 0}
         out["parts"] = [
-            _payload(child, f"{part_id}.{i}" if part_id else str(i))
+            _payload(child, f"{part_id}.{i}" if part_id else str(i), decoded)
             for i, child in enumerate(children)
         ]
         return out
@@ -331,9 +347,13 @@ def _payload(part: Message, part_id: str) -> dict[str, Any]:
     return out
 
 
-def _header_text(value: object) -> str:
+def _header_text(value: object, decoded: bool = False) -> str:
     text = str(value).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    return re.sub(r"\r?\n(?=[ \t])", "", text)
+    text = re.sub(r"\r?\n(?=[ \t])", "", text)
+    if decoded and "=?" in text:
+        with contextlib.suppress(HeaderParseError, LookupError, UnicodeError, ValueError):
+            text = str(make_header(decode_header(text)))
+    return text
 
 
 def _snippet(parsed: Message) -> str:

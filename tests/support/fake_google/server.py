@@ -86,7 +86,14 @@ class FaultPlan:
     ``forced`` statuses answer the next calls in order (0 means "answer normally");
     after them a seeded ``rate`` of calls gets one of ``statuses``. ``methods``
     limits both to some API methods (``None``: all). ``drop_connections`` closes
-    the next HTTP connections without an answer.
+    the next HTTP connections without an answer. ``retry_after`` (seconds) goes
+    in a ``Retry-After`` header, except on a 403 rate limit, where Gmail writes
+    "Retry after <ISO 8601 date>" in the message instead.
+
+    Whole batches fail the same way: ``batch_forced`` statuses answer the next
+    batch requests, then a seeded ``batch_rate`` of them gets one of
+    ``statuses``; such a batch is answered with one error for its envelope and
+    none of its parts is run (nor metered).
     """
 
     rate: float = 0.0
@@ -96,7 +103,10 @@ class FaultPlan:
     seed: int = 0
     forced: deque[int] = field(default_factory=deque)
     drop_connections: int = 0
+    batch_rate: float = 0.0
+    batch_forced: deque[int] = field(default_factory=deque)
     injected: int = 0
+    batches_failed: int = 0
     _rng: random.Random = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -113,6 +123,17 @@ class FaultPlan:
             status = self._rng.choice(self.statuses)
         if status is not None:
             self.injected += 1
+        return status
+
+    def pick_batch(self) -> int | None:
+        """The status to answer a whole batch request with, or ``None`` to run its parts."""
+        status: int | None = None
+        if self.batch_forced:
+            status = self.batch_forced.popleft() or None
+        elif self.batch_rate and self._rng.random() < self.batch_rate:
+            status = self._rng.choice(self.statuses)
+        if status is not None:
+            self.batches_failed += 1
         return status
 
 
@@ -138,6 +159,8 @@ class FakeGoogle(OAuthServer):
         self.lock = threading.RLock()
         self.faults = FaultPlan(seed=seed)
         self.token_lifetime = token_lifetime
+        self.decoded_headers = False
+        """Serve ``payload.headers`` with RFC 2047 encoded words decoded."""
         self.mailboxes: dict[str, Mailbox] = {}
         self.calendars: dict[str, FakeCalendar] = {}
         self.calendar_lists: dict[str, list[CalendarListEntry]] = {}
@@ -365,6 +388,10 @@ class FakeGoogle(OAuthServer):
             return error_answer(bad_request("Batch request must be multipart/mixed.")), 0
         parts = parsed.get_payload()
         assert isinstance(parts, list)
+        with self.lock:
+            failed = self.faults.pick_batch()
+        if failed is not None:
+            return error_answer(injected_error(failed, self.faults.retry_after)), len(parts)
         if len(parts) > _MAX_BATCH_PARTS:
             error = bad_request(f"A batch may hold at most {_MAX_BATCH_PARTS} requests.")
             return error_answer(error), len(parts)
