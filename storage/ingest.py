@@ -670,7 +670,8 @@ def refresh_last_contacted(session: Session, contact_ids: Iterable[int]) -> None
     """``last_contacted_at`` and the last interaction, from the contact's timeline.
 
     Recomputed rather than bumped, so it is right whatever order mail arrives
-    in; meetings count once they have started and unless cancelled.
+    in; meetings count once they have started and unless cancelled, and not
+    for a participant who declined (who is on record, but met nobody).
     """
     ids = sorted(set(contact_ids))
     if not ids:
@@ -686,7 +687,11 @@ def refresh_last_contacted(session: Session, contact_ids: Iterable[int]) -> None
     timeline = (
         select(i.c.id, i.c.occurred_at)
         .join(p, p.c.interaction_id == i.c.id)
-        .where(p.c.contact_id == contacts.c.id, counts)
+        .where(
+            p.c.contact_id == contacts.c.id,
+            counts,
+            p.c.response_status.is_(None) | (p.c.response_status != "declined"),
+        )
         .order_by(i.c.occurred_at.desc(), i.c.id.desc())
         .limit(1)
         .correlate(contacts)

@@ -94,7 +94,8 @@ def _print(report: Report, *, show_all: bool, as_json: bool) -> None:
         Text.assemble(
             (plain(report.connector), "bold"),
             f": the provider holds {summary['held']} in the synced "
-            f"window; {summary['logged']} logged, {summary['quarantined']} quarantined, "
+            f"window; {summary['logged']} logged, {summary['quarantined']} quarantined, ",
+            _announced(report.announced),
             f"{summary['explained']} not logged for a reason, ",
             (f"{report.unexplained} unexplained", "red" if report.unexplained else "green"),
             f"; {report.extra} logged but no longer there" if report.extra else "",
@@ -121,6 +122,15 @@ def _print(report: Report, *, show_all: bool, as_json: bool) -> None:
             f"{report.uncounted_skips} skipped items were never counted by a sync: "
             "they were not seen by one"
         )
+
+
+def _announced(count: int) -> str:
+    """Invitations are logged as the meetings they announce, under those meetings' ids:
+    said so, lest they read as missing or their meetings as "no longer there"."""
+    if not count:
+        return ""
+    invitations = "1 invitation" if count == 1 else f"{count} invitations"
+    return f"{invitations} logged as the meetings announced, "
 
 
 def _reason_rows(report: Report) -> list[dict[str, Any]]:

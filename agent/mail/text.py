@@ -27,7 +27,7 @@ from email.message import Message
 from email.parser import BytesParser
 from email.utils import collapse_rfc2231_value
 
-from agent.mail.charsets import decode_bytes, scrub
+from agent.mail.charsets import decode_bytes, read_otherwise, scrub
 from agent.mail.html_text import html_reply_text, html_to_text
 from agent.mail.replies import normalize_newlines, reply_text
 from config.limits import (
@@ -98,6 +98,8 @@ def header_str(message: Message, name: str) -> str:
             return _decode_raw_header(raw, None)
         if "=?" not in raw:
             return scrub(unfold(raw))
+        if _any_word_read_otherwise(raw):
+            return _decode_raw_header(raw, None)
         try:
             value = policy.default.header_fetch_parse(name, raw)
             if not getattr(value, "defects", None):
@@ -107,6 +109,14 @@ def header_str(message: Message, name: str) -> str:
         return _decode_raw_header(raw, None)
     except Exception:
         return ""
+
+
+def _any_word_read_otherwise(raw: str) -> bool:
+    """Whether an encoded word's charset is one browsers read with another codec than
+    Python's (``gb2312`` as GBK): the ``email`` package would decode it Python's way,
+    with U+FFFD for a GBK-only character and no defect to say so. ``raw`` is already
+    bounded by ``MAX_STRUCTURED_HEADER_CHARS``."""
+    return any(read_otherwise(match.group(1)) for match in _ENCODED_WORD.finditer(raw))
 
 
 def unfold(value: str) -> str:

@@ -5,11 +5,15 @@ not people, and an outsider who declined did not meet anyone. Then the rules
 of ``RULES`` run in order and the first ``Skip`` wins, as for mail
 (``agent.pipeline.filters``):
 
-1. ``no_participants``  nobody left: no organizer, no attendee but rooms and declined outsiders
+1. ``no_participants``  nobody but the owner: no other organizer, no attendee but rooms
+                        and declined outsiders (a blocked slot, a room booking)
 2. ``internal_only``    nobody from outside takes part (unless internal meetings are logged)
 3. ``never_log``        every outsider taking part is on the never-log list
 
-An occurrence no rule skips is logged without the never-log addresses.
+An occurrence no rule skips is logged without the never-log addresses. The
+outsiders who declined are logged with it, as participants whose response
+status is ``declined`` (the RSVP is part of the record), but they count for
+no rule and a decline never creates a contact.
 """
 
 from __future__ import annotations
@@ -77,6 +81,9 @@ class Occurrence:
     """The people from outside in ``present``, the never-log ones included."""
     external: tuple[Participant, ...]
     """The people from outside in ``kept``."""
+    declined: tuple[Participant, ...] = ()
+    """The outsiders who declined, but for the never-log ones: logged with their answer,
+    counted by no rule, never made contacts."""
 
     @classmethod
     def of(cls, event: CalendarEvent, policy: Policy) -> Occurrence:
@@ -88,7 +95,17 @@ class Occurrence:
             kept,
             tuple(p for p in present if not self_or_internal(p.address, policy)),
             tuple(p for p in kept if not self_or_internal(p.address, policy)),
+            tuple(
+                p
+                for p in _declined(event, policy)
+                if not policy.filters.never_log.matches(p.address.email)
+            ),
         )
+
+    @property
+    def logged(self) -> tuple[Participant, ...]:
+        """The participants the interaction records: ``kept``, then those who declined."""
+        return self.kept + self.declined
 
 
 def _present(event: CalendarEvent, policy: Policy) -> list[Participant]:
@@ -107,6 +124,17 @@ def _present(event: CalendarEvent, policy: Policy) -> list[Participant]:
     ]
 
 
+def _declined(event: CalendarEvent, policy: Policy) -> list[Participant]:
+    """The outsiders ``_takes_part`` leaves out for their decline, under normalized addresses."""
+    return [
+        Participant(Address(email, a.address.name), "attendee", a.response_status)
+        for a in event.attendees
+        if not a.is_resource
+        and not _takes_part(a, policy)
+        and (email := normalize_email(a.address.email)) is not None
+    ]
+
+
 def _takes_part(attendee: Attendee, policy: Policy) -> bool:
     """Rooms are not people; an outsider who declined met nobody, a colleague who did is ours."""
     if attendee.is_resource:
@@ -118,9 +146,13 @@ MeetingRule = Callable[[Occurrence, Policy], Skip | None]
 
 
 def skip_no_participants(occurrence: Occurrence, policy: Policy) -> Skip | None:
-    """A meeting with nobody in it is nobody's interaction: a blocked slot, a room booking."""
-    if not occurrence.present:
-        return Skip("no_participants", "no organizer, no attendee but rooms or declined outsiders")
+    """A meeting with nobody in it but its owner is nobody's interaction: a blocked slot, a
+    room booking, a reminder. Even where internal meetings are logged it met no one."""
+    if all(p.address.email == policy.mailbox for p in occurrence.present):
+        return Skip(
+            "no_participants",
+            "nobody but the owner: no attendee but rooms or declined outsiders",
+        )
     return None
 
 
@@ -201,7 +233,7 @@ def _meeting_record(occurrence: Occurrence, policy: Policy) -> InteractionRecord
                 role=p.role,
                 response_status=p.response_status,
             )
-            for p in occurrence.kept
+            for p in occurrence.logged
         ),
         subject=clip(event.summary, MAX_SUBJECT_CHARS) or None,
         summary=None

@@ -27,6 +27,12 @@ counted as skipped, the difference was never seen by a sync, and counts as
 unexplained. Items the database holds but the provider no longer does are
 reported as ``extra`` (deleted or moved since; not an error).
 
+Some items are logged under other ids than their own: an invitation email is
+logged as the meetings it announces, each under
+``f"{message's source id}/{uid}/{start}"``. Those are the held item's, not
+``extra``: the held item counts as ``announced`` (logged by another path),
+and its meetings' rows as held by it.
+
 Verification writes nothing but its own result, into the connector's
 ``sync_state.counters["verify"]``, where ``status`` and the metrics read it.
 Run it after a sync: mail that arrives in between can show up as missing
@@ -91,6 +97,8 @@ class Report:
     logged: int = 0
     quarantined: int = 0
     extra: int = 0
+    announced: int = 0
+    """Held items logged under ids derived from theirs: invitations, as their meetings."""
     gone: int = 0
     missing: list[Missing] = field(default_factory=list)
     counted_skips: dict[str, int] = field(default_factory=dict)
@@ -118,6 +126,7 @@ class Report:
             "unexplained": self.unexplained,
             "uncounted_skips": self.uncounted_skips,
             "extra": self.extra,
+            "announced": self.announced,
         }
 
 
@@ -151,7 +160,9 @@ def verify_connector(
     report.held = len(held)
     report.logged = len(held & logged)
     report.quarantined = len(held & quarantined.keys())
-    report.extra = len(logged - held)
+    derived = derived_from(logged - held, held)
+    report.extra = len(logged - held) - len(derived)
+    report.announced = len(set(derived.values()) - quarantined.keys())
     absent = held - logged - quarantined.keys()
     found = {item.source_id: item for item in connector.lookup(sorted(absent))}
     report.gone = len(absent - found.keys())
@@ -160,6 +171,23 @@ def verify_connector(
         if judged is not None:
             report.missing.append(judged)
     return report
+
+
+def derived_from(source_ids: set[str], held: set[str]) -> dict[str, str]:
+    """Each of ``source_ids`` that names a held item's derived record, with that item's id.
+
+    A derived id is the item's own, a ``/`` and more (``{id}/{uid}/{start}`` for the
+    meetings of an invitation); every ``/`` is tried, since ids and UIDs may hold one.
+    """
+    found: dict[str, str] = {}
+    for source_id in source_ids:
+        position = source_id.find("/")
+        while position > 0:
+            if source_id[:position] in held:
+                found[source_id] = source_id[:position]
+                break
+            position = source_id.find("/", position + 1)
+    return found
 
 
 def record_result(sessions: sessionmaker[Session], report: Report) -> None:

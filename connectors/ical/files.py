@@ -24,15 +24,18 @@ whose fingerprint changed are yielded; an occurrence that is gone yields
 two seconds is read again next time (its size and mtime are not recorded),
 since a second write in the same clock tick could leave both unchanged.
 
-A file that cannot be read or parsed raises ``BadItem(file_key, reason)``,
-but only after every good file's batches were yielded (raising ends the
-fetch), so one broken file never holds back the others. The batch just before
-records the error, size and mtime in the cursor; the next fetch therefore
-skips that file until it changes, and reports the next bad file if there is
-one: one report per bad file, at most one per fetch. A bad file keeps the
-occurrences it had: a file caught half written must not read as "every
-meeting deleted". A series inside a good file that cannot be expanded is
-logged and keeps its occurrences the same way.
+Nothing in a file ever ends the fetch: a calendar problem is an
+``Unreadable`` item, which the agent quarantines with its reason, in the
+batch whose cursor moves past it. A file that cannot be read or parsed is
+reported as ``Unreadable(file_key, reason)``; its cursor entry records the
+error, size and mtime, so it is not read (nor reported) again until it
+changes. A bad file keeps the occurrences it had: a file caught half written
+must not read as "every meeting deleted". A series inside a good file that
+cannot be expanded, or an occurrence that cannot be converted, is reported
+as ``Unreadable(f"{file_key}/{uid}", reason)`` and its series keeps the
+occurrences it had the same way. A file that schedules nothing (only time
+zones, say) yields nothing and is no error; nor does an iTIP answer (METHOD
+REPLY, COUNTER...), which names a meeting without being one.
 
 Batches: one per file with changes, split every ``batch_size`` items. A
 batch that ends part-way through a file records the occurrences done so far
@@ -53,15 +56,27 @@ from typing import Any
 
 from config.limits import DEFAULT, MAX_ICS_FILE_BYTES, Limits
 from connectors.capabilities import ScopeSize
-from connectors.errors import BadItem, CursorInvalid, TransientError
+from connectors.errors import CursorInvalid, TransientError
 from connectors.ical.bounded_rules import ExpansionBudget
-from connectors.ical.parts import parse_calendar, to_calendar_event
+from connectors.ical.parts import parse_calendar, stable_uid, to_calendar_event
 from connectors.ical.recurrence import DEFAULT_HORIZON_DAYS, expand, expansion_window
-from connectors.records import Batch, CalendarEvent, Cursor, Item, Limited, SourceRemoved
+from connectors.records import (
+    Batch,
+    CalendarEvent,
+    Cursor,
+    Item,
+    Limited,
+    SourceRemoved,
+    Unreadable,
+)
 
 CURSOR_VERSION = 1
 _log = logging.getLogger(__name__)
 _RACY_NS = 2_000_000_000
+_ANSWERS = frozenset({"REPLY", "COUNTER", "DECLINECOUNTER", "REFRESH"})
+"""iTIP methods whose VEVENTs answer a meeting (RFC 5546): never meetings of their own."""
+_FILE = "!file"
+"""The key, among a file's changes, of the report that the whole file cannot be read."""
 
 Entry = dict[str, Any]
 Window = tuple[datetime, datetime]
@@ -104,11 +119,7 @@ class IcsConnector:
         files = self._files()
         state = dict(known)
         unsaved = False
-        bad: tuple[str, _Plan] | None = None
         for key, plan in self._plans(files, known, window):
-            if plan.error is not None:
-                bad = bad or (key, plan)
-                continue
             for entry, items in self._split(plan):
                 _place(state, key, entry)
                 yield Batch(items=items, cursor=_cursor(state))
@@ -116,11 +127,6 @@ class IcsConnector:
             if state.get(key) != plan.final:
                 _place(state, key, plan.final)
                 unsaved = True
-        if bad is not None:
-            key, plan = bad
-            _place(state, key, plan.final)
-            yield Batch(items=(), cursor=_cursor(state))
-            raise BadItem(key, plan.error or "")
         if unsaved:
             yield Batch(items=(), cursor=_cursor(state))
 
@@ -141,6 +147,14 @@ class IcsConnector:
                 stat = files[key].stat()
             except FileNotFoundError:
                 continue
+            except OSError as error:  # unreadable metadata: reported, read again next time
+                reason = f"the file cannot be read: {_describe(error)}"
+                kept = {"events": dict(entry.get("events", {}))} if entry else {"events": {}}
+                yield (
+                    key,
+                    _Plan(changes=[(_FILE, Unreadable(key, reason))], old_events={}, final=kept),
+                )
+                continue
             if not _unchanged(entry, stat, window):
                 yield key, self._plan(key, files[key], stat, entry, window)
         for key in sorted(set(known) - set(files)):
@@ -157,18 +171,26 @@ class IcsConnector:
                 raise ValueError(f"the file is larger than {MAX_ICS_FILE_BYTES} bytes")
             events, unexpandable, capped = self._occurrences(key, path.read_bytes(), window)
         except Exception as error:  # whatever one file does, the others go on
-            reason = f"{type(error).__name__}: {error}"
+            reason = f"the file cannot be read as a calendar: {type(error).__name__}: {error}"
             final = {
                 "mtime_ns": stat.st_mtime_ns,
                 "size": stat.st_size,
                 "error": reason,
                 "events": old_events,
             }
-            return _Plan(changes=(), old_events=old_events, final=final, error=reason)
-        changes, new_events = _changes(key, old_events, events, window, unexpandable | set(capped))
+            return _Plan(
+                changes=[(_FILE, Unreadable(key, reason))], old_events=old_events, final=final
+            )
+        changes, new_events = _changes(
+            key, old_events, events, window, set(unexpandable) | set(capped)
+        )
         reports: list[tuple[str, Item]] = [
             (f"{uid}/capped", Limited(f"{key}/{uid}", "series_capped", reason))
             for uid, reason in sorted(capped.items())
+        ]
+        reports += [
+            (f"{uid}/unreadable", Unreadable(f"{key}/{uid}", reason))
+            for uid, reason in sorted(unexpandable.items())
         ]
         final = {**_stat_entry(stat), "window": _window_json(window), "events": new_events}
         return _Plan(changes=changes + reports, old_events=old_events, final=final)
@@ -191,33 +213,32 @@ class IcsConnector:
 
     def _occurrences(
         self, key: str, data: bytes, window: Window
-    ) -> tuple[list[CalendarEvent], set[str], dict[str, str]]:
-        """The file's occurrences in the window, the UIDs of series that cannot be expanded,
-        and those cut or left out for a bound, with the reason (``config.limits``)."""
+    ) -> tuple[list[CalendarEvent], dict[str, str], dict[str, str]]:
+        """The file's occurrences in the window; the series that cannot be read (expanded,
+        or an occurrence of it converted), by UID with the reason; and those cut or left
+        out for a bound, with the reason (``config.limits``)."""
         calendar = parse_calendar(data)
         already = set(self._budget.capped)
-        method = str(calendar.get("METHOD", ""))
-        unexpandable: set[str] = set()
+        method = str(calendar.get("METHOD", "")).strip().upper()
+        if method in _ANSWERS:
+            _log.info("%s: left out, an iTIP %s (answers to a meeting, not meetings)", key, method)
+            return [], {}, {}
+        unexpandable: dict[str, str] = {}
 
         def left_out(uid: str, error: Exception) -> None:
-            _log.warning("%s: left out series %s, which cannot be expanded: %r", key, uid, error)
-            unexpandable.add(uid)
+            _log.warning("%s: left out series %s, which cannot be read: %r", key, uid, error)
+            unexpandable.setdefault(uid, f"this meeting cannot be read: {_describe(error)}")
 
-        events = {
-            event.source_id: event
-            for event in (
-                to_calendar_event(
-                    occurrence,
-                    calendar=key,
-                    owner=self.owner,
-                    source_prefix=key,
-                    method=method,
+        events: dict[str, CalendarEvent] = {}
+        for occurrence in expand(calendar, *window, on_bad_series=left_out, budget=self._budget):
+            try:
+                event = to_calendar_event(
+                    occurrence, calendar=key, owner=self.owner, source_prefix=key, method=method
                 )
-                for occurrence in expand(
-                    calendar, *window, on_bad_series=left_out, budget=self._budget
-                )
-            )
-        }
+            except Exception as error:  # one occurrence costs its series, never the file
+                left_out(stable_uid(occurrence), error)
+                continue
+            events[event.source_id] = event
         ordered = sorted(events.values(), key=lambda event: (event.original_start, event.uid))
         capped = {uid: r for uid, r in self._budget.capped.items() if uid not in already}
         return ordered, unexpandable, capped
@@ -250,7 +271,6 @@ class _Plan:
     changes: Sequence[tuple[str, Item]]
     old_events: Mapping[str, Any]
     final: Entry | None
-    error: str | None = None
 
 
 def _changes(
@@ -282,6 +302,10 @@ def _changes(
     fingerprints = {key: old_events[key] for key in gone if key not in looked_at}
     fingerprints.update((key, _fingerprint(event)) for key, event in current.items())
     return changed + removed, fingerprints
+
+
+def _describe(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"
 
 
 def _place(state: dict[str, Entry], key: str, entry: Entry | None) -> None:

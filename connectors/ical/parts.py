@@ -19,6 +19,7 @@ display name from ``CN``); the agent normalizes them again with the rest.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
@@ -43,6 +44,11 @@ _STATUSES: Mapping[str, EventStatus] = {
     "CANCELLED": "cancelled",
 }
 _RESOURCE_TYPES = frozenset({"ROOM", "RESOURCE"})
+_RELAY_DOMAINS = frozenset({"imip.me.com", "group.calendar.google.com"})
+_RELAY_SUFFIXES = (".imip.me.com",)
+_RELAY_ADDRESSES = frozenset({"noreply@email.apple.com", "no-reply@email.apple.com"})
+"""Calendar relays: addresses that stand for someone (see ``address``)."""
+_DATE_VALUE = re.compile(rb";VALUE=DATE(?=[;:]|$)", re.IGNORECASE)
 
 
 def parse_calendar(data: bytes) -> Calendar:
@@ -54,8 +60,12 @@ def parse_calendar(data: bytes) -> Calendar:
     ``ValueError`` when no complete VCALENDAR is there: a file caught half
     written must read as broken, not as empty, or every meeting in it would
     look deleted.
+
+    The parser builds every VTIMEZONE as it reads it, and refuses some that
+    RFC 5545 readers accept (``_calendars``); a zone it cannot build never
+    costs a file that schedules nothing.
     """
-    calendars = Calendar.from_ical(data, multiple=True)
+    calendars = _calendars(data)
     if not calendars:
         raise ValueError("no complete VCALENDAR block")
     if len(calendars) == 1:
@@ -65,6 +75,53 @@ def parse_calendar(data: bytes) -> Calendar:
     for calendar in calendars:
         merged.subcomponents.extend(calendar.subcomponents)
     return merged
+
+
+def _calendars(data: bytes) -> list[Calendar]:
+    """The file's VCALENDAR blocks, read again with repaired time zones when they fail.
+
+    ``RDATE;VALUE=DATE`` inside a VTIMEZONE (a transition on a date, read as
+    its midnight) makes the parser raise; such RDATEs are rewritten as
+    date-times and the file read again. A file still refused for its zones
+    while it holds no VEVENT (a time-zone-only export) reads as the empty
+    calendar it is: there is nothing in it to log, and nothing is wrong with
+    the calendar the user cares about. A file without a complete VCALENDAR
+    stays an error, as ``parse_calendar`` says why.
+    """
+    try:
+        return list(Calendar.from_ical(data, multiple=True))
+    except Exception:
+        if b"VTIMEZONE" not in data.upper():
+            raise
+    repaired = _repair_zones(data)
+    try:
+        return list(Calendar.from_ical(repaired, multiple=True))
+    except Exception:
+        upper = repaired.upper()
+        if b"BEGIN:VEVENT" in upper or b"END:VCALENDAR" not in upper:
+            raise
+    empty = Calendar()
+    empty.add("VERSION", "2.0")
+    return [empty]
+
+
+def _repair_zones(data: bytes) -> bytes:
+    """``data`` unfolded, each VTIMEZONE ``RDATE;VALUE=DATE:d1,d2`` as ``RDATE:d1T000000,...``."""
+    lines = re.sub(rb"\r?\n[ \t]", b"", data).splitlines()
+    depth = 0
+    out: list[bytes] = []
+    for line in lines:
+        upper = line.upper()
+        if upper.startswith(b"BEGIN:VTIMEZONE"):
+            depth += 1
+        elif upper.startswith(b"END:VTIMEZONE"):
+            depth = max(0, depth - 1)
+        elif depth and upper.startswith(b"RDATE;") and _DATE_VALUE.search(upper):
+            head, _, values = line.partition(b":")
+            head = _DATE_VALUE.sub(b"", head)
+            line = head + b":" + b",".join(v.strip() + b"T000000" for v in values.split(b","))
+        out.append(line)
+    return b"\r\n".join(out) + b"\r\n"
 
 
 def stable_uid(component: Component) -> str:
@@ -142,17 +199,68 @@ def to_utc(value: date) -> datetime:
 
 
 def address(value: Any) -> Address | None:
-    """An ORGANIZER or ATTENDEE value as an ``Address``; ``None`` when it holds no email."""
+    """An ORGANIZER or ATTENDEE value as an ``Address``; ``None`` when it holds no email.
+
+    A relay stands in for the person on some servers: iCloud invites from
+    ``...@imip.me.com`` or ``noreply@email.apple.com``, Exchange wraps an
+    address as ``IMCEASMTP-bob+40acme.example@...`` (or an X.500 name as
+    ``IMCEAEX-...``), a Google group calendar organizes as its calendar id.
+    A relay would become a contact nobody can write to, so the person is
+    taken from where the data says who it is: the ``EMAIL`` parameter (RFC
+    7986), the wrapped address, then ``SENT-BY`` (who acted for the relay);
+    ``None`` when nothing says.
+    """
+    email = _email(value)
+    if email is None:
+        return None
+    params = getattr(value, "params", {})
+    if _is_relay(email):
+        email = _behind_relay(email, params)
+        if email is None:
+            return None
+    return Address(email=email, name=clip(str(params.get("CN", "")).strip(), MAX_NAME_CHARS))
+
+
+def _email(value: Any) -> str | None:
+    """The address a calendar-user value holds, lower-cased, ``mailto:`` and quotes off."""
     if value is None:
         return None
-    text = str(value).strip()
+    text = str(value).strip().strip('"')
     if text.lower().startswith("mailto:"):
         text = text[len("mailto:") :]
     email = text.strip().lower()
-    if "@" not in email:
+    return email if "@" in email and " " not in email else None
+
+
+def _is_relay(email: str) -> bool:
+    local, _, domain = email.rpartition("@")
+    return (
+        domain in _RELAY_DOMAINS
+        or domain.endswith(_RELAY_SUFFIXES)
+        or email in _RELAY_ADDRESSES
+        or local.startswith(("imceasmtp-", "imceaex-"))
+    )
+
+
+def _behind_relay(relay: str, params: Mapping[str, Any]) -> str | None:
+    """The person a relay address stands for, where the data says; see ``address``."""
+    candidates = [
+        _email(params.get("EMAIL")),
+        _unwrap_exchange(relay),
+        _email(params.get("SENT-BY")),
+    ]
+    return next((c for c in candidates if c is not None and not _is_relay(c)), None)
+
+
+def _unwrap_exchange(email: str) -> str | None:
+    """``imceasmtp-bob+40acme.example@host`` is bob@acme.example (``+XX``: a hex byte)."""
+    local = email.rpartition("@")[0]
+    if not local.startswith("imceasmtp-"):
         return None
-    params = getattr(value, "params", {})
-    return Address(email=email, name=clip(str(params.get("CN", "")).strip(), MAX_NAME_CHARS))
+    wrapped = re.sub(
+        r"\+([0-9a-f]{2})", lambda m: chr(int(m.group(1), 16)), local[len("imceasmtp-") :]
+    )
+    return wrapped if wrapped.count("@") == 1 else None
 
 
 def response_status(partstat: str) -> ResponseStatus:
@@ -202,8 +310,17 @@ def _sequence(value: Any) -> int:
 
 
 def _text(component: Component, name: str) -> str:
-    value = _first(component.get(name))
-    return "" if value is None else str(value)
+    """The property's text; of several (one per LANGUAGE), the one meant for everybody.
+
+    A multi-language event repeats SUMMARY, DESCRIPTION or LOCATION with a
+    LANGUAGE parameter each; the one without LANGUAGE is the event's own, and
+    when every one has a LANGUAGE the first stands for the others.
+    """
+    values = _all(component.get(name))
+    if not values:
+        return ""
+    plain = [v for v in values if not getattr(v, "params", {}).get("LANGUAGE")]
+    return str((plain or values)[0])
 
 
 def _first(value: Any) -> Any:

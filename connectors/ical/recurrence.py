@@ -22,6 +22,10 @@ This module adds what the CRM needs on top:
   collapse them into one meeting).
 - A VEVENT without a usable DTSTART is not a scheduled meeting and is left
   out; one without a UID gets a stable one (``calendar_parts.stable_uid``).
+- Every VEVENT of a file counts: two with one UID and no RECURRENCE-ID that
+  start at different times are two meetings, not one hiding the other. A
+  SEQUENCE that is not a whole number counts as 0 and an empty ``RRULE:`` as
+  none, where the library would give up on the series.
 - A series that cannot be expanded is reported to ``on_bad_series`` and left
   out, so one broken meeting does not hide the others in its calendar.
 - Every expansion is bounded (``connectors.ical.bounded_rules``, ``config.limits``):
@@ -239,18 +243,29 @@ class _Events(SelectComponents):  # type: ignore[misc]
         return "VEVENT"
 
     def collect_series_from(self, source: Component, suppress_errors: Any) -> list[Series]:
-        groups: dict[str, list[EventAdapter]] = defaultdict(list)
+        """Every schedulable VEVENT in a series: by UID, and apart for each master of its own.
+
+        Two VEVENTs with one UID and no RECURRENCE-ID are two versions of a
+        meeting when they start at the same time (the highest SEQUENCE wins,
+        as the library decides), and two meetings when they do not: a file
+        that reuses a UID (exports stitched together, generators that reuse
+        one) must not lose every VEVENT but one. Overrides go with the UID's
+        first master.
+        """
+        groups: dict[tuple[str, int], list[EventAdapter]] = defaultdict(list)
+        masters: dict[str, list[str]] = defaultdict(list)
         for component in source.walk("VEVENT"):
-            if _schedulable(component):
-                uid = stable_uid(component)
-                try:
-                    bounded = self._bounded(uid, _with_uid(component, uid))
-                except ValueError as error:
-                    self._on_bad_series(uid, error)
-                    continue
-                groups[uid].append(EventAdapter(bounded))
+            if not _schedulable(component):
+                continue
+            uid = stable_uid(component)
+            try:
+                bounded = self._bounded(uid, _normalized(component, uid))
+            except ValueError as error:
+                self._on_bad_series(uid, error)
+                continue
+            groups[(uid, _master_index(masters[uid], bounded))].append(EventAdapter(bounded))
         collected: list[Series] = []
-        for uid, adapters in groups.items():
+        for (uid, _), adapters in groups.items():
             try:
                 collected.append(_Series(adapters))
             except Exception as error:  # as in expand: one series, not the calendar
@@ -295,14 +310,65 @@ def _schedulable(component: Component) -> bool:
     return isinstance(start, vDDDTypes) and isinstance(start.dt, date)
 
 
-def _with_uid(component: Component, uid: str) -> Component:
-    """The component carrying ``uid`` (its ``stable_uid``) as its UID, as every copy must."""
-    if str(component.get("UID", "")).strip() == uid:
+def _normalized(component: Component, uid: str) -> Component:
+    """The component carrying ``uid`` (its ``stable_uid``) as its UID, as every copy must,
+    and one whole-number SEQUENCE.
+
+    A SEQUENCE that is not a number (or is there twice) would make the
+    library's comparison of versions raise and cost the whole series; it
+    counts as 0, the value RFC 5545 gives a component without one. An empty
+    ``RRULE:`` (some holiday feeds write one on every single event) repeats
+    nothing and is dropped, where the library would refuse the event.
+    """
+    sequence = component.get("SEQUENCE")
+    sequence_ok = sequence is None or (isinstance(sequence, int) and sequence >= 0)
+    rules = _all(component.get("RRULE"))
+    rules_ok = all(rules)
+    if str(component.get("UID", "")).strip() == uid and sequence_ok and rules_ok:
         return component
     copy = component.copy()
     copy.pop("UID", None)
     copy.add("UID", uid)
+    if not sequence_ok:
+        copy.pop("SEQUENCE", None)
+        copy.add("SEQUENCE", _sequence_number(sequence))
+    if not rules_ok:
+        copy.pop("RRULE", None)
+        for rule in filter(None, rules):
+            copy.add("RRULE", rule)
     return copy
+
+
+def _all(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _sequence_number(value: Any) -> int:
+    """The first usable whole number among the values of SEQUENCE, else 0."""
+    for one in value if isinstance(value, list) else [value]:
+        try:
+            number = int(str(one).strip())
+        except ValueError:
+            continue
+        if number >= 0:
+            return number
+    return 0
+
+
+def _master_index(starts: list[str], component: Component) -> int:
+    """Which of the UID's series ``component`` belongs to: 0 for an override, else the
+    index of the master with the same DTSTART, a new one for a master starting elsewhere."""
+    if "RECURRENCE-ID" in component:
+        return 0
+    start = component["DTSTART"]
+    value = start.to_ical()
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    key = f"{start.params.get('TZID', '')}|{text}"
+    if key not in starts:
+        starts.append(key)
+    return starts.index(key)
 
 
 def _log_bad_series(uid: str, error: Exception) -> None:

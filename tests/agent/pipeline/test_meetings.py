@@ -114,6 +114,7 @@ def test_meetings_are_logged_per_occurrence_once_across_calendars(
         assert emails == {
             ("alice@northwind.example", "organizer", None),
             ("ann@acme.example", "attendee", "accepted"),
+            ("zed@acme.example", "attendee", "declined"),
         }
         assert set(session.scalars(select(ContactEmail.email))) == {"ann@acme.example"}
         ann = session.scalar(select(Contact).join(ContactEmail))
@@ -305,7 +306,8 @@ def test_a_meeting_whose_every_attendee_is_a_resource_is_skipped_as_no_participa
 @pytest.mark.parametrize(
     ("organizer", "attendees", "reason"),
     [
-        ("alice@northwind.example", [("room1@northwind.example", True)], "internal_only"),
+        ("alice@northwind.example", [("room1@northwind.example", True)], "no_participants"),
+        ("alice@northwind.example", [("dan@northwind.example", False)], "internal_only"),
         (None, [("s@mybank.example", False), ("room1@northwind.example", True)], "never_log"),
         ("alice@northwind.example", [("s@mybank.example", False)], "never_log"),
     ],
