@@ -312,6 +312,9 @@ class GmailConnector(GoogleApiClient):
         self._label_map: dict[str, str] | None = None
         self._unreadable = []
         self._listed: set[int | str] = set()
+        self._fetched: set[str] = set()
+        """Messages fetched in this run: a fetch returns a message as it is now, so a
+        later history page of the same run that changes it again needs no second one."""
 
     # -- what the mailbox holds (connectors test, verify)
 
@@ -574,8 +577,13 @@ class GmailConnector(GoogleApiClient):
     ) -> Iterator[tuple[list[Item], bool]]:
         """What one history page comes to, in parts within ``batch_bytes``, each with
         whether it is the page's last; the last also holds the changes fetched for nothing."""
-        changes = net_changes(records, self.watched_labels)
+        changes = {
+            mid: change
+            for mid, change in net_changes(records, self.watched_labels).items()
+            if change.deleted or mid not in self._fetched
+        }
         wanted = [mid for mid, change in changes.items() if needs_fetch(change, self.labels)]
+        self._fetched.update(wanted)
         needed = set(wanted)
         given: set[str] = set()
         for fetched, last in self._fetch_groups(wanted):

@@ -432,3 +432,24 @@ def test_the_agent_stores_the_token_its_connector_refreshed(
         assert isinstance(connector, GmailConnector)
         _, cursor = sync(connector, cursor)
     assert fake_google.calls["oauth2.token"] == 1
+
+
+def test_a_message_changed_on_two_history_pages_is_fetched_once_in_a_run(
+    fake_google: FakeGoogle, mailbox: Mailbox
+) -> None:
+    """A fetch returns the message as it is now, so the second page's change of it is
+    already in what the first page fetched."""
+    deliver(mailbox, 1)
+    connector = gmail_connector(fake_google, page_size=2)
+    _, cursor = sync(connector)
+    changed = deliver(mailbox, 3)
+    mailbox.modify(changed[0], add=["STARRED", "CATEGORY_PERSONAL"])
+    mailbox.modify(changed[0], add=["Label_7"])
+    fake_google.reset_counters()
+
+    items, _ = sync(connector, cursor)
+
+    assert len(fake_google.api_calls("users.history.list")) > 1
+    fetched = Counter(c.path.rsplit("/", 1)[1] for c in fake_google.api_calls("users.messages.get"))
+    assert fetched == Counter(changed)
+    assert Counter(m.source_id for m in messages(items)) == Counter(changed)
