@@ -9,7 +9,8 @@ import click
 
 from agent.cli.common import EXIT_FAILURE, pass_app, safe_url
 from agent.cli.doctor import doctor_hint
-from agent.cli.output import console, errors, print_rows
+from agent.cli.output import console, errors, print_json, print_rows
+from agent.cli.status_table import print_status
 from agent.runtime.app import App
 from agent.runtime.file_modes import loose_files
 from agent.runtime.health import ALERTING, connector_health, quarantine_rows
@@ -28,7 +29,7 @@ from storage.sync_state import ConnectorHealth
 )
 @pass_app
 def status(app: App, as_json: bool, skipped: bool, quarantined: bool) -> None:
-    """Per connector: state, last success, lag, items, errors, lease, and what to do.
+    """Per connector: state, last success, lag, items, quarantined, errors, and what to do.
 
     Exits with status 1 when a connector is failing, needs authorisation or
     is stuck, so monitoring can call it. Warns (without changing the exit
@@ -59,23 +60,16 @@ def status(app: App, as_json: bool, skipped: bool, quarantined: bool) -> None:
             empty="nothing skipped",
         )
         return
-    print_rows(
-        [row.as_row() for row in health],
-        [
-            "connector",
-            "kind",
-            "state",
-            "last_success",
-            "lag",
-            "items",
-            "quota_units_last_run",
-            "last_error",
-            "fix",
-        ],
-        as_json=as_json,
-        title=f"crm-sync — {safe_url(app)}",
-        empty="no connectors configured (see `crm-sync init` and the [[connectors]] tables)",
-    )
+    if as_json:
+        print_json([row.as_row() for row in health])
+    elif health:
+        print_status(health, title=f"crm-sync — {safe_url(app)}")
+    else:
+        console.print(
+            "no connectors configured (see `crm-sync init` and the [[connectors]] tables)",
+            markup=False,
+            highlight=False,
+        )
     _warn_loose_files(app, as_json=as_json)
     hint = doctor_hint(app.settings, app.base_dir, app.config_path)
     if hint:
