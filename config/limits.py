@@ -41,6 +41,8 @@ Fixed, because they protect the parser and the schema:
   the rest is not looked at.
 - ``MAX_CALENDAR_BYTES``: a larger calendar part is not read as an
   invitation; ``MAX_ICS_FILE_BYTES``: a larger .ics file is reported as bad.
+- ``MAX_REPLY_ANSWERS``: answers read from one iTIP REPLY; the rest are
+  counted as ``replies_capped``, never applied.
 
 Whatever escapes these reaches the database's own check
 (``storage.models._PortableText``): the item is quarantined, on SQLite and
@@ -85,6 +87,11 @@ MAX_ADDRESS_HEADER_CHARS = 256 * 1024
 """Of each From/To/Cc/Bcc/Reply-To header, only this much is read (some 10,000 addresses)."""
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 MAX_CALENDAR_BYTES = 1024 * 1024
+MAX_REPLY_ANSWERS = 50
+"""Answers (one per VEVENT and ATTENDEE) read from one iTIP REPLY, in file order. A
+REPLY carries one attendee's answer, usually for one meeting; a stranger's message
+naming thousands would make the agent update thousands of participants, so the
+rest are left out and counted ``replies_capped``."""
 MAX_ICS_FILE_BYTES = 64 * 1024 * 1024
 
 _ELLIPSIS = "…"

@@ -87,6 +87,25 @@ class CalendarEvent:
 
 
 @dataclass(frozen=True)
+class CalendarReply:
+    """One attendee's answer to a meeting (iTIP METHOD:REPLY), never a meeting of its own.
+
+    It names the meeting by ``uid`` and, for one occurrence, ``recurrence_id``
+    (None: every occurrence of the series); ``organizer`` tells a reused UID
+    from the meeting it names. ``stamp`` is the reply's DTSTAMP, which orders
+    answers: an older one never replaces a newer one (``storage.ingest``).
+    """
+
+    source_id: str
+    uid: str
+    recurrence_id: datetime | None
+    attendee: Attendee
+    organizer: Address | None = None
+    stamp: datetime | None = None
+    sequence: int = 0
+
+
+@dataclass(frozen=True)
 class SourceRemoved:
     """The provider no longer holds ``source_id`` in the synced scope (deleted or relabelled)."""
 
@@ -117,7 +136,7 @@ class Limited:
     detail: str
 
 
-Item = MailMessage | CalendarEvent | SourceRemoved | Unreadable | Limited
+Item = MailMessage | CalendarEvent | CalendarReply | SourceRemoved | Unreadable | Limited
 
 
 @dataclass(frozen=True)

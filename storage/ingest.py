@@ -10,11 +10,13 @@ adds nothing and loses nothing.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from typing import Any
 
-from sqlalchemy import Table, and_, delete, func, select, update
+from sqlalchemy import ColumnElement, Table, and_, case, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from config.limits import bounded_id
@@ -30,7 +32,9 @@ from storage.models import (
     InteractionSource,
     Observation,
     Quarantine,
+    SyncState,
 )
+from storage.sync_state import add_batch, update_counters
 from storage.upsert import greatest, insert_for, table_of
 
 
@@ -67,6 +71,32 @@ class InteractionRecord:
 
 
 @dataclass(frozen=True)
+class ResponseRecord:
+    """An attendee's answer to a meeting logged already (an iTIP REPLY): never a meeting.
+
+    It names the meeting's occurrences by ``uid`` (stored as a meeting's
+    ``thread``) and ``recurrence_id`` (None: every occurrence), among the
+    meetings of the organizer ``fingerprint`` names (see :func:`_claim_keys`).
+    ``responded_at`` orders answers; without it, the answer is taken only
+    where no dated answer is stored.
+    """
+
+    connector: str
+    source_id: str
+    uid: str
+    recurrence_id: datetime | None
+    fingerprint: str | None
+    email: str
+    name: str
+    response_status: str
+    responded_at: datetime | None = None
+
+
+RSVP_WITHOUT_MEETING = "rsvp_without_meeting"
+"""The skip reason of an answer that names no meeting logged (yet) by any agent."""
+
+
+@dataclass(frozen=True)
 class NewContact:
     """An address the policy allows to become a contact, with its company's domain."""
 
@@ -98,6 +128,8 @@ class BatchWrite:
     """Sources their owner made private: an interaction left without sources goes too."""
     quarantined: list[tuple[str, str, str]] = field(default_factory=list)
     """``(connector, source_id, reason)``."""
+    responses: list[ResponseRecord] = field(default_factory=list)
+    """Attendees' answers to meetings logged already; they never create an interaction."""
 
 
 @dataclass
@@ -110,6 +142,9 @@ class WriteStats:
     interactions_deleted: int = 0
     collisions: list[tuple[str, str]] = field(default_factory=list)
     """``(source_id, dedupe key)`` of records that reused another's key and got their own."""
+    skipped: Counter[str] = field(default_factory=Counter)
+    """What the write found nothing to apply to, by reason (answers without a meeting).
+    Already added to the connector's ``sync_state`` counters, in the same transaction."""
 
 
 def write_batch(
@@ -121,14 +156,17 @@ def write_batch(
     records = _claim_keys(session, batch.interactions, stats)
     created = _ensure_contacts(session, batch.new_contacts, stats, changes, actor)
     addresses = {p.email for r in records for p in r.participants}
-    addresses |= {f.email for f in batch.facts}
+    addresses |= {f.email for f in batch.facts} | {r.email for r in batch.responses}
     contact_of = contact_ids(session, addresses)
     touched = {contact_of[f.email] for f in batch.facts if f.email in contact_of}
     linked = {contact_of[p.email] for r in records for p in r.participants if p.email in contact_of}
+    linked |= {contact_of[r.email] for r in batch.responses if r.email in contact_of}
     _lock_contacts(session, touched | linked | set(created.values()))
     interaction_of = _upsert_interactions(session, records, stats, changes, actor)
     _add_sources(session, records, interaction_of, stats)
-    _add_participants(session, records, interaction_of, contact_of)
+    participants = _participant_rows(records, interaction_of, contact_of)
+    _add_responses(session, batch.responses, contact_of, participants, stats)
+    _upsert_participants(session, participants)
     if created:
         _link_earlier_participation(session, created)
     _record_facts(session, batch.facts, contact_of)
@@ -346,7 +384,7 @@ def _claim_keys(
         if fingerprint is None or owner[key] == fingerprint:
             resolved.append(record)
             continue
-        own = "collision:" + hashlib.sha256(f"{key}\n{fingerprint}".encode()).hexdigest()
+        own = collision_key(key, fingerprint)
         stats.collisions.append((record.source_id, key))
         resolved.append(replace(record, dedupe_key=own))
     for key in sorted(k for k in unclaimed if owner[k] is not None):
@@ -356,6 +394,11 @@ def _claim_keys(
             .values(fingerprint=owner[key])
         )
     return resolved
+
+
+def collision_key(key: str, fingerprint: str) -> str:
+    """The key a record gets when ``key`` belongs to another fingerprint (``_claim_keys``)."""
+    return "collision:" + hashlib.sha256(f"{key}\n{fingerprint}".encode()).hexdigest()
 
 
 _REVISABLE = ("occurred_at", "ends_at", "status", "subject")
@@ -533,13 +576,18 @@ def _add_sources(
         stats.sources_added += len(session.execute(statement.returning(table.c.id), chunk).all())
 
 
-def _add_participants(
-    session: Session,
+ParticipantRows = dict[tuple[int, str, str], dict[str, object]]
+"""``interaction_participants`` rows to upsert, by their unique key (interaction, email, role)."""
+
+
+def _participant_rows(
     records: Sequence[InteractionRecord],
     interaction_of: dict[str, int],
     contact_of: dict[str, int],
-) -> None:
-    rows: dict[tuple[int, str, str], dict[str, object]] = {}
+) -> ParticipantRows:
+    """The records' participants; a meeting's answers are dated by its revision, so that a
+    stale copy of it never undoes a later reply."""
+    rows: ParticipantRows = {}
     for record in records:
         interaction_id = interaction_of[record.dedupe_key]
         for p in record.participants:
@@ -552,23 +600,154 @@ def _add_participants(
                     "name": p.name or None,
                     "role": p.role,
                     "response_status": p.response_status,
+                    "responded_at": record.revised_at if p.response_status else None,
                 },
             )
+    return rows
+
+
+def _upsert_participants(session: Session, rows: ParticipantRows) -> None:
+    """Insert participants; on an existing one, take the answer only when it is not older.
+
+    The comparison runs in the statement, against the row as it is when the
+    statement gets to it, so two agents writing answers in either order, or
+    one writing the same answer twice, leave the newest (:func:`_newer_answer`).
+    Meetings' participants and replies' answers go in one statement, in key
+    order, so that two writers never lock the same rows in different orders.
+    """
     if not rows:
         return
     table = table_of(InteractionParticipant)
     statement = insert_for(session, table)
+    newer = _newer_answer(statement, table)
     statement = statement.on_conflict_do_update(
         index_elements=["interaction_id", "email", "role"],
         set_={
-            "response_status": func.coalesce(
-                statement.excluded.response_status, table.c.response_status
-            )
+            "response_status": case(
+                (newer, statement.excluded.response_status), else_=table.c.response_status
+            ),
+            "responded_at": case(
+                (newer, statement.excluded.responded_at), else_=table.c.responded_at
+            ),
         },
     )
     # in key order, like every upsert here, so two writers never wait on each other in a circle
     for chunk in chunks([rows[key] for key in sorted(rows)]):
         session.execute(statement, chunk)
+
+
+def _newer_answer(statement: Any, table: Table) -> ColumnElement[bool]:
+    """Whether the incoming answer replaces the stored one.
+
+    An incoming row without an answer never does. One with an answer does
+    unless the stored answer is dated and the incoming one is undated or
+    older; a tie goes to the incoming one, so writing an answer again is a
+    no-op. Rows written before answers were dated compare as undated.
+    """
+    excluded = statement.excluded
+    stored_at = table.c.responded_at
+    return and_(
+        excluded.response_status.is_not(None),
+        or_(
+            stored_at.is_(None),
+            and_(excluded.responded_at.is_not(None), stored_at <= excluded.responded_at),
+        ),
+    )
+
+
+def _add_responses(
+    session: Session,
+    responses: Sequence[ResponseRecord],
+    contact_of: Mapping[str, int],
+    rows: ParticipantRows,
+    stats: WriteStats,
+) -> None:
+    """Add to ``rows`` each answering attendee's response on the meetings it names.
+
+    An attendee who was no participant becomes one, linked to their contact
+    when they have one, but never made a contact: an answer alone is no
+    interaction. Where the batch already holds the participant (the meeting
+    itself, another answer), the newer answer stays, by the rule the
+    database applies (:func:`_newer_answer`). An answer naming no logged
+    meeting is counted under :data:`RSVP_WITHOUT_MEETING`, on ``stats`` and
+    on its connector's counters.
+    """
+    unmatched: Counter[str] = Counter()
+    for response in responses:
+        meetings = _answered_meetings(session, response)
+        if not meetings:
+            unmatched[response.connector] += 1
+        answer = {
+            "response_status": response.response_status,
+            "responded_at": response.responded_at,
+        }
+        for interaction_id in meetings:
+            key = (interaction_id, response.email, "attendee")
+            kept = rows.get(key)
+            if kept is None:
+                rows[key] = {
+                    "interaction_id": interaction_id,
+                    "contact_id": contact_of.get(response.email),
+                    "email": response.email,
+                    "name": response.name or None,
+                    "role": "attendee",
+                    **answer,
+                }
+            elif _replaces(kept, response.responded_at):
+                kept.update(answer)
+    for connector, count in sorted(unmatched.items()):
+        stats.skipped[RSVP_WITHOUT_MEETING] += count
+        _count_skips(session, connector, {RSVP_WITHOUT_MEETING: count})
+
+
+def _replaces(kept: Mapping[str, object], responded_at: datetime | None) -> bool:
+    """:func:`_newer_answer` for two rows of one batch: an answer dated ``responded_at``
+    replaces ``kept``'s unless ``kept``'s is dated and this one is undated or older."""
+    kept_at = kept["responded_at"]
+    if kept["response_status"] is None or not isinstance(kept_at, datetime):
+        return True
+    return responded_at is not None and kept_at <= responded_at
+
+
+def _answered_meetings(session: Session, response: ResponseRecord) -> list[int]:
+    """The logged meetings ``response`` names, by UID, organizer and occurrence.
+
+    A meeting's UID is its ``thread``; its organizer, its ``fingerprint``
+    (a meeting logged before fingerprints were kept has none, and matches
+    any). An occurrence is found by its dedupe key, UID and original start,
+    or the key it got when another organizer's meeting held that one.
+    """
+    query = select(Interaction.id).where(
+        Interaction.kind == "meeting", Interaction.thread == response.uid
+    )
+    fingerprint = response.fingerprint
+    if fingerprint is None:
+        query = query.where(Interaction.fingerprint.is_(None))
+    else:
+        query = query.where(
+            or_(Interaction.fingerprint == fingerprint, Interaction.fingerprint.is_(None))
+        )
+    if response.recurrence_id is not None:
+        key = f"{response.uid}/{response.recurrence_id.isoformat()}"
+        keys = [key] if fingerprint is None else [key, collision_key(key, fingerprint)]
+        query = query.where(Interaction.dedupe_key.in_(keys))
+    return list(session.scalars(query.order_by(Interaction.id)))
+
+
+def _count_skips(session: Session, connector: str, skipped: Mapping[str, int]) -> None:
+    """Add ``skipped`` to the connector's counters, with the write that found them.
+
+    Whether an answer names a logged meeting is known only here, in the
+    transaction that applies it, so it is counted here: exactly once per
+    committed write, however often a lost race makes the caller retry. A
+    connector without a ``sync_state`` row (a one-off import) has no counters.
+    """
+    state = session.get(SyncState, connector)
+    if state is not None:
+        update_counters(
+            state,
+            lambda counters: add_batch(counters, items=0, logged=0, quarantined=0, skipped=skipped),
+        )
 
 
 def _link_earlier_participation(session: Session, created: dict[str, int]) -> None:

@@ -243,6 +243,9 @@ class InteractionParticipant(Base):
     name: Mapped[str | None] = mapped_column(Str(300))
     role: Mapped[str] = mapped_column(Str(20))
     response_status: Mapped[str | None] = mapped_column(Str(20))
+    responded_at: Mapped[datetime | None]
+    """When ``response_status`` was given (a reply's DTSTAMP, a meeting's revision): several
+    agents write answers in any order, and an older one never replaces a newer one."""
 
     interaction: Mapped[Interaction] = relationship(back_populates="participants")
 

@@ -14,11 +14,13 @@ from collections.abc import Sequence
 
 from agent.pipeline.emails import plan_mail
 from agent.pipeline.filters import Skip
-from agent.pipeline.meetings import plan_meeting
-from agent.pipeline.planned import BatchPlan, Planned
+from agent.pipeline.meetings import plan_meeting, plan_replies
+from agent.pipeline.planned import Answered, BatchPlan, Planned
 from agent.pipeline.policy import Policy
 from connectors.errors import BadItem
 from connectors.records import (
+    CalendarEvent,
+    CalendarReply,
     Item,
     Limited,
     MailMessage,
@@ -40,12 +42,13 @@ def plan_batch(items: Sequence[Item], policy: Policy) -> BatchPlan:
         if isinstance(item, Limited):
             plan.limited.append(item)
             continue
+        if isinstance(item, CalendarReply):
+            # an answer, not an interaction: it is applied, or counted as
+            # rsvp_without_meeting by the write that finds no meeting for it
+            plan.write.responses.extend(plan_replies([item], policy))
+            continue
         try:
-            outcome = (
-                plan_mail(item, policy)
-                if isinstance(item, MailMessage)
-                else plan_meeting(item, policy)
-            )
+            outcome = _plan_item(item, policy)
         except BadItem as exc:
             plan.write.quarantined.append((policy.connector, item.source_id, exc.reason))
             continue
@@ -55,6 +58,9 @@ def plan_batch(items: Sequence[Item], policy: Policy) -> BatchPlan:
             continue
         if isinstance(outcome, Skip):
             plan.skipped[outcome.reason] += 1
+            if isinstance(outcome, Answered):
+                plan.write.responses.extend(outcome.responses)
+                plan.limited.extend(outcome.limited)
             if outcome.reason == "private_label":
                 # also when the label came after the message was logged
                 plan.write.withdrawn.append((policy.connector, item.source_id))
@@ -66,3 +72,7 @@ def plan_batch(items: Sequence[Item], policy: Policy) -> BatchPlan:
             plan.limited.extend(planned.limited)
         plan.logged += 1
     return plan
+
+
+def _plan_item(item: MailMessage | CalendarEvent, policy: Policy) -> Planned | list[Planned] | Skip:
+    return plan_mail(item, policy) if isinstance(item, MailMessage) else plan_meeting(item, policy)

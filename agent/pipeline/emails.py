@@ -15,13 +15,13 @@ from email.message import Message
 from agent.mail import text
 from agent.mail.envelope import Envelope, build_envelope
 from agent.pipeline.filters import Skip, apply_filters
-from agent.pipeline.meetings import plan_meeting
+from agent.pipeline.meetings import plan_meeting, plan_replies
 from agent.pipeline.people import name_facts, new_contacts, within_limit, without_suspects
-from agent.pipeline.planned import Planned
+from agent.pipeline.planned import Answered, Planned
 from agent.pipeline.policy import Policy
 from config.limits import MAX_CALENDAR_BYTES
 from connectors.ical.bounded_rules import ExpansionBudget
-from connectors.ical.parts import parse_calendar, to_calendar_event
+from connectors.ical.parts import calendar_replies, parse_calendar, to_calendar_event
 from connectors.ical.recurrence import expand
 from connectors.records import (
     Address,
@@ -59,7 +59,10 @@ def plan_mail(message: MailMessage, policy: Policy) -> Planned | list[Planned] |
 def _skipped(
     skip: Skip, message: MailMessage, parsed: Message, envelope: Envelope, policy: Policy
 ) -> list[Planned] | Skip:
-    """The skip, unless it is an invitation whose meetings no synced calendar logs."""
+    """The skip, unless it is an invitation whose meetings no synced calendar logs, or a
+    reply whose answers go to the meetings it names."""
+    if envelope.calendar_method == "REPLY" and skip.reason in _ANSWERABLE:
+        return _plan_answers(message, parsed, envelope, skip, policy)
     if skip.reason == "calendar_notification" and not policy.has_calendar:
         invited = _plan_invitation(message, parsed, envelope, policy)
         if invited is not None:
@@ -118,7 +121,39 @@ def _summary_and_body(
 _INVITATION_METHODS = frozenset({"REQUEST", "CANCEL"})
 """The iTIP methods that announce meetings. A REPLY (an attendee's answer) or a COUNTER
 names a meeting without being one: it stays the ``calendar_notification`` skip, and is
-never logged as a meeting of its own."""
+never logged as a meeting of its own; a REPLY's answers update that meeting
+(``_plan_answers``)."""
+
+_ANSWERABLE = frozenset({"calendar_notification", "internal_only"})
+"""The skips under which a reply's answers still count: a colleague's answer to the
+owner's meeting with customers is mail between colleagues, yet names a customer
+meeting. Every earlier skip (private, spam, never-log) leaves the answer out too."""
+
+
+def _plan_answers(
+    message: MailMessage, parsed: Message, envelope: Envelope, skip: Skip, policy: Policy
+) -> Skip:
+    """A reply by mail: ``skip`` as the message's count, with the answers it carries.
+
+    Its answers update the meetings they name, whichever connector logged
+    them, with the email's date for a reply that carries no DTSTAMP. A part
+    that cannot be read leaves the plain skip: there is nothing to apply.
+    """
+    data = text.calendar_part(parsed)
+    if data is None or len(data) > MAX_CALENDAR_BYTES:
+        return skip
+    try:
+        calendar = parse_calendar(data)
+    except ValueError:
+        return skip
+    replies, more = calendar_replies(
+        calendar, source_prefix=message.source_id, stamp=envelope.occurred_at
+    )
+    answered = Answered(skip.reason, skip.detail, plan_replies(replies, policy))
+    if not more:
+        return answered
+    detail = f"{more} more answers than the agent reads from one reply"
+    return replace(answered, limited=(Limited(message.source_id, "replies_capped", detail),))
 
 
 def _plan_invitation(

@@ -19,7 +19,7 @@ no rule and a decline never creates a contact.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -42,9 +42,10 @@ from connectors.records import (
     Address,
     Attendee,
     CalendarEvent,
+    CalendarReply,
     Limited,
 )
-from storage.ingest import InteractionRecord, ParticipantRecord
+from storage.ingest import InteractionRecord, ParticipantRecord, ResponseRecord
 
 __all__ = [
     "RULES",
@@ -53,6 +54,7 @@ __all__ = [
     "Participant",
     "first_skip",
     "plan_meeting",
+    "plan_replies",
     "skip_internal_only",
     "skip_never_log",
     "skip_no_participants",
@@ -214,6 +216,39 @@ def plan_meeting(event: CalendarEvent, policy: Policy) -> Planned | Skip:
         ),
         tuple(limited),
     )
+
+
+_ANSWERS = frozenset({"needs_action", "accepted", "declined", "tentative"})
+"""The answers a reply can record; DELEGATED and the like say nothing of the attendee."""
+
+
+def plan_replies(replies: Sequence[CalendarReply], policy: Policy) -> tuple[ResponseRecord, ...]:
+    """Attendees' answers (iTIP REPLY) as updates of the meetings they name, never meetings.
+
+    An answer from a never-log address, or one that says nothing (an unknown
+    PARTSTAT), updates nothing. The meeting is named as ``plan_meeting`` keys
+    it: UID, original start, and its organizer's fingerprint.
+    """
+    responses = []
+    for reply in replies:
+        email = normalize_email(reply.attendee.address.email)
+        status = reply.attendee.response_status
+        if email is None or status not in _ANSWERS or policy.filters.never_log.matches(email):
+            continue
+        responses.append(
+            ResponseRecord(
+                connector=policy.connector,
+                source_id=reply.source_id,
+                uid=reply.uid,
+                recurrence_id=reply.recurrence_id,
+                fingerprint=_meeting_fingerprint(reply.organizer),
+                email=email,
+                name=reply.attendee.address.name,
+                response_status=status,
+                responded_at=reply.stamp,
+            )
+        )
+    return tuple(responses)
 
 
 def _meeting_record(occurrence: Occurrence, policy: Policy) -> InteractionRecord:

@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from typing import Any, TextIO
 
 from agent.runtime.inert_text import json_text, plain
-from connectors.records import CalendarEvent, MailMessage
+from connectors.records import CalendarEvent, CalendarReply, MailMessage
 
 ENV_LOG_LEVEL = "CRM_SYNC_LOG_LEVEL"
 MAX_ARG_CHARS = 200
@@ -90,7 +90,7 @@ def _safe_arg(value: object) -> object:
     """A log argument that cannot carry message content."""
     if isinstance(value, bytes | bytearray | memoryview):
         return f"<{len(value)} bytes>"
-    if isinstance(value, MailMessage | CalendarEvent):
+    if isinstance(value, MailMessage | CalendarEvent | CalendarReply):
         return f"<{type(value).__name__} {value.source_id}>"
     if isinstance(value, str):
         return _first_line(value, MAX_ARG_CHARS)

@@ -424,6 +424,7 @@ def _account(result: SyncResult, batch: Batch, plan: BatchPlan, stats: WriteStat
     result.items += len(batch.items)
     result.logged += plan.logged
     result.skipped.update(plan.skipped)
+    result.skipped.update(stats.skipped)  # the write already counted these on the row
     result.limited.update(note.reason for note in plan.limited)
     result.quarantined += len(plan.write.quarantined)
     result.removed += len(plan.write.removed)

@@ -34,8 +34,15 @@ must not read as "every meeting deleted". A series inside a good file that
 cannot be expanded, or an occurrence that cannot be converted, is reported
 as ``Unreadable(f"{file_key}/{uid}", reason)`` and its series keeps the
 occurrences it had the same way. A file that schedules nothing (only time
-zones, say) yields nothing and is no error; nor does an iTIP answer (METHOD
-REPLY, COUNTER...), which names a meeting without being one.
+zones, say) yields nothing and is no error; nor does an iTIP answer other
+than a REPLY (COUNTER, REFRESH...), which names a meeting without being one.
+
+A REPLY file (an attendee's answer, METHOD:REPLY) yields a ``CalendarReply``
+per answer it carries (``connectors.ical.parts.calendar_replies``): the agent
+records it on the meeting it names, never as a meeting. Its cursor entry is
+marked ``"answers": true`` and holds no events: answers are not expanded, so
+the window does not concern them and the file is read again only when it
+changes; a REPLY file that is gone takes nothing with it (the answer was given).
 
 Batches: one per file with changes, split every ``batch_size`` items. A
 batch that ends part-way through a file records the occurrences done so far
@@ -54,11 +61,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from icalendar import Calendar
+
 from config.limits import DEFAULT, MAX_ICS_FILE_BYTES, Limits
 from connectors.capabilities import ScopeSize
 from connectors.errors import CursorInvalid, TransientError
 from connectors.ical.bounded_rules import ExpansionBudget
-from connectors.ical.parts import parse_calendar, stable_uid, to_calendar_event
+from connectors.ical.parts import (
+    calendar_replies,
+    parse_calendar,
+    stable_uid,
+    to_calendar_event,
+)
 from connectors.ical.recurrence import DEFAULT_HORIZON_DAYS, expand, expansion_window
 from connectors.records import (
     Batch,
@@ -74,7 +88,8 @@ CURSOR_VERSION = 1
 _log = logging.getLogger(__name__)
 _RACY_NS = 2_000_000_000
 _ANSWERS = frozenset({"REPLY", "COUNTER", "DECLINECOUNTER", "REFRESH"})
-"""iTIP methods whose VEVENTs answer a meeting (RFC 5546): never meetings of their own."""
+"""iTIP methods whose VEVENTs answer a meeting (RFC 5546): never meetings of their own.
+A REPLY's answers are read (``_replies``); the others are left out."""
 _FILE = "!file"
 """The key, among a file's changes, of the report that the whole file cannot be read."""
 
@@ -169,7 +184,10 @@ class IcsConnector:
         try:
             if stat.st_size > MAX_ICS_FILE_BYTES:
                 raise ValueError(f"the file is larger than {MAX_ICS_FILE_BYTES} bytes")
-            events, unexpandable, capped = self._occurrences(key, path.read_bytes(), window)
+            calendar = parse_calendar(path.read_bytes())
+            if _method(calendar) == "REPLY":
+                return _replies(key, calendar, stat, old_events, window)
+            events, unexpandable, capped = self._occurrences(key, calendar, window)
         except Exception as error:  # whatever one file does, the others go on
             reason = f"the file cannot be read as a calendar: {type(error).__name__}: {error}"
             final = {
@@ -212,14 +230,13 @@ class IcsConnector:
         return found
 
     def _occurrences(
-        self, key: str, data: bytes, window: Window
+        self, key: str, calendar: Calendar, window: Window
     ) -> tuple[list[CalendarEvent], dict[str, str], dict[str, str]]:
         """The file's occurrences in the window; the series that cannot be read (expanded,
         or an occurrence of it converted), by UID with the reason; and those cut or left
         out for a bound, with the reason (``config.limits``)."""
-        calendar = parse_calendar(data)
         already = set(self._budget.capped)
-        method = str(calendar.get("METHOD", "")).strip().upper()
+        method = _method(calendar)
         if method in _ANSWERS:
             _log.info("%s: left out, an iTIP %s (answers to a meeting, not meetings)", key, method)
             return [], {}, {}
@@ -262,6 +279,33 @@ class IcsConnector:
             done = first + self.batch_size >= len(changes)
             entry = plan.final if done else {"events": dict(progress)}
             yield entry, [item for _, item in chunk]
+
+
+def _method(calendar: Calendar) -> str:
+    """The calendar's iTIP METHOD, upper-case; empty for a plain calendar file."""
+    return str(calendar.get("METHOD", "")).strip().upper()
+
+
+def _replies(
+    key: str,
+    calendar: Calendar,
+    stat: os.stat_result,
+    old_events: Mapping[str, Any],
+    window: Window,
+) -> _Plan:
+    """A REPLY file's plan: its answers, then what it scheduled before it was one (removed).
+
+    Answers carry no fingerprint in the cursor: the whole file is read again
+    when it changes, and an answer applied twice leaves the same state.
+    """
+    replies, more = calendar_replies(calendar, source_prefix=key)
+    changes: list[tuple[str, Item]] = [(f"reply/{n}", reply) for n, reply in enumerate(replies)]
+    if more:
+        detail = f"{more} more answers than the agent reads from one reply"
+        changes.append(("reply/capped", Limited(key, "replies_capped", detail)))
+    removals, kept = _changes(key, old_events, [], window)
+    final = {**_stat_entry(stat), "answers": True, "events": kept}
+    return _Plan(changes=changes + removals, old_events=old_events, final=final)
 
 
 @dataclass(frozen=True)
@@ -320,7 +364,9 @@ def _unchanged(entry: Entry | None, stat: os.stat_result, window: Window) -> boo
         return False
     if entry.get("size") != stat.st_size:
         return False
-    return "error" in entry or entry.get("window") == _window_json(window)
+    if "error" in entry or entry.get("answers"):
+        return True  # neither is read against the window
+    return entry.get("window") == _window_json(window)
 
 
 def _stat_entry(stat: os.stat_result) -> Entry:

@@ -27,8 +27,8 @@ from typing import Any, Literal
 from icalendar import Calendar, Component
 from icalendar.prop import vDDDTypes
 
-from config.limits import MAX_NAME_CHARS, bounded_id, clip
-from connectors.records import Address, Attendee, CalendarEvent, ResponseStatus
+from config.limits import MAX_NAME_CHARS, MAX_REPLY_ANSWERS, bounded_id, clip
+from connectors.records import Address, Attendee, CalendarEvent, CalendarReply, ResponseStatus
 
 EventStatus = Literal["confirmed", "tentative", "cancelled"]
 
@@ -187,6 +187,44 @@ def to_calendar_event(
         sequence=_sequence(occurrence.get("SEQUENCE")),
         updated=_moment(occurrence, "LAST-MODIFIED") or _moment(occurrence, "DTSTAMP"),
     )
+
+
+def calendar_replies(
+    calendar: Component, *, source_prefix: str, stamp: datetime | None = None
+) -> tuple[list[CalendarReply], int]:
+    """The answers an iTIP REPLY carries, at most ``MAX_REPLY_ANSWERS``, and how many more.
+
+    Each VEVENT names its meeting by UID and, for one occurrence, by
+    RECURRENCE-ID (read as ``to_calendar_event`` reads it, so the two agree on
+    an occurrence's original start); each ATTENDEE in it is one answer.
+    ``stamp`` stands in for a missing DTSTAMP (an email's date). A VEVENT
+    without a UID names no meeting and is left out: a derived UID would
+    never match one.
+    """
+    found: list[CalendarReply] = []
+    more = 0
+    for component in calendar.walk("VEVENT"):
+        if not str(component.get("UID", "")).strip():
+            continue
+        uid = stable_uid(component)
+        recurrence_id = _moment(component, "RECURRENCE-ID")
+        for attendee in _attendees(component.get("ATTENDEE")):
+            if len(found) >= MAX_REPLY_ANSWERS:
+                more += 1
+                continue
+            occurrence = recurrence_id.isoformat() if recurrence_id else "series"
+            found.append(
+                CalendarReply(
+                    source_id=f"{source_prefix}/{uid}/{occurrence}",
+                    uid=uid,
+                    recurrence_id=recurrence_id,
+                    attendee=attendee,
+                    organizer=address(_first(component.get("ORGANIZER"))),
+                    stamp=_moment(component, "DTSTAMP") or stamp,
+                    sequence=_sequence(component.get("SEQUENCE")),
+                )
+            )
+    return found, more
 
 
 def to_utc(value: date) -> datetime:

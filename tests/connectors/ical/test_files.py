@@ -17,6 +17,7 @@ from connectors.records import (
     Address,
     Attendee,
     CalendarEvent,
+    CalendarReply,
     Cursor,
     Item,
     SourceRemoved,
@@ -572,3 +573,32 @@ def test_one_broken_occurrence_costs_its_series_a_report_not_the_file(tmp_path: 
 )
 def test_of_several_summaries_the_one_without_a_language_is_used(lines: str, expected: str) -> None:
     assert _event(lines).summary == expected
+
+
+def test_a_reply_file_yields_its_answers_once_and_takes_nothing_when_gone(tmp_path: Path) -> None:
+    reply = """UID:weekly@example.com
+RECURRENCE-ID;TZID=Europe/Berlin:20240313T100000
+DTSTAMP:20240302T080000Z
+SEQUENCE:1
+ORGANIZER:mailto:me@example.com
+ATTENDEE;CN=Bob;PARTSTAT=DECLINED:mailto:Bob@Customer.com"""
+    write_ics(tmp_path / "bob-reply.ics", ics(reply, preamble="METHOD:REPLY\n"))
+
+    items, cursor = run(connector(tmp_path), None)
+    later, cursor = run(connector(tmp_path, now=lambda: NOW + timedelta(days=7)), cursor)
+    (tmp_path / "bob-reply.ics").unlink()
+    gone, _ = run(connector(tmp_path), cursor)
+
+    assert items == [
+        CalendarReply(
+            source_id="bob-reply.ics/weekly@example.com/2024-03-13T09:00:00+00:00",
+            uid="weekly@example.com",
+            recurrence_id=utc(2024, 3, 13, 9),
+            attendee=Attendee(Address("bob@customer.com", "Bob"), "declined"),
+            organizer=Address("me@example.com"),
+            stamp=utc(2024, 3, 2, 8),
+            sequence=1,
+        )
+    ]
+    assert later == []  # answers are not read against the window
+    assert gone == []  # the answer was given: nothing to remove
