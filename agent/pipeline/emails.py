@@ -12,6 +12,8 @@ from dataclasses import replace
 from datetime import timedelta
 from email.message import Message
 
+from icalendar import Calendar
+
 from agent.mail import text
 from agent.mail.envelope import Envelope, build_envelope
 from agent.pipeline.filters import Skip, apply_filters
@@ -118,6 +120,18 @@ def _summary_and_body(
     return text.snippet(new_text) or None, body
 
 
+def _calendar_of(parsed: Message) -> Calendar | None:
+    """The message's calendar part, parsed; None where there is none, it is over
+    ``MAX_CALENDAR_BYTES``, or it cannot be read."""
+    data = text.calendar_part(parsed)
+    if data is None or len(data) > MAX_CALENDAR_BYTES:
+        return None
+    try:
+        return parse_calendar(data)
+    except ValueError:
+        return None
+
+
 _INVITATION_METHODS = frozenset({"REQUEST", "CANCEL"})
 """The iTIP methods that announce meetings. A REPLY (an attendee's answer) or a COUNTER
 names a meeting without being one: it stays the ``calendar_notification`` skip, and is
@@ -139,12 +153,8 @@ def _plan_answers(
     them, with the email's date for a reply that carries no DTSTAMP. A part
     that cannot be read leaves the plain skip: there is nothing to apply.
     """
-    data = text.calendar_part(parsed)
-    if data is None or len(data) > MAX_CALENDAR_BYTES:
-        return skip
-    try:
-        calendar = parse_calendar(data)
-    except ValueError:
+    calendar = _calendar_of(parsed)
+    if calendar is None:
         return skip
     replies, more = calendar_replies(
         calendar, source_prefix=message.source_id, stamp=envelope.occurred_at
@@ -166,12 +176,8 @@ def _plan_invitation(
     however it arrives. None when the message holds no usable invitation.
     """
     method = envelope.calendar_method or ""
-    data = text.calendar_part(parsed) if method in _INVITATION_METHODS else None
-    if data is None or len(data) > MAX_CALENDAR_BYTES:
-        return None
-    try:
-        calendar = parse_calendar(data)
-    except ValueError:
+    calendar = _calendar_of(parsed) if method in _INVITATION_METHODS else None
+    if calendar is None:
         return None
     window = (envelope.occurred_at - timedelta(days=366), envelope.occurred_at + policy.horizon)
     budget = ExpansionBudget(policy.limits)
