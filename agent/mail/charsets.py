@@ -162,6 +162,8 @@ def decode_bytes(data: bytes, charset: str | None, *, prefer_utf8: bool = False)
     """
     codec = _bom_codec(data) or codec_for(charset)
     candidates = [codec] if codec else []
+    if prefer_utf8 and codec in _WESTERN_SINGLE_BYTE and _UTF8_SEQUENCE.search(data):
+        candidates = []  # UTF-8 with stray bytes: each read on its own, below
     if prefer_utf8 or codec in _WESTERN_SINGLE_BYTE:
         candidates.insert(0, "utf-8")
     for candidate in candidates:
@@ -170,6 +172,14 @@ def decode_bytes(data: bytes, charset: str | None, *, prefer_utf8: bool = False)
         except Exception:
             continue
     return data.decode("utf-8", errors="crm_sync_cp1252")
+
+
+_UTF8_SEQUENCE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
+)
+"""A multi-byte UTF-8 sequence. A raw header holding one is UTF-8 with a stray byte or
+two far more often than Windows-1252 text, whose label (a body's, often us-ascii or
+iso-8859-1, both read as Windows-1252) never fails and would turn all of it to mojibake."""
 
 
 def _bom_codec(data: bytes) -> str | None:

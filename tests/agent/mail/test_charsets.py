@@ -136,3 +136,13 @@ def test_an_encoded_word_subject_is_read_as_browsers_read_its_label(word: bytes,
 )
 def test_labels_python_reads_otherwise_are_known(label: str, otherwise: bool) -> None:
     assert read_otherwise(label) is otherwise
+
+
+def test_a_utf8_header_with_a_stray_byte_is_not_read_as_the_bodys_western_label() -> None:
+    """us-ascii and iso-8859-1 are read as Windows-1252, which never fails: a raw UTF-8
+    From with one Latin-1 byte would come out as mojibake under the body's label."""
+    data = "Юникод запрещен".encode() + b"\xf1"
+    body = b"Content-Type: text/plain; charset=us-ascii\r\n\r\nhi"
+    raw = b"From: " + data + b" <a@b.example>\r\n" + body
+    assert header_str(parse_mime(raw), "From") == "Юникод запрещенñ <a@b.example>"
+    assert decode_bytes("café “x”".encode("cp1252"), "iso-8859-1", prefer_utf8=True) == ("café “x”")
