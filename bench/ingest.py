@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -82,16 +81,6 @@ def _child_pipeline(mbox: Path, database: Path, batch_bytes: int | None) -> dict
         "logged": result.logged,
         "contacts": result.contacts_created,
     }
-
-
-def _own_peak_rss_kib() -> int:
-    """This process's peak RSS. ``VmHWM`` belongs to the memory this program mapped;
-    ``ru_maxrss`` would carry over the parent's high-water mark through ``exec``."""
-    try:
-        with open("/proc/self/status") as status:
-            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
-    except (OSError, StopIteration):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def _run_child(
@@ -182,7 +171,9 @@ def main() -> None:
             if args.child == "parse"
             else _child_pipeline(args.mbox, args.db, args.batch_bytes)
         )
-        figures["peak_rss_kib"] = _own_peak_rss_kib()
+        from tests.support.peak_memory import own_peak_rss_kib
+
+        figures["peak_rss_kib"] = own_peak_rss_kib()
         print(json.dumps(figures))
         return
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from agent.mail.addresses import (
     addresses,
@@ -394,10 +395,18 @@ CHAIN: tuple[Step, ...] = (
 """The filter steps in the order ``apply_filters`` runs them (see the module docstring)."""
 
 
+S = TypeVar("S")
+P = TypeVar("P")
+
+
+def first_reason(
+    rules: Iterable[Callable[[S, P], Skip | None]], subject: S, policy: P
+) -> Skip | None:
+    """The first rule's reason not to log ``subject``, in order, or None to log it: how
+    both the mail filters and the meeting rules decide."""
+    return next((skip for rule in rules if (skip := rule(subject, policy)) is not None), None)
+
+
 def apply_filters(envelope: Envelope, policy: FilterPolicy) -> Skip | None:
     """The first reason not to log ``envelope``, or None to log it."""
-    for step in CHAIN:
-        skip = step(envelope, policy)
-        if skip is not None:
-            return skip
-    return None
+    return first_reason(CHAIN, envelope, policy)

@@ -27,7 +27,7 @@ from agent.mail import text
 from agent.mail.addresses import (
     normalize_email,
 )
-from agent.pipeline.filters import Skip
+from agent.pipeline.filters import Skip, first_reason
 from agent.pipeline.people import (
     name_facts,
     new_contacts,
@@ -186,11 +186,7 @@ RULES: tuple[MeetingRule, ...] = (
 
 def first_skip(occurrence: Occurrence, policy: Policy) -> Skip | None:
     """The first reason not to log ``occurrence``, or None to log it."""
-    for rule in RULES:
-        skip = rule(occurrence, policy)
-        if skip is not None:
-            return skip
-    return None
+    return first_reason(RULES, occurrence, policy)
 
 
 def plan_meeting(event: CalendarEvent, policy: Policy) -> Planned | Skip:

@@ -3,6 +3,7 @@ this process where a table of cases needs only exit statuses and messages."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import resource
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.support.peak_memory import own_peak_rss_kib
 
 
 def run_cli(
@@ -86,28 +89,22 @@ class Measured:
     peak_rss_mib: float
 
 
-_MEASURED_LAUNCH = """
-import atexit, os, resource, runpy, sys
+_MEASURED_LAUNCH = f"""
+import atexit, os, resource, runpy
+
+{inspect.getsource(own_peak_rss_kib)}
 
 def _report() -> None:
-    peak = 0
-    try:
-        with open("/proc/self/status") as status:
-            peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
-    except (OSError, StopIteration):
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     with open(os.environ["MEASURED_PEAK_FILE"], "w") as out:
-        out.write(str(max(peak, workers)))
+        out.write(str(max(own_peak_rss_kib(), workers)))
 
 atexit.register(_report)
 runpy.run_module("agent", run_name="__main__", alter_sys=True)
 """
-"""``python -m agent`` that writes its own peak RSS (KiB) when it exits. The kernel's
-figure for a child (``wait4``'s ``ru_maxrss``) cannot serve: ``exec`` carries over the
-high-water mark of the memory it replaces, which after a fork is the test process's,
-so a child of a large pytest process would report pytest's size, not its own.
-``VmHWM`` belongs to the memory the new program maps, and starts from nothing."""
+"""``python -m agent`` that writes its own peak RSS (KiB) when it exits, read as
+:func:`~tests.support.peak_memory.own_peak_rss_kib` reads it (its source is inlined:
+the command runs where ``tests`` is not importable)."""
 
 
 def run_measured(
