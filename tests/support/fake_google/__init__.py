@@ -15,8 +15,15 @@ module per job:
     batch parts, forced answers for the next calls, dropped connections).
 ``oauth``
     the token endpoint (refresh-token, JWT-bearer and authorization-code with
-    PKCE grants), the consent screen, revoked and expired tokens, and
-    service-account key files for tests.
+    PKCE grants), the consent screen (who signs in: ``sign_in_next``, the
+    request's ``login_hint``, ``consent_account``), revoked and expired tokens,
+    and service-account key files for tests.
+``oidc``
+    an OpenID Connect issuer at the fake's root URL: the discovery document,
+    the signing keys as a JWK Set and as PEM certificates, ID tokens in the
+    code grant (``openid`` scope, with the request's ``nonce``), UserInfo, and
+    :meth:`FakeGoogle.id_token <oidc.OidcServer.id_token>` to mint tokens
+    (``key="other"`` for forged ones).
 ``gmail``, ``mailbox``
     Gmail v1's read methods with the metadata scope's restrictions, over
     mailboxes whose every change is a history record (expired on request).
@@ -27,5 +34,6 @@ module per job:
     what every API shares: a call as a handler sees it, Google's error shape.
 
 Errors use Google's JSON shape. The fake's behaviour is pinned by
-``tests/support/test_fake_google.py`` and ``test_fake_google_calendar.py``.
+``tests/support/test_fake_google.py``, ``test_fake_google_calendar.py`` and
+``test_fake_google_oidc.py``.
 """

@@ -3,9 +3,14 @@
 The token endpoint (``/token``) takes the refresh-token grant, the JWT-bearer
 grant of service accounts (RS256 signature checked against the registered
 public key; ``aud`` is not checked because google-auth always sends Google's
-own token URL), and the authorization-code grant with PKCE. The authorization
-endpoint (``/o/oauth2/auth``) consents at once as ``consent_account``.
-Every API call is authenticated against the access tokens issued here.
+own token URL), and the authorization-code grant with PKCE (``S256`` or
+``plain``). The authorization endpoint (``/o/oauth2/auth``) consents at once,
+signing in as, first found: the account given to :meth:`OAuthServer.sign_in_next`
+(once; the user picking another account in Google's chooser), the request's
+``login_hint`` (the account Google preselects), ``consent_account``. With none of
+them it answers 400. The ``nonce`` of the request stays with the code for the ID
+token (:mod:`.oidc`). Every API call is authenticated against the access tokens
+issued here.
 """
 
 from __future__ import annotations
@@ -60,7 +65,8 @@ class OAuthServer:
     ``clients`` maps OAuth client ids to secrets; ``service_accounts`` holds each
     service account's public key and the scopes an admin delegated to it;
     ``consent_account`` (and ``consent_scopes``, ``None`` for all asked) is who
-    the consent screen signs in as.
+    the consent screen signs in as when neither :meth:`sign_in_next` nor the
+    request's ``login_hint`` says otherwise.
     """
 
     lock: threading.RLock
@@ -75,7 +81,8 @@ class OAuthServer:
         self.consent_scopes: frozenset[str] | None = None
         self._refresh_tokens: dict[str, Grant] = {}
         self._access_tokens: dict[str, tuple[Grant, float]] = {}
-        self._codes: dict[str, tuple[Grant, str, str]] = {}
+        self._codes: dict[str, _PendingCode] = {}
+        self._next_sign_in: str | None = None
 
     # -- setup
 
@@ -93,6 +100,12 @@ class OAuthServer:
     ) -> str:
         with self.lock:
             return self._new_access_token(Grant(account, frozenset(scopes)), lifetime)
+
+    def sign_in_next(self, account: str) -> None:
+        """The next consent signs in as ``account``, whatever ``login_hint`` and
+        ``consent_account`` say (as when the user picks another account)."""
+        with self.lock:
+            self._next_sign_in = account
 
     def refresh_tokens_of(self, account: str) -> list[str]:
         with self.lock:
@@ -251,44 +264,73 @@ class OAuthServer:
         return claims
 
     def _authorize(self, params: Mapping[str, list[str]]) -> Answer:
-        """The consent screen, consenting at once as ``consent_account``."""
+        """The consent screen, consenting at once (see the module's docstring for who)."""
         form = {k: v[-1] for k, v in params.items()}
         redirect_uri = form.get("redirect_uri", "")
-        if self.consent_account is None or form.get("client_id") not in self.clients:
-            return json_answer(400, {"error": "invalid_request"})
-        asked = frozenset(form.get("scope", "").split())
-        scopes = asked if self.consent_scopes is None else asked & self.consent_scopes
-        code = "4/fake-" + secrets.token_urlsafe(16)
-        challenge = form.get("code_challenge", "")
         with self.lock:
-            grant = Grant(self.consent_account, scopes, form["client_id"])
-            self._codes[code] = (grant, redirect_uri, challenge)
+            account = self._next_sign_in or form.get("login_hint") or self.consent_account
+            if account is None or form.get("client_id") not in self.clients:
+                return json_answer(400, {"error": "invalid_request"})
+            self._next_sign_in = None
+            asked = frozenset(form.get("scope", "").split())
+            scopes = asked if self.consent_scopes is None else asked & self.consent_scopes
+            code = "4/fake-" + secrets.token_urlsafe(16)
+            self._codes[code] = _PendingCode(
+                Grant(account, scopes, form["client_id"]),
+                redirect_uri,
+                form.get("code_challenge", ""),
+                form.get("code_challenge_method", "plain"),
+                form.get("nonce"),
+            )
         query = urlencode({"state": form.get("state", ""), "code": code, "scope": " ".join(scopes)})
         separator = "&" if "?" in redirect_uri else "?"
         return Answer(302, {"Location": f"{redirect_uri}{separator}{query}"}, b"")
 
     def _code_grant(self, form: Mapping[str, str]) -> dict[str, Any]:
         self._check_client(form)
-        entry = self._codes.pop(form.get("code", ""), None)
-        if entry is None:
+        pending = self._codes.pop(form.get("code", ""), None)
+        if pending is None:
             raise OAuthError(400, "invalid_grant", "Malformed auth code.")
-        grant, redirect_uri, challenge = entry
-        if form.get("redirect_uri") != redirect_uri:
+        grant = pending.grant
+        if form.get("redirect_uri") != pending.redirect_uri:
             raise OAuthError(400, "redirect_uri_mismatch", "Bad Request")
-        if challenge:
-            verifier = form.get("code_verifier", "").encode("ascii")
-            computed = base64.urlsafe_b64encode(hashlib.sha256(verifier).digest())
-            if computed.rstrip(b"=").decode("ascii") != challenge:
-                raise OAuthError(400, "invalid_grant", "Invalid code verifier.")
+        if pending.challenge and not pending.verified_by(form.get("code_verifier", "")):
+            raise OAuthError(400, "invalid_grant", "Invalid code verifier.")
         refresh = "1//fake-" + secrets.token_urlsafe(24)
         self._refresh_tokens[refresh] = grant
+        access_token = self._new_access_token(grant)
         return {
-            "access_token": self._new_access_token(grant),
+            "access_token": access_token,
             "refresh_token": refresh,
             "expires_in": self.token_lifetime,
             "scope": " ".join(sorted(grant.scopes)),
             "token_type": "Bearer",
+            **self._code_grant_extras(grant, pending.nonce, access_token),
         }
+
+    def _code_grant_extras(
+        self, grant: Grant, nonce: str | None, access_token: str
+    ) -> dict[str, Any]:
+        """More fields for the code grant's answer: the ID token (:mod:`.oidc`)."""
+        return {}
+
+
+@dataclass(frozen=True)
+class _PendingCode:
+    """An authorization code not yet exchanged, and what its request asked for."""
+
+    grant: Grant
+    redirect_uri: str
+    challenge: str
+    challenge_method: str
+    nonce: str | None
+
+    def verified_by(self, verifier: str) -> bool:
+        """RFC 7636 §4.6."""
+        if self.challenge_method == "S256":
+            digest = hashlib.sha256(verifier.encode("ascii")).digest()
+            return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii") == self.challenge
+        return verifier == self.challenge
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The fake Google server itself: HTTP on a loopback port, routing, batches and fault injection.
 
 :class:`FakeGoogle` answers every request through one entry point
-(:meth:`FakeGoogle.handle_http`): the OAuth paths (:mod:`.oauth`), the batch
+(:meth:`FakeGoogle.handle_http`): the OAuth paths (:mod:`.oauth`), the OpenID
+Connect paths (:mod:`.oidc`), the batch
 endpoint (``/batch``, ``/batch/gmail/v1``, ``/batch/calendar/v3``:
 multipart/mixed in, LF or CRLF; multipart/mixed out with
 ``Content-ID: <response-...>`` and CRLF inside every part, as the client's
@@ -50,7 +51,8 @@ from tests.support.fake_google.calendar import (
 )
 from tests.support.fake_google.gmail import GMAIL_UNITS, gmail_routes
 from tests.support.fake_google.mailbox import Mailbox
-from tests.support.fake_google.oauth import AUTH_PATH, TOKEN_PATHS, OAuthServer
+from tests.support.fake_google.oauth import AUTH_PATH, TOKEN_PATHS
+from tests.support.fake_google.oidc import OIDC_PATHS, OidcServer
 
 _BATCH_PATHS = frozenset({"/batch", "/batch/gmail/v1", "/batch/calendar/v3"})
 _MAX_BATCH_PARTS = 100
@@ -146,13 +148,15 @@ class Route:
     handler: Handler
 
 
-class FakeGoogle(OAuthServer):
+class FakeGoogle(OidcServer):
     """The fake server. Use as a context manager; ``url`` is its root.
 
     ``log`` holds every :class:`Call`; ``calls`` and ``units`` count API calls
     and quota units per API method (batch parts one by one); ``round_trips``
     counts HTTP requests (a batch is one). Tokens and grants are
-    :class:`~tests.support.fake_google.oauth.OAuthServer`'s.
+    :class:`~tests.support.fake_google.oauth.OAuthServer`'s; ID tokens, the
+    signing keys and the OIDC endpoints
+    :class:`~tests.support.fake_google.oidc.OidcServer`'s.
     """
 
     def __init__(self, *, seed: int = 0, token_lifetime: int = 3600) -> None:
@@ -165,6 +169,7 @@ class FakeGoogle(OAuthServer):
         self.calendars: dict[str, FakeCalendar] = {}
         self.calendar_lists: dict[str, list[CalendarListEntry]] = {}
         self._init_oauth()
+        self._init_oidc()
         self.log: list[Call] = []
         self.calls: Counter[str] = Counter()
         self.units: Counter[str] = Counter()
@@ -337,6 +342,14 @@ class FakeGoogle(OAuthServer):
         if split.path == AUTH_PATH and http_method == "GET":
             answer = self._authorize(params)
             self._note(Call(http_method, split.path, frozen, "oauth2.auth", answer.status))
+            return answer
+        if split.path in OIDC_PATHS and http_method == "GET":
+            answer, account = self._oidc_endpoint(split.path, headers)
+            api_method = OIDC_PATHS[split.path]
+            call = Call(
+                http_method, split.path, frozen, api_method, answer.status, in_batch, account
+            )
+            self._note(call)
             return answer
         route, args = self._match(http_method, split.path)
         if route is None:
