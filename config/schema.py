@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -246,6 +247,38 @@ class PrivacyConfig(_Strict):
     share_label: str | None = None
 
 
+def _base_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL, e.g. https://crm.example.com")
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query or a fragment")
+    return value.strip().rstrip("/")
+
+
+class WebConfig(_Strict):
+    """``crm-sync serve``: where it listens, its public address, how people sign in."""
+
+    host: Host = "127.0.0.1"
+    port: Port = 8400
+    base_url: Annotated[str | None, AfterValidator(_base_url)] = None
+    """The address people open (behind a proxy, its https:// URL): session cookies are
+    marked ``Secure`` when it is https, and Google sign-in returns to it."""
+    session_secret: Annotated[str, Field(min_length=32)] | None = None
+    """Signs session cookies; give it as ``${VAR}``. Unset: derived from the secret key
+    (``[secrets]``), so that every ``serve`` process of the team agrees on it."""
+    session_hours: Annotated[int, Field(ge=1, le=24 * 30)] = 12
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
+    google_client_id: str | None = None
+    google_client_secret: str | None = None
+    """Sign-in with Google (OpenID Connect) when both are set; give the secret as ``${VAR}``."""
+    google_issuer: Annotated[str, AfterValidator(_base_url)] = "https://accounts.google.com"
+    login_attempts: Annotated[int, Field(ge=1, le=1000)] = 10
+    """Failed sign-ins allowed per address and per client within 15 minutes."""
+
+
 class LimitsConfig(_Strict):
     """The bounds on what a stranger's mail controls that a team may raise (``config.limits``)."""
 
@@ -396,6 +429,7 @@ class Settings(_Strict):
     secrets: SecretsConfig = Field(default_factory=SecretsConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     filters: FiltersConfig = Field(default_factory=FiltersConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
     connectors: list[ConnectorConfig] = Field(default_factory=list)
 
     @field_validator("connectors")

@@ -17,6 +17,8 @@ either. Neither errors nor ``repr`` ever show a key or a token.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -53,25 +55,7 @@ def load_key(
 
     A key file that others can read is refused, as ssh refuses such a private key.
     """
-    env = os.environ if environ is None else environ
-    text = env.get(KEY_ENV, "").strip()
-    source = f"environment variable {KEY_ENV}"
-    if not text:
-        if key_file is None:
-            raise SecretStoreError(
-                f"no secret key: set {KEY_ENV} or configure a key file (`crm-sync init` makes one)"
-            )
-        path = Path(key_file)
-        source = f"key file {path}"
-        try:
-            mode = path.stat().st_mode
-            text = path.read_text(encoding="ascii").strip()
-        except FileNotFoundError:
-            raise SecretStoreError(f"{source} does not exist (`crm-sync init` makes one)") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SecretStoreError(f"cannot read {source}: {exc}") from None
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise SecretStoreError(f"{source} is readable by other users; run `chmod 600 {path}`")
+    text, source = _key_text(key_file, environ)
     try:
         return MultiFernet([Fernet(part.strip()) for part in text.split(",") if part.strip()])
     except ValueError:
@@ -79,6 +63,42 @@ def load_key(
             f"{source} does not hold a valid key (32 url-safe base64-encoded bytes, "
             "as `crm-sync init` writes)"
         ) from None
+
+
+def derive_secret(
+    purpose: str, key_file: str | Path | None = None, *, environ: Mapping[str, str] | None = None
+) -> str:
+    """A secret for ``purpose`` (signing web sessions, say) derived from the key, so that
+    every process holding the key agrees on it without another secret to distribute,
+    and knowing it tells nothing about the key that encrypts the tokens."""
+    load_key(key_file, environ=environ)
+    text, _ = _key_text(key_file, environ)
+    first = next(part.strip() for part in text.split(",") if part.strip())
+    return hmac.new(first.encode("ascii"), purpose.encode(), hashlib.sha256).hexdigest()
+
+
+def _key_text(key_file: str | Path | None, environ: Mapping[str, str] | None) -> tuple[str, str]:
+    env = os.environ if environ is None else environ
+    text = env.get(KEY_ENV, "").strip()
+    source = f"environment variable {KEY_ENV}"
+    if text:
+        return text, source
+    if key_file is None:
+        raise SecretStoreError(
+            f"no secret key: set {KEY_ENV} or configure a key file (`crm-sync init` makes one)"
+        )
+    path = Path(key_file)
+    source = f"key file {path}"
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        raise SecretStoreError(f"{source} does not exist (`crm-sync init` makes one)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SecretStoreError(f"cannot read {source}: {exc}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise SecretStoreError(f"{source} is readable by other users; run `chmod 600 {path}`")
+    return text, source
 
 
 class TokenStore:

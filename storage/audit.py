@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from storage.models import AuditLog, utcnow
@@ -76,3 +76,37 @@ def _jsonable(values: Mapping[str, Any] | None) -> dict[str, Any] | None:
         key: value.isoformat() if isinstance(value, datetime | date) else value
         for key, value in values.items()
     }
+
+
+def entries(
+    session: Session,
+    *,
+    entity: str | None = None,
+    entity_id: int | None = None,
+    actor: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 200,
+) -> list[AuditLog]:
+    """Audit rows matching every filter given, newest first, at most ``limit``.
+
+    ``actor`` matches a whole actor (``user:ann``) or its name alone (``ann``).
+    """
+    query = select(AuditLog).order_by(AuditLog.at.desc(), AuditLog.id.desc()).limit(limit)
+    if entity is not None:
+        query = query.where(AuditLog.entity == entity)
+    if entity_id is not None:
+        query = query.where(AuditLog.entity_id == entity_id)
+    if actor:
+        query = query.where(
+            or_(AuditLog.actor == actor, AuditLog.actor.like(f"%:{_escape(actor)}", escape="\\"))
+        )
+    if since is not None:
+        query = query.where(AuditLog.at >= since)
+    if until is not None:
+        query = query.where(AuditLog.at < until)
+    return list(session.scalars(query))
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

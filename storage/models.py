@@ -239,7 +239,7 @@ class InteractionParticipant(Base):
     contact_id: Mapped[int | None] = mapped_column(
         ForeignKey("contacts.id", ondelete="SET NULL"), index=True
     )
-    email: Mapped[str] = mapped_column(Str(320))
+    email: Mapped[str] = mapped_column(Str(320), index=True)
     name: Mapped[str | None] = mapped_column(Str(300))
     role: Mapped[str] = mapped_column(Str(20))
     response_status: Mapped[str | None] = mapped_column(Str(20))
@@ -280,6 +280,8 @@ class SyncState(Base):
     last_error_at: Mapped[datetime | None]
     lease_owner: Mapped[str | None] = mapped_column(Str(200))
     lease_expires_at: Mapped[datetime | None]
+    account: Mapped[str | None] = mapped_column(Str(320))
+    """The mailbox the connector reads: whose private threads its interactions are."""
     counters: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -346,6 +348,50 @@ class Quarantine(Base):
     source_id: Mapped[str] = mapped_column(Str(500))
     reason: Mapped[str] = mapped_column(LongText)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class User(Base):
+    """Someone who signs in: an ``admin`` or a ``member``."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(Str(320), unique=True)
+    display_name: Mapped[str | None] = mapped_column(Str(300))
+    role: Mapped[str] = mapped_column(Str(20), default="member")
+    password_hash: Mapped[str | None] = mapped_column(Str(200))
+    """argon2; ``None`` for someone who signs in with Google only."""
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    mailboxes: Mapped[list[UserMailbox]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", order_by="UserMailbox.account"
+    )
+
+
+class UserMailbox(Base):
+    """A mailbox account and the one user who owns it (and its private threads)."""
+
+    __tablename__ = "user_mailboxes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    account: Mapped[str] = mapped_column(Str(320), unique=True)
+
+    user: Mapped[User] = relationship(back_populates="mailboxes")
+
+
+class ApiToken(Base):
+    """A personal API token; only its SHA-256 is kept, the token is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(Str(200))
+    token_hash: Mapped[str] = mapped_column(Str(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
 
 
 CONTRACT_TABLES = frozenset(Base.metadata.tables)

@@ -352,18 +352,24 @@ def list_states(session: Session) -> Sequence[SyncState]:
     return session.scalars(select(SyncState).order_by(SyncState.connector)).all()
 
 
-def get_state(session: Session, connector: str, kind: str | None = None) -> SyncState:
-    """The connector's row, created on first use."""
+def get_state(
+    session: Session, connector: str, kind: str | None = None, account: str | None = None
+) -> SyncState:
+    """The connector's row, created on first use; ``account`` recorded when given, since
+    it decides whose private threads the connector's interactions are."""
     state = session.get(SyncState, connector)
     if state is None:
         state = SyncState(
             connector=connector,
             kind=kind,
+            account=account,
             status=ConnectorStatus.NEW.value,
             counters=Counters().to_json(),
         )
         session.add(state)
         session.flush()
+    elif account is not None and state.account != account:
+        state.account = account
     return state
 
 

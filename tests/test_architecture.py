@@ -4,8 +4,9 @@ DESIGN.md fixes the direction of dependencies: ``agent`` uses
 ``connectors``, ``storage`` and ``config``; those never import ``agent``,
 and ``connectors`` and ``storage`` never import each other. Inside
 ``agent``, ``mail`` is pure parsing and imports nothing else of ``agent``,
-``pipeline`` builds only on ``mail``, and ``runtime`` never reaches up into
-``cli``. Every import counts, also one made inside a function to load late.
+``pipeline`` builds only on ``mail``, ``runtime`` never reaches up into
+``cli`` or ``web``, and ``web`` never into ``cli``: what both faces need lives
+below them. Every import counts, also one made inside a function to load late.
 """
 
 from __future__ import annotations
@@ -52,9 +53,10 @@ RULES = [
     ("connectors", ("agent", "storage")),
     ("storage", ("agent", "connectors")),
     ("config", ("agent", "connectors", "storage")),
-    ("agent.mail", ("agent.pipeline", "agent.runtime", "agent.cli")),
-    ("agent.pipeline", ("agent.runtime", "agent.cli")),
-    ("agent.runtime", ("agent.cli",)),
+    ("agent.mail", ("agent.pipeline", "agent.runtime", "agent.cli", "agent.web")),
+    ("agent.pipeline", ("agent.runtime", "agent.cli", "agent.web")),
+    ("agent.runtime", ("agent.cli", "agent.web")),
+    ("agent.web", ("agent.cli",)),
 ]
 """(room, what it must never import)."""
 

@@ -39,6 +39,10 @@ COMMANDS = {
     "connectors": "agent.cli.connectors:connectors",
     "verify": "agent.cli.verify:verify",
     "doctor": "agent.cli.doctor:doctor",
+    "serve": "agent.cli.web:serve",
+    "users": "agent.cli.users:users",
+    "tokens": "agent.cli.users:tokens",
+    "audit": "agent.cli.audit:audit",
 }
 """Command name -> ``module:attribute``; a command's module is imported when it runs."""
 

@@ -192,7 +192,9 @@ def sync_connector(
         processes=processes,
     )
     try:
-        cursor = _begin(sessions, connector.name, kind, full=full, dry_run=dry_run, fence=fence)
+        cursor = _begin(
+            sessions, connector.name, kind, policy.mailbox, full=full, dry_run=dry_run, fence=fence
+        )
         outcome = _pass(run, cursor, result)
     except LeaseLost as exc:
         return _lost(result, exc)
@@ -207,6 +209,7 @@ def _begin(
     sessions: sessionmaker[Session],
     name: str,
     kind: str,
+    account: str,
     *,
     full: bool,
     dry_run: bool,
@@ -215,7 +218,7 @@ def _begin(
     """The cursor the pass starts from; the row says ``syncing`` unless it is a dry run."""
     with transaction(sessions) as session:
         fence.check(session)
-        state = get_state(session, name, kind)
+        state = get_state(session, name, kind, account)
         if not dry_run:
             set_status(state, next_status(state.status, ConnectorStatus.SYNCING))
             state.last_run_at = _now()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import Engine, MetaData, select
 
+_SEARCH_INDEX = re.compile(r"_fts(_[a-z]+)?$")
 Snapshot = dict[str, dict[tuple[Any, ...], tuple[Any, ...]]]
 """Table -> primary key -> row."""
 
@@ -16,6 +18,8 @@ def snapshot(engine: Engine) -> Snapshot:
     found: Snapshot = {}
     with engine.connect() as connection:
         for name, table in metadata.tables.items():
+            if _SEARCH_INDEX.search(name):
+                continue  # SQLite's full-text index: derived from the tables, not data
             key = [c.name for c in table.primary_key.columns]
             found[name] = {
                 tuple(row._mapping[k] for k in key): tuple(row)

@@ -1,0 +1,126 @@
+"""Who is asking, and the database session a request reads through.
+
+Pages know the signed-in user from the signed session cookie; the JSON API
+also takes a personal token (``Authorization: Bearer crm_...``). Either
+way the user is re-read from the database on every request, so a removed
+or disabled user, or a changed role, takes effect at once in every
+``serve`` process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from jinja2 import Environment
+from sqlalchemy.orm import Session, sessionmaker
+
+from agent.runtime.app import App
+from agent.web.security import CSRF_FIELD, Throttle, csrf_ok
+from storage.models import User
+from storage.users import user_for_token, viewer_of
+from storage.visibility import Viewer
+
+USER_KEY = "uid"
+
+
+class NotSignedIn(Exception):
+    """No session and no token: a page redirects to sign-in, the API answers 401."""
+
+
+class Forbidden(Exception):
+    """Signed in, but not allowed: 403."""
+
+
+@dataclass
+class WebState:
+    """What every request shares: set once when the app is built."""
+
+    app: App
+    sessions: sessionmaker[Session]
+    templates: Environment
+    throttle: Throttle
+    secure_cookies: bool
+    google: bool
+
+
+def state_of(request: Request) -> WebState:
+    state: WebState = request.app.state.web
+    return state
+
+
+def database(request: Request) -> Iterator[Session]:
+    """One session per request; a request that raised is rolled back."""
+    with state_of(request).sessions() as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+Database = Annotated[Session, Depends(database)]
+
+
+def signed_in_user(request: Request, session: Session) -> User | None:
+    uid = request.session.get(USER_KEY)
+    if not isinstance(uid, int):
+        return None
+    user = session.get(User, uid)
+    if user is None or user.disabled:
+        request.session.pop(USER_KEY, None)
+        return None
+    return user
+
+
+def page_viewer(request: Request, session: Database) -> Viewer:
+    user = signed_in_user(request, session)
+    if user is None:
+        raise NotSignedIn
+    return viewer_of(user)
+
+
+def admin_viewer(viewer: Annotated[Viewer, Depends(page_viewer)]) -> Viewer:
+    if not viewer.is_admin:
+        raise Forbidden
+    return viewer
+
+
+def api_viewer(request: Request, session: Database) -> Viewer:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token:
+        user = user_for_token(session, token.strip())
+        if user is None:
+            raise NotSignedIn
+        return viewer_of(user)
+    user = signed_in_user(request, session)
+    if user is None:
+        raise NotSignedIn
+    return viewer_of(user)
+
+
+def api_admin(viewer: Annotated[Viewer, Depends(api_viewer)]) -> Viewer:
+    if not viewer.is_admin:
+        raise Forbidden
+    return viewer
+
+
+PageViewer = Annotated[Viewer, Depends(page_viewer)]
+AdminViewer = Annotated[Viewer, Depends(admin_viewer)]
+ApiViewer = Annotated[Viewer, Depends(api_viewer)]
+ApiAdmin = Annotated[Viewer, Depends(api_admin)]
+
+
+async def require_csrf(request: Request) -> None:
+    """Every form posts the session's token back; checked before anything else is read, so
+    a forged post gets 403 whatever else it carries."""
+    form = await request.form()
+    if not csrf_ok(request.session, form.get(CSRF_FIELD)):
+        raise Forbidden
+
+
+CsrfChecked = Depends(require_csrf)

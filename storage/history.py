@@ -1,0 +1,285 @@
+"""What the team's history with a contact or a company is, as a reader may see it.
+
+Timelines, the last conversation, the teammates who know someone and a
+salesperson's own recent work, each read with :func:`storage.visibility.visible`
+applied in the query: there is no way to ask for them without a viewer.
+
+A *teammate* is an address of the team: a user's sign-in address, a mailbox a
+user owns, or the account a connector reads. Counting a teammate's
+interactions with someone is counting the visible interactions both took
+part in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, func, select, union
+from sqlalchemy.orm import Session, aliased
+
+from storage.models import (
+    Contact,
+    Interaction,
+    InteractionParticipant,
+    InteractionSource,
+    SyncState,
+    User,
+    UserMailbox,
+    utcnow,
+)
+from storage.visibility import Viewer, hidden_count, visible
+
+PAGE = 25
+MAX_PAGE = 400
+"""Pages deeper than this are not offered: older history is a search or an export."""
+
+
+@dataclass(frozen=True)
+class Person:
+    email: str
+    name: str | None
+    role: str
+    contact_id: int | None
+    teammate: bool
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One interaction on a timeline."""
+
+    id: int
+    kind: str
+    occurred_at: datetime
+    subject: str | None
+    snippet: str | None
+    direction: str
+    visibility: str
+    thread: str | None
+    people: tuple[Person, ...]
+
+    @property
+    def teammates(self) -> tuple[Person, ...]:
+        return tuple(p for p in self.people if p.teammate)
+
+
+@dataclass(frozen=True)
+class Timeline:
+    entries: tuple[Entry, ...]
+    page: int
+    has_more: bool
+    hidden: int
+    """Interactions on this timeline the viewer may not read (private threads of others)."""
+
+
+@dataclass(frozen=True)
+class Teammate:
+    email: str
+    name: str | None
+    interactions: int
+    last_at: datetime
+
+
+def team_addresses() -> Select[Any]:
+    """Every address that is the team's own."""
+    return select(
+        union(
+            select(User.email),
+            select(UserMailbox.account),
+            select(SyncState.account).where(SyncState.account.is_not(None)),
+        )
+        .subquery()
+        .c[0]
+    )
+
+
+def contact_interactions(contact_id: int) -> Select[Any]:
+    return select(InteractionParticipant.interaction_id).where(
+        InteractionParticipant.contact_id == contact_id
+    )
+
+
+def company_interactions(company_id: int) -> Select[Any]:
+    return (
+        select(InteractionParticipant.interaction_id)
+        .join(Contact, Contact.id == InteractionParticipant.contact_id)
+        .where(Contact.company_id == company_id)
+    )
+
+
+def timeline(
+    session: Session, viewer: Viewer, among: Select[Any], *, page: int = 1
+) -> Timeline:
+    """The interactions ``among`` ids, newest first, ``PAGE`` at a time."""
+    page = max(1, min(page, MAX_PAGE))
+    within = Interaction.id.in_(among)
+    rows = session.scalars(
+        select(Interaction)
+        .where(within, visible(viewer))
+        .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
+        .offset((page - 1) * PAGE)
+        .limit(PAGE + 1)
+    ).all()
+    entries = entries_of(session, rows[:PAGE])
+    return Timeline(
+        entries=entries,
+        page=page,
+        has_more=len(rows) > PAGE and page < MAX_PAGE,
+        hidden=hidden_count(session, viewer, within) if page == 1 else 0,
+    )
+
+
+def last_conversation(session: Session, viewer: Viewer, among: Select[Any]) -> Entry | None:
+    row = session.scalars(
+        select(Interaction)
+        .where(Interaction.id.in_(among), visible(viewer))
+        .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
+        .limit(1)
+    ).first()
+    return entries_of(session, [row])[0] if row is not None else None
+
+
+def first_and_last(
+    session: Session, viewer: Viewer, among: Select[Any]
+) -> tuple[datetime | None, datetime | None]:
+    first, last = session.execute(
+        select(func.min(Interaction.occurred_at), func.max(Interaction.occurred_at)).where(
+            Interaction.id.in_(among), visible(viewer)
+        )
+    ).one()
+    return first, last
+
+
+def who_knows(
+    session: Session, viewer: Viewer, among: Select[Any], *, limit: int = 10
+) -> list[Teammate]:
+    """The teammates who took part in the most visible interactions ``among``, then the
+    most recent."""
+    team = aliased(InteractionParticipant)
+    count = func.count(func.distinct(Interaction.id))
+    last = func.max(Interaction.occurred_at)
+    rows = session.execute(
+        select(team.email, count, last)
+        .join(Interaction, Interaction.id == team.interaction_id)
+        .where(
+            Interaction.id.in_(among),
+            team.email.in_(team_addresses()),
+            visible(viewer),
+        )
+        .group_by(team.email)
+        .order_by(count.desc(), last.desc(), team.email)
+        .limit(limit)
+    ).all()
+    names = _user_names(session, [email for email, _, _ in rows])
+    return [Teammate(email, names.get(email), n, at) for email, n, at in rows]
+
+
+def my_interactions(viewer: Viewer) -> ColumnElement[bool]:
+    """Interactions in one of the viewer's mailboxes, or with the viewer's own address."""
+    if viewer.user_id is None:
+        return Interaction.id.is_(None)
+    accounts = select(UserMailbox.account).where(UserMailbox.user_id == viewer.user_id)
+    in_mailbox = Interaction.id.in_(
+        select(InteractionSource.interaction_id)
+        .join(SyncState, SyncState.connector == InteractionSource.connector)
+        .where(SyncState.account.in_(accounts))
+    )
+    took_part = Interaction.id.in_(
+        select(InteractionParticipant.interaction_id).where(
+            InteractionParticipant.email.in_(accounts)
+        )
+    )
+    return in_mailbox | took_part
+
+
+def my_recent(session: Session, viewer: Viewer, *, page: int = 1) -> Timeline:
+    among = select(Interaction.id).where(my_interactions(viewer))
+    return timeline(session, viewer, among, page=page)
+
+
+def unanswered(
+    session: Session, viewer: Viewer, *, within: timedelta = timedelta(days=30), limit: int = 50
+) -> tuple[Entry, ...]:
+    """Threads of the viewer's where the customer wrote last: the newest message of each is
+    inbound, from the last ``within``."""
+    since = utcnow() - within
+    ranked = (
+        select(
+            Interaction.id,
+            Interaction.direction,
+            func.row_number()
+            .over(
+                partition_by=Interaction.thread,
+                order_by=(Interaction.occurred_at.desc(), Interaction.id.desc()),
+            )
+            .label("n"),
+        )
+        .where(
+            Interaction.kind == "email",
+            Interaction.thread.is_not(None),
+            Interaction.occurred_at >= since,
+            my_interactions(viewer),
+            visible(viewer),
+        )
+        .subquery()
+    )
+    ids = select(ranked.c.id).where(and_(ranked.c.n == 1, ranked.c.direction == "inbound"))
+    rows = session.scalars(
+        select(Interaction)
+        .where(Interaction.id.in_(ids))
+        .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
+        .limit(limit)
+    ).all()
+    return entries_of(session, rows)
+
+
+def entries_of(session: Session, rows: Sequence[Interaction]) -> tuple[Entry, ...]:
+    """Timeline entries with their people, in one query for the lot."""
+    ids = [row.id for row in rows]
+    people: dict[int, list[Person]] = {i: [] for i in ids}
+    if ids:
+        team: set[str] = set(session.scalars(team_addresses()))
+        for p in session.scalars(
+            select(InteractionParticipant)
+            .where(InteractionParticipant.interaction_id.in_(ids))
+            .order_by(InteractionParticipant.interaction_id, InteractionParticipant.id)
+        ):
+            people[p.interaction_id].append(
+                Person(p.email, p.name, p.role, p.contact_id, p.email in team)
+            )
+    return tuple(
+        Entry(
+            id=row.id,
+            kind=row.kind,
+            occurred_at=row.occurred_at,
+            subject=row.subject,
+            snippet=row.summary,
+            direction=row.direction,
+            visibility=row.visibility,
+            thread=row.thread,
+            people=tuple(people[row.id]),
+        )
+        for row in rows
+    )
+
+
+def _user_names(session: Session, emails: Sequence[str]) -> dict[str, str | None]:
+    if not emails:
+        return {}
+    rows = session.execute(
+        select(UserMailbox.account, User.display_name, User.email)
+        .join(User, User.id == UserMailbox.user_id)
+        .where(UserMailbox.account.in_(emails))
+    )
+    return {account: name or email for account, name, email in rows}
+
+
+def interaction(session: Session, viewer: Viewer, interaction_id: int) -> Entry | None:
+    """One interaction, or ``None`` when it does not exist or the viewer may not see it: the
+    two look the same, so an id tells nothing about a thread one may not read."""
+    row = session.scalars(
+        select(Interaction).where(Interaction.id == interaction_id, visible(viewer))
+    ).first()
+    return entries_of(session, [row])[0] if row is not None else None

@@ -1,0 +1,169 @@
+"""Finding contacts and companies by part of a name, an address, a company or a domain.
+
+Each database answers from its own substring index (migration 0006): the
+FTS5 trigram tables on SQLite, ``pg_trgm`` GIN indexes on PostgreSQL. Both
+need three characters to use the index, so a shorter query matches the start
+of an address or a domain instead, which their unique B-tree indexes serve.
+A search never scans the contacts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, case, func, literal_column, or_, select, text
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from storage.models import Company, CompanyDomain, Contact, ContactEmail
+
+MAX_QUERY = 200
+"""Characters of a query kept: enough for any address, bounded for the index."""
+TRIGRAM = 3
+
+
+@dataclass(frozen=True)
+class ContactHit:
+    id: int
+    name: str | None
+    email: str | None
+    company: str | None
+    last_contacted_at: datetime | None
+
+
+@dataclass(frozen=True)
+class CompanyHit:
+    id: int
+    name: str
+    domain: str | None
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    query: str
+    contacts: tuple[ContactHit, ...] = ()
+    companies: tuple[CompanyHit, ...] = ()
+
+
+def search(session: Session, query: str, *, limit: int = 20) -> SearchResult:
+    """Contacts and companies matching ``query``; the people most recently in touch first."""
+    needle = " ".join(query.split())[:MAX_QUERY].lower()
+    if not needle:
+        return SearchResult(query="")
+    if len(needle) < TRIGRAM:
+        nothing: Select[Any] = select(literal_column("NULL")).where(literal_column("1") == 0)
+        names = companies = nothing
+        emails = _prefix(ContactEmail.email, needle)
+        domains = _prefix(CompanyDomain.domain, needle)
+    else:
+        names = _substring(session, Contact.display_name, needle)
+        emails = _substring(session, ContactEmail.email, needle)
+        companies = _substring(session, Company.name, needle)
+        domains = _substring(session, CompanyDomain.domain, needle)
+    company_ids = select(Company.id).where(
+        or_(
+            Company.id.in_(companies),
+            Company.id.in_(select(CompanyDomain.company_id).where(CompanyDomain.id.in_(domains))),
+        )
+    )
+    contact_ids = select(Contact.id).where(
+        or_(
+            Contact.id.in_(names),
+            Contact.id.in_(select(ContactEmail.contact_id).where(ContactEmail.id.in_(emails))),
+            Contact.company_id.in_(company_ids),
+        )
+    )
+    return SearchResult(
+        query=needle,
+        contacts=tuple(_contacts(session, contact_ids, needle, limit)),
+        companies=tuple(_companies(session, company_ids, needle, limit)),
+    )
+
+
+def _substring(
+    session: Session,
+    column: InstrumentedAttribute[str] | InstrumentedAttribute[str | None],
+    needle: str,
+) -> Select[Any]:
+    pattern = f"%{_escape(needle)}%"
+    table = column.class_.__tablename__
+    if session.get_bind().dialect.name == "sqlite":
+        return (
+            select(literal_column("rowid"))
+            .select_from(text(f"{table}_fts"))
+            .where(
+                text(f"{table}_fts.{column.key} LIKE :pattern ESCAPE '\\'").bindparams(
+                    pattern=pattern
+                )
+            )
+        )
+    primary = column.class_.id
+    return select(primary).where(func.lower(column).like(pattern, escape="\\"))
+
+
+def _prefix(column: InstrumentedAttribute[str], needle: str) -> Select[Any]:
+    """Stored lower-case already; a range on the column's own index."""
+    return select(column.class_.id).where(column >= needle, column < needle + "\uffff")
+
+
+def _escape(needle: str) -> str:
+    return needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _contacts(
+    session: Session, ids: Select[Any], needle: str, limit: int
+) -> list[ContactHit]:
+    first_email = (
+        select(ContactEmail.email)
+        .where(ContactEmail.contact_id == Contact.id)
+        .order_by(ContactEmail.id)
+        .limit(1)
+        .correlate(Contact)
+        .scalar_subquery()
+    )
+    starts = case(
+        (func.lower(Contact.display_name).like(f"{_escape(needle)}%", escape="\\"), 0),
+        (first_email.like(f"{_escape(needle)}%", escape="\\"), 0),
+        else_=1,
+    )
+    rows = session.execute(
+        select(
+            Contact.id, Contact.display_name, first_email, Company.name, Contact.last_contacted_at
+        )
+        .outerjoin(Company, Company.id == Contact.company_id)
+        .where(Contact.id.in_(ids))
+        .order_by(starts, Contact.last_contacted_at.desc().nulls_last(), Contact.id)
+        .limit(limit)
+    )
+    return [ContactHit(*row) for row in rows]
+
+
+def _companies(
+    session: Session, ids: Select[Any], needle: str, limit: int
+) -> list[CompanyHit]:
+    first_domain = (
+        select(CompanyDomain.domain)
+        .where(CompanyDomain.company_id == Company.id)
+        .order_by(CompanyDomain.id)
+        .limit(1)
+        .correlate(Company)
+        .scalar_subquery()
+    )
+    starts = case((func.lower(Company.name).like(f"{_escape(needle)}%", escape="\\"), 0), else_=1)
+    rows = session.execute(
+        select(Company.id, Company.name, first_domain)
+        .where(Company.id.in_(ids))
+        .order_by(starts, Company.name, Company.id)
+        .limit(limit)
+    )
+    return [CompanyHit(*row) for row in rows]
+
+
+def rebuild_index(session: Session) -> None:
+    """Rewrite SQLite's search index from its tables, leaving no trace of deleted rows in it
+    (an erasure needs that: FTS5 keeps a deleted row's terms until its segments merge)."""
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    for table in ("contacts", "contact_emails", "companies", "company_domains"):
+        session.execute(text(f"INSERT INTO {table}_fts({table}_fts) VALUES ('rebuild')"))

@@ -1,0 +1,76 @@
+"""Who sees which interactions: the one predicate every read query applies.
+
+DESIGN.md's rule: an interaction is visible to a user when it is shared, or
+when it is private and one of its sources is a mailbox the user owns
+(``interaction_sources`` -> ``sync_state.account`` -> ``user_mailboxes``).
+Admins administer; they do not read other people's private threads. The
+CLI reads as whoever holds the database credentials, which is nobody's
+mailbox: it sees shared interactions only, unless asked for every one.
+
+Putting the rule in the query, never in a template or a route, is what
+makes the web pages, the JSON API, the add-ons, the CLI and exports agree:
+a reader that forgets to filter cannot exist, because the reads in
+``storage`` take a :class:`Viewer` and have no way to skip it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, true
+from sqlalchemy.orm import Session
+
+from storage.models import Interaction, InteractionSource, SyncState, UserMailbox
+
+PRIVATE = "private"
+ROLES = ("admin", "member")
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The reader a query answers to."""
+
+    user_id: int | None
+    """``None``: the command line, which owns no mailbox."""
+    email: str
+    role: str = "member"
+    include_private: bool = False
+    """Every interaction, private ones included: only the CLI's ``--include-private``."""
+
+    @classmethod
+    def cli(cls, *, include_private: bool = False) -> Viewer:
+        return cls(user_id=None, email="cli", role="admin", include_private=include_private)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def actor(self) -> str:
+        """How this reader appears in the audit log when they change something."""
+        return self.email
+
+
+def visible(viewer: Viewer) -> ColumnElement[bool]:
+    """The condition on :class:`Interaction` rows ``viewer`` may read."""
+    if viewer.include_private:
+        return true()
+    shared = Interaction.visibility != PRIVATE
+    if viewer.user_id is None:
+        return shared
+    owned = exists().where(
+        InteractionSource.interaction_id == Interaction.id,
+        SyncState.connector == InteractionSource.connector,
+        UserMailbox.account == SyncState.account,
+        UserMailbox.user_id == viewer.user_id,
+    )
+    return or_(shared, owned)
+
+
+def hidden_count(session: Session, viewer: Viewer, among: ColumnElement[bool]) -> int:
+    """How many interactions matching ``among`` the viewer may not read, so that a reader
+    can say that something was held back rather than pretend it does not exist."""
+    if viewer.include_private:
+        return 0
+    query = select(func.count()).select_from(Interaction).where(and_(among, ~visible(viewer)))
+    return int(session.scalar(query) or 0)
