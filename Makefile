@@ -33,4 +33,4 @@ bench: $(STAMP)
 	if [ -n "$$failed" ]; then echo "failed:$$failed"; exit 1; fi
 
 clean:
-	rm -rf $(VENV) demo.db .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) demo.db demo.toml demo.key .pytest_cache .mypy_cache .ruff_cache

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,7 +13,6 @@ from storage.models import (
     CompanyDomain,
     Contact,
     ContactEmail,
-    Interaction,
     InteractionParticipant,
 )
 
@@ -114,19 +112,3 @@ def find_contact(session: Session, email: str) -> Contact | None:
             selectinload(Contact.company).selectinload(Company.domains),
         )
     )
-
-
-def timeline(session: Session, contact_id: int, limit: int = 50) -> Sequence[Interaction]:
-    """The contact's interactions, newest first."""
-    return session.scalars(
-        select(Interaction)
-        .where(
-            Interaction.id.in_(
-                select(InteractionParticipant.interaction_id).where(
-                    InteractionParticipant.contact_id == contact_id
-                )
-            )
-        )
-        .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
-        .limit(limit)
-    ).all()

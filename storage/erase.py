@@ -33,7 +33,8 @@ a quarantine reason -- has the target's addresses replaced by
 :data:`REDACTED`.
 
 Deleted rows leave their bytes in the database's free space until it is
-rewritten: callers run the erasure with ``secure_delete`` and then
+rewritten, and SQLite's search index keeps a deleted row's terms until it is
+rebuilt, which the erasure does: callers run the erasure with ``secure_delete`` and then
 ``storage.db.purge_freed_space`` over :data:`ERASURE_TABLES`.
 
 The audit log keeps that an erasure happened, never what was erased: its
@@ -52,7 +53,7 @@ from typing import Literal
 from sqlalchemy import ColumnElement, and_, delete, func, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from storage import audit
+from storage import audit, search
 from storage.batching import chunks
 from storage.entity_merge import merged_into
 from storage.ingest import refresh_last_contacted
@@ -320,6 +321,7 @@ def apply_erasure(session: Session, erasure: Erasure, *, actor: str, action: str
         session.execute(delete(companies).where(companies.c.id.in_(chunk)))
     refresh_last_contacted(session, erasure.relinked)
     audit.record(session, _audit_entries(erasure, actor, action))
+    search.rebuild_index(session)
 
 
 def erase(session: Session, target: Target, ours: Ours, *, actor: str, action: str) -> Erasure:

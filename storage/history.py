@@ -59,6 +59,7 @@ class Entry:
     visibility: str
     thread: str | None
     people: tuple[Person, ...]
+    status: str = "active"
 
     @property
     def teammates(self) -> tuple[Person, ...]:
@@ -110,23 +111,23 @@ def company_interactions(company_id: int) -> Select[Any]:
 
 
 def timeline(
-    session: Session, viewer: Viewer, among: Select[Any], *, page: int = 1
+    session: Session, viewer: Viewer, among: Select[Any], *, page: int = 1, size: int = PAGE
 ) -> Timeline:
-    """The interactions ``among`` ids, newest first, ``PAGE`` at a time."""
+    """The interactions ``among`` ids, newest first, ``size`` at a time."""
     page = max(1, min(page, MAX_PAGE))
     within = Interaction.id.in_(among)
     rows = session.scalars(
         select(Interaction)
         .where(within, visible(viewer))
         .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
-        .offset((page - 1) * PAGE)
-        .limit(PAGE + 1)
+        .offset((page - 1) * size)
+        .limit(size + 1)
     ).all()
-    entries = entries_of(session, rows[:PAGE])
+    entries = entries_of(session, rows[:size])
     return Timeline(
         entries=entries,
         page=page,
-        has_more=len(rows) > PAGE and page < MAX_PAGE,
+        has_more=len(rows) > size and page < MAX_PAGE,
         hidden=hidden_count(session, viewer, within) if page == 1 else 0,
     )
 
@@ -260,6 +261,7 @@ def entries_of(session: Session, rows: Sequence[Interaction]) -> tuple[Entry, ..
             visibility=row.visibility,
             thread=row.thread,
             people=tuple(people[row.id]),
+            status=row.status,
         )
         for row in rows
     )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, case, func, literal_column, or_, select, text
+from sqlalchemy import Select, case, false, func, literal_column, or_, select, text
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from storage.models import Company, CompanyDomain, Contact, ContactEmail
@@ -52,8 +52,8 @@ def search(session: Session, query: str, *, limit: int = 20) -> SearchResult:
     if not needle:
         return SearchResult(query="")
     if len(needle) < TRIGRAM:
-        nothing: Select[Any] = select(literal_column("NULL")).where(literal_column("1") == 0)
-        names = companies = nothing
+        names = select(Contact.id).where(false())
+        companies = select(Company.id).where(false())
         emails = _prefix(ContactEmail.email, needle)
         domains = _prefix(CompanyDomain.domain, needle)
     else:
@@ -86,20 +86,18 @@ def _substring(
     column: InstrumentedAttribute[str] | InstrumentedAttribute[str | None],
     needle: str,
 ) -> Select[Any]:
-    pattern = f"%{_escape(needle)}%"
     table = column.class_.__tablename__
     if session.get_bind().dialect.name == "sqlite":
+        # A phrase of three characters or more matches as a substring, case folded the
+        # Unicode way (LIKE would fold ASCII only); the quotes make every character literal.
+        phrase = '"' + needle.replace('"', '""') + '"'
         return (
             select(literal_column("rowid"))
             .select_from(text(f"{table}_fts"))
-            .where(
-                text(f"{table}_fts.{column.key} LIKE :pattern ESCAPE '\\'").bindparams(
-                    pattern=pattern
-                )
-            )
+            .where(text(f"{table}_fts MATCH :phrase").bindparams(phrase=phrase))
         )
-    primary = column.class_.id
-    return select(primary).where(func.lower(column).like(pattern, escape="\\"))
+    pattern = f"%{_escape(needle)}%"
+    return select(column.class_.id).where(func.lower(column).like(pattern, escape="\\"))
 
 
 def _prefix(column: InstrumentedAttribute[str], needle: str) -> Select[Any]:
@@ -111,9 +109,7 @@ def _escape(needle: str) -> str:
     return needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _contacts(
-    session: Session, ids: Select[Any], needle: str, limit: int
-) -> list[ContactHit]:
+def _contacts(session: Session, ids: Select[Any], needle: str, limit: int) -> list[ContactHit]:
     first_email = (
         select(ContactEmail.email)
         .where(ContactEmail.contact_id == Contact.id)
@@ -139,9 +135,7 @@ def _contacts(
     return [ContactHit(*row) for row in rows]
 
 
-def _companies(
-    session: Session, ids: Select[Any], needle: str, limit: int
-) -> list[CompanyHit]:
+def _companies(session: Session, ids: Select[Any], needle: str, limit: int) -> list[CompanyHit]:
     first_domain = (
         select(CompanyDomain.domain)
         .where(CompanyDomain.company_id == Company.id)

@@ -34,10 +34,11 @@ from agent.mail.addresses import (
 from agent.pipeline.people import company_name
 from agent.runtime.app import App
 from agent.runtime.inert_text import plain
-from storage import audit, contact_lookup, edits, fields
+from storage import audit, contact_lookup, edits, fields, history
 from storage import contacts as contact_queries
 from storage.ingest import NewContact
 from storage.models import Contact
+from storage.visibility import Viewer
 
 FIELDS_HELP = """
 \b
@@ -85,10 +86,18 @@ def contacts_list(app: App, company: str | None, limit: int | None, as_json: boo
 
 @contacts.command("show")
 @click.argument("contact_ref", metavar="CONTACT")
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1, max=1000), default=20, show_default=True)
+@click.option(
+    "--include-private",
+    is_flag=True,
+    help="Show private threads too (those logged from a mailbox set to private). Without it "
+    "they are left out, and their number is said.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
-def contacts_show(app: App, contact_ref: str, limit: int, as_json: bool) -> None:
+def contacts_show(
+    app: App, contact_ref: str, limit: int, include_private: bool, as_json: bool
+) -> None:
     """A contact with its timeline, the agent's suggestions and open conflicts.
 
     CONTACT is an address (any of the contact's), an id as `contacts list`
@@ -97,12 +106,16 @@ def contacts_show(app: App, contact_ref: str, limit: int, as_json: bool) -> None
     ids, and the exit status is 1.
 
     A suggestion is a newer value the agent saw that differs from one a
-    person set: the person's value stays until someone changes it.
+    person set: the person's value stays until someone changes it. Private
+    threads are their mailbox owner's: the web app shows them to that owner
+    only, and this command leaves them out unless given --include-private.
     """
     app.require_schema()
     with app.sessions() as session:
         contact = _find(session, contact_ref, app.config_path)
-        history = contact_queries.timeline(session, contact.id, limit=limit)
+        viewer = Viewer.cli(include_private=include_private)
+        among = history.contact_interactions(contact.id)
+        shown_timeline = history.timeline(session, viewer, among, size=limit)
         provenance = edits.provenance(session, contact.id)
         record: dict[str, Any] = {
             "id": contact.id,
@@ -123,11 +136,12 @@ def contacts_show(app: App, contact_ref: str, limit: int, as_json: bool) -> None
                     "kind": i.kind,
                     "direction": i.direction,
                     "subject": i.subject,
-                    "summary": i.summary,
+                    "summary": i.snippet,
                     "status": i.status,
                 }
-                for i in history
+                for i in shown_timeline.entries
             ],
+            "private_hidden": shown_timeline.hidden,
         }
     if as_json:
         print_json(record)
@@ -172,6 +186,13 @@ def _print_contact(record: dict[str, Any], config_path: Path | None) -> None:
         title="timeline",
         empty="no interactions yet",
     )
+    if record["private_hidden"]:
+        n = record["private_hidden"]
+        console.print(
+            f"{n} private interaction{'s' if n != 1 else ''} not shown "
+            "(their mailbox owner's; --include-private shows them)",
+            highlight=False,
+        )
 
 
 def _field_text(label: str, value: Any) -> str:

@@ -8,6 +8,7 @@ was logged and what was skipped, by reason.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections import Counter
 from importlib import resources
@@ -25,8 +26,12 @@ from agent.runtime.app import App
 from agent.runtime.registry import build_connector, mailbox_of
 from agent.runtime.sync_pass import SyncResult, sync_connector
 from config import Settings, parse_settings
+from config.secrets import ensure_key_file
+from storage import audit
 from storage import contacts as contact_queries
+from storage.db import transaction
 from storage.models import Interaction, Quarantine
+from storage.users import add_user
 
 DEMO_DOMAIN = "northwind.example"
 
@@ -60,6 +65,7 @@ def demo_settings(database: Path, data: Path) -> Settings:
         {
             "database": {"url": f"sqlite:///{database}"},
             "agent": {"internal_domains": [DEMO_DOMAIN]},
+            "secrets": {"key_file": str(database.with_suffix(".key"))},
             "connectors": connectors,
         },
         None,
@@ -84,7 +90,27 @@ def run_demo(database: Path) -> None:
         print_summary(result)
         results.append(result)
     elapsed = time.monotonic() - started
-    _report(app, results, database, elapsed, _write_config(settings, database))
+    sign_in = _demo_users(app, settings)
+    _report(app, results, database, elapsed, _write_config(settings, database), sign_in)
+
+
+def _demo_users(app: App, settings: Settings) -> tuple[str, str]:
+    """Each sample mailbox's owner may sign in to the web app, the first as admin, with one
+    new random password: a demo left running must not open to a password printed in docs."""
+    ensure_key_file(settings.secrets.key_file)
+    password = secrets.token_urlsafe(12)
+    owners = sorted({mailbox_of(c) for c in settings.connectors})
+    with transaction(app.sessions) as session:
+        for n, owner in enumerate(owners):
+            add_user(
+                session,
+                owner,
+                role="admin" if n == 0 else "member",
+                display_name=owner.split("@")[0].replace(".", " ").title(),
+                password=password,
+                actor=audit.user("demo"),
+            )
+    return owners[0], password
 
 
 def _write_config(settings: Settings, database: Path) -> Path:
@@ -98,6 +124,7 @@ def _write_config(settings: Settings, database: Path) -> Path:
     document.add(tomlkit.comment("Written by `crm-sync demo`: the sample company's settings."))
     document["database"] = {"url": settings.database.url}
     document["agent"] = {"internal_domains": list(settings.agent.internal_domains)}
+    document["secrets"] = {"key_file": str(settings.secrets.key_file)}
     tables = tomlkit.aot()
     for connector in settings.connectors:
         values = connector.model_dump(mode="json", exclude_defaults=True)
@@ -109,7 +136,12 @@ def _write_config(settings: Settings, database: Path) -> Path:
 
 
 def _report(
-    app: App, results: list[SyncResult], database: Path, elapsed: float, config: Path
+    app: App,
+    results: list[SyncResult],
+    database: Path,
+    elapsed: float,
+    config: Path,
+    sign_in: tuple[str, str],
 ) -> None:
     with app.sessions() as session:
         contacts = contact_queries.list_contacts(session)
@@ -170,3 +202,10 @@ def _report(
             f"next: crm-sync --config {config} contacts show {contacts[0].emails[0]}",
             highlight=False,
         )
+    web = app.settings.web
+    console.print(
+        f"web:  crm-sync --config {config} serve, then open http://{web.host}:{web.port} and "
+        f"sign in as {sign_in[0]} with the password {sign_in[1]}",
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -87,6 +87,12 @@ def _duration(_ctx: click.Context, param: click.Parameter, value: str) -> timede
     metavar="DURATION",
     help="On SIGTERM/SIGINT, how long running batches get to commit before the agent exits.",
 )
+@click.option(
+    "--web",
+    is_flag=True,
+    help="Also serve the web app and JSON API in this process, on [web] host and port "
+    "(for a small team on one machine; `crm-sync serve` runs it apart).",
+)
 @pass_app
 def run(
     app: App,
@@ -98,6 +104,7 @@ def run(
     lease_ttl: timedelta,
     stall_limit: timedelta,
     stop_timeout: timedelta,
+    web: bool,
 ) -> None:
     """Run the agent: sync every connector on its interval until stopped.
 
@@ -137,7 +144,7 @@ def run(
     if once:
         _once(agent, wake, stop_timeout)
     else:
-        _serve(app, agent, wake, metrics_port, stop_timeout)
+        _serve(app, agent, wake, metrics_port, stop_timeout, web=web)
 
 
 def _once(agent: Agent, wake: threading.Event, stop_timeout: timedelta) -> None:
@@ -161,6 +168,8 @@ def _serve(
     wake: threading.Event,
     metrics_port: int | None,
     stop_timeout: timedelta,
+    *,
+    web: bool = False,
 ) -> None:
     metrics = None
     if metrics_port is not None:
@@ -168,9 +177,19 @@ def _serve(
 
         metrics = start_metrics_server(metrics_port, app.sessions, app.settings)
         log.info("metrics on http://127.0.0.1:%d/metrics", metrics.port)
+    pages = None
+    if web:
+        from agent.web.server import WebThread
+
+        settings = app.settings.web
+        pages = WebThread(app, host=settings.host, port=settings.port)
+        pages.start()
+        log.info("web app on http://%s:%d", settings.host, settings.port)
     agent.start()
     _wait_for(wake)
     try:
+        if pages is not None:
+            pages.stop()
         _shut_down(agent, stop_timeout)
     finally:
         if metrics is not None:

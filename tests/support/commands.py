@@ -39,6 +39,12 @@ ARGUMENTS = {
     ("contacts", "show"): ["ann@acme.example"],
     ("forget",): ["ann@acme.example", "--yes"],
     ("import", "mbox"): ["mail.mbox", "--mailbox", "carol@example.com"],
+    ("tokens", "create"): ["ann@example.com"],
+    ("tokens", "revoke"): ["ann@example.com", "api"],
+    ("users", "add"): ["ann@example.com", "--no-password"],
+    ("users", "passwd"): ["ann@example.com", "--password-stdin"],
+    ("users", "remove"): ["ann@example.com"],
+    ("users", "role"): ["ann@example.com", "admin"],
     ("verify",): ["alice-gmail"],
 }
 """What each command needs on its command line to get as far as reading the config."""
