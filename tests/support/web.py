@@ -86,9 +86,10 @@ def seed_team(engine: Engine) -> Team:
             session.add(
                 SyncState(
                     connector=f"{name}-mail",
-                    kind="imap",
+                    kind="mbox",
                     account=f"{name}@ourteam.example",
                     status="ok",
+                    last_success_at=_at(0.001),
                     counters={},
                 )
             )
@@ -223,16 +224,32 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def team_connectors(folder: Path) -> str:
+    """The config tables of the seeded team's mailboxes (empty mbox files), so that the
+    admin pages show them as configured."""
+    tables = []
+    for name in ("ann", "bob", "cat"):
+        mbox = folder / f"{name}.mbox"
+        mbox.touch()
+        tables.append(
+            f'[[connectors]]\nname = "{name}-mail"\nkind = "mbox"\n'
+            f'account = "{name}@ourteam.example"\npath = "{mbox}"\n'
+        )
+    return "\n".join(tables)
+
+
 class WebServer:
     """``crm-sync serve`` in a subprocess; ``url`` once it answers ``/healthz``."""
 
-    def __init__(self, folder: Path, database_url: str, web: str = "") -> None:
+    def __init__(self, folder: Path, database_url: str, web: str = "", body: str = "") -> None:
         self.folder = folder
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config = folder / "crm-sync.toml"
         secret = 'session_secret = "${WEB_SECRET}"'
-        self.config.write_text(f'[database]\nurl = "{database_url}"\n\n[web]\n{secret}\n{web}')
+        self.config.write_text(
+            f'[database]\nurl = "{database_url}"\n\n[web]\n{secret}\n{web}\n\n{body}'
+        )
         self.log = folder / "serve.log"
         self.process: subprocess.Popen[bytes] | None = None
 

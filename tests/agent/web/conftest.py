@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from storage.db import make_engine
-from tests.support.web import Team, WebServer, seed_team, web_database
+from tests.support.web import Team, WebServer, seed_team, team_connectors, web_database
 
 
 @dataclass(frozen=True)
@@ -31,5 +31,5 @@ def served(
             team = seed_team(engine)
         finally:
             engine.dispose()
-        with WebServer(folder, url) as server:
+        with WebServer(folder, url, body=team_connectors(folder)) as server:
             yield Served(server.url, url, team, folder)
