@@ -13,7 +13,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, case, false, func, literal_column, or_, select, text
+from sqlalchemy import (
+    CompoundSelect,
+    Select,
+    case,
+    false,
+    func,
+    literal_column,
+    select,
+    text,
+    union,
+)
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from storage.models import Company, CompanyDomain, Contact, ContactEmail
@@ -61,18 +71,16 @@ def search(session: Session, query: str, *, limit: int = 20) -> SearchResult:
         emails = _substring(session, ContactEmail.email, needle)
         companies = _substring(session, Company.name, needle)
         domains = _substring(session, CompanyDomain.domain, needle)
-    company_ids = select(Company.id).where(
-        or_(
-            Company.id.in_(companies),
-            Company.id.in_(select(CompanyDomain.company_id).where(CompanyDomain.id.in_(domains))),
-        )
+    # Unions, not ORs of IN: each branch is an index probe and the database joins the
+    # few ids found, where an OR would test every contact against every branch.
+    company_ids = union(
+        companies,
+        select(CompanyDomain.company_id).where(CompanyDomain.id.in_(domains)),
     )
-    contact_ids = select(Contact.id).where(
-        or_(
-            Contact.id.in_(names),
-            Contact.id.in_(select(ContactEmail.contact_id).where(ContactEmail.id.in_(emails))),
-            Contact.company_id.in_(company_ids),
-        )
+    contact_ids = union(
+        names,
+        select(ContactEmail.contact_id).where(ContactEmail.id.in_(emails)),
+        select(Contact.id).where(Contact.company_id.in_(company_ids)),
     )
     return SearchResult(
         query=needle,
@@ -109,7 +117,9 @@ def _escape(needle: str) -> str:
     return needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _contacts(session: Session, ids: Select[Any], needle: str, limit: int) -> list[ContactHit]:
+def _contacts(
+    session: Session, ids: CompoundSelect[Any], needle: str, limit: int
+) -> list[ContactHit]:
     first_email = (
         select(ContactEmail.email)
         .where(ContactEmail.contact_id == Contact.id)
@@ -120,7 +130,6 @@ def _contacts(session: Session, ids: Select[Any], needle: str, limit: int) -> li
     )
     starts = case(
         (func.lower(Contact.display_name).like(f"{_escape(needle)}%", escape="\\"), 0),
-        (first_email.like(f"{_escape(needle)}%", escape="\\"), 0),
         else_=1,
     )
     rows = session.execute(
@@ -135,7 +144,9 @@ def _contacts(session: Session, ids: Select[Any], needle: str, limit: int) -> li
     return [ContactHit(*row) for row in rows]
 
 
-def _companies(session: Session, ids: Select[Any], needle: str, limit: int) -> list[CompanyHit]:
+def _companies(
+    session: Session, ids: CompoundSelect[Any], needle: str, limit: int
+) -> list[CompanyHit]:
     first_domain = (
         select(CompanyDomain.domain)
         .where(CompanyDomain.company_id == Company.id)
