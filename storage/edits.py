@@ -667,6 +667,11 @@ def provenance(session: Session, contact_id: int) -> dict[str, merge.FieldValue]
 
 
 def suggestions(session: Session, contact_id: int) -> list[Suggestion]:
+    return suggestions_in(provenance(session, contact_id))
+
+
+def suggestions_in(held_values: dict[str, merge.FieldValue]) -> list[Suggestion]:
+    """The suggestions among fields already derived (:func:`provenance`)."""
     return [
         Suggestion(
             name,
@@ -675,7 +680,7 @@ def suggestions(session: Session, contact_id: int) -> list[Suggestion]:
             held.suggestion.source,
             held.suggestion.observed_at,
         )
-        for name, held in sorted(provenance(session, contact_id).items())
+        for name, held in sorted(held_values.items())
         if held.suggestion is not None
     ]
 

@@ -96,6 +96,15 @@ def team_addresses() -> Select[Any]:
     )
 
 
+def team_of(session: Session) -> frozenset[str]:
+    """The team's addresses, read once per session: a page asks several times, and they
+    change only when an admin adds a user or a connector."""
+    held = session.info.get("team_addresses")
+    if held is None:
+        held = session.info["team_addresses"] = frozenset(session.scalars(team_addresses()))
+    return held
+
+
 def contact_interactions(contact_id: int) -> Select[Any]:
     return select(InteractionParticipant.interaction_id).where(
         InteractionParticipant.contact_id == contact_id
@@ -166,7 +175,7 @@ def who_knows(
         .join(Interaction, Interaction.id == team.interaction_id)
         .where(
             Interaction.id.in_(among),
-            team.email.in_(team_addresses()),
+            team.email.in_(sorted(team_of(session))),
             visible(viewer),
         )
         .group_by(team.email)
@@ -241,7 +250,7 @@ def entries_of(session: Session, rows: Sequence[Interaction]) -> tuple[Entry, ..
     ids = [row.id for row in rows]
     people: dict[int, list[Person]] = {i: [] for i in ids}
     if ids:
-        team: set[str] = set(session.scalars(team_addresses()))
+        team = team_of(session)
         for p in session.scalars(
             select(InteractionParticipant)
             .where(InteractionParticipant.interaction_id.in_(ids))

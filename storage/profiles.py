@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
@@ -94,6 +95,7 @@ def contact_profile(
 ) -> ContactProfile:
     among = history.contact_interactions(contact.id)
     provenance = edits.provenance(session, contact.id)
+    timeline = history.timeline(session, viewer, among, page=page)
     return ContactProfile(
         id=contact.id,
         name=contact.display_name,
@@ -104,12 +106,12 @@ def contact_profile(
         version=contact.version,
         fields=tuple(_line(name, fields.read(contact, name), provenance) for name in fields.FIELDS),
         extra=dict(contact.extra or {}),
-        suggestions=tuple(edits.suggestions(session, contact.id)),
+        suggestions=tuple(edits.suggestions_in(provenance)),
         conflicts=tuple(edits.list_conflicts(session, contact_id=contact.id)),
         last_contacted_at=contact.last_contacted_at,
-        last=history.last_conversation(session, viewer, among),
+        last=_last(session, viewer, among, timeline),
         teammates=tuple(history.who_knows(session, viewer, among)),
-        timeline=history.timeline(session, viewer, among, page=page),
+        timeline=timeline,
     )
 
 
@@ -123,6 +125,7 @@ def company_profile(
         return None
     among = history.company_interactions(company.id)
     first, last = history.first_and_last(session, viewer, among)
+    timeline = history.timeline(session, viewer, among, page=page)
     first_email = (
         select(func.min(ContactEmail.email))
         .where(ContactEmail.contact_id == Contact.id)
@@ -144,10 +147,19 @@ def company_profile(
         people=tuple(CompanyPerson(*row) for row in rows),
         first_at=first,
         last_at=last,
-        last=history.last_conversation(session, viewer, among),
+        last=_last(session, viewer, among, timeline),
         teammates=tuple(history.who_knows(session, viewer, among)),
-        timeline=history.timeline(session, viewer, among, page=page),
+        timeline=timeline,
     )
+
+
+def _last(
+    session: Session, viewer: Viewer, among: Any, timeline: history.Timeline
+) -> history.Entry | None:
+    """The first page of a timeline starts with the last conversation: no query for it."""
+    if timeline.page == 1:
+        return timeline.entries[0] if timeline.entries else None
+    return history.last_conversation(session, viewer, among)
 
 
 def _line(name: str, value: str | None, provenance: dict[str, merge.FieldValue]) -> FieldLine:
