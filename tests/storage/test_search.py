@@ -76,7 +76,8 @@ def test_search_is_served_by_an_index_not_a_scan(engine: Engine) -> None:
         if engine.dialect.name == "sqlite":
             plan = connection.execute(
                 text(
-                    "EXPLAIN QUERY PLAN SELECT rowid FROM contacts_fts WHERE contacts_fts MATCH '\"whit\"'"
+                    "EXPLAIN QUERY PLAN SELECT rowid FROM contacts_fts "
+                    "WHERE contacts_fts MATCH '\"whit\"'"
                 )
             ).all()
             assert any("VIRTUAL TABLE INDEX" in str(row) for row in plan), plan
