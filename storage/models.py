@@ -362,6 +362,9 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(Str(200))
     """argon2; ``None`` for someone who signs in with Google only."""
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    session_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    """Carried in every session cookie and checked on each request: raising it (sign-out,
+    a new password, disabling) ends every session made before, on every device."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     mailboxes: Mapped[list[UserMailbox]] = relationship(

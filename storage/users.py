@@ -17,10 +17,12 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from storage import audit
+from storage.db import transaction
 from storage.models import ApiToken, User, UserMailbox, utcnow
 from storage.visibility import ROLES, Viewer
 
@@ -136,8 +138,10 @@ def set_role(session: Session, email: str, role: str, *, actor: str) -> User:
 
 
 def set_password(session: Session, email: str, password: str, *, actor: str) -> User:
+    """A new password also ends every session made with the old one."""
     user = _existing(session, email)
     user.password_hash = hash_password(password)
+    end_sessions(user)
     audit.record(session, [audit.Change(actor, "user_password", "user", user.id)])
     return user
 
@@ -152,6 +156,10 @@ def remove_user(session: Session, email: str, *, actor: str) -> None:
     )
     session.delete(user)
     session.flush()
+
+
+def end_sessions(user: User) -> None:
+    user.session_version += 1
 
 
 def authenticate(session: Session, email: str, password: str) -> User | None:
@@ -224,23 +232,37 @@ def list_tokens(session: Session, email: str | None = None) -> list[TokenRow]:
     return [TokenRow(t.id, mail, t.name, t.created_at, t.last_used_at) for t, mail in rows]
 
 
-def user_for_token(session: Session, token: str) -> User | None:
-    """The enabled user holding ``token``; its last use is noted at most every few minutes,
-    so that reading the API is not a write per request."""
+def token_owner(session: Session, token: str) -> tuple[User, int] | None:
+    """The enabled user holding ``token``, with the token's id; reads only."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     found = session.execute(
-        select(ApiToken, User)
-        .join(User, User.id == ApiToken.user_id)
+        select(User, ApiToken.id)
+        .join(ApiToken, ApiToken.user_id == User.id)
         .where(ApiToken.token_hash == _digest(token))
     ).first()
-    if found is None or found[1].disabled:
+    if found is None or found[0].disabled:
         return None
-    row, user = found
-    now = utcnow()
-    if row.last_used_at is None or now - row.last_used_at > _TOUCH_EVERY:
-        row.last_used_at = now
-    return user
+    return found[0], found[1]
+
+
+def note_token_use(sessions: sessionmaker[Session], token_id: int) -> None:
+    """Record a token's last use, at most every few minutes, in a short write of its own:
+    reading the API must not turn each request into a write, nor fail when another
+    writer holds the database for a moment (it is a note, not data)."""
+    stale = utcnow() - _TOUCH_EVERY
+    try:
+        with transaction(sessions) as session:
+            session.execute(
+                update(ApiToken)
+                .where(
+                    ApiToken.id == token_id,
+                    or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at < stale),
+                )
+                .values(last_used_at=utcnow())
+            )
+    except DBAPIError:
+        pass
 
 
 def _digest(token: str) -> str:

@@ -15,10 +15,18 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from agent.web.context import USER_KEY, CsrfChecked, Database, Forbidden, state_of
+from agent.web.context import (
+    USER_KEY,
+    VERSION_KEY,
+    CsrfChecked,
+    Database,
+    Forbidden,
+    signed_in_user,
+    state_of,
+)
 from agent.web.render import flash, page
 from agent.web.security import client_of, csrf_token
-from storage.users import authenticate, get_user
+from storage.users import authenticate, end_sessions, get_user
 
 router = APIRouter(include_in_schema=False)
 
@@ -71,19 +79,24 @@ def login(
             error="That address and password do not match an account.",
         )
     state.throttle.succeeded(keys[0])
-    start_session(request, user.id)
+    start_session(request, user.id, user.session_version)
     return RedirectResponse(safe_next(next), status_code=303)
 
 
 @router.post("/logout", dependencies=[CsrfChecked])
-def logout(request: Request) -> Response:
+def logout(request: Request, session: Database) -> Response:
+    """Ends this user's sessions everywhere: a cookie copied before stops working too."""
+    user = signed_in_user(request, session)
+    if user is not None:
+        end_sessions(user)
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
 
 
-def start_session(request: Request, user_id: int) -> None:
+def start_session(request: Request, user_id: int, version: int) -> None:
     request.session.clear()
     request.session[USER_KEY] = user_id
+    request.session[VERSION_KEY] = version
     csrf_token(request.session)
 
 
@@ -116,13 +129,15 @@ async def google_done(request: Request) -> Response:
         )
     state = state_of(request)
 
-    def lookup() -> int | None:
+    def lookup() -> tuple[int, int] | None:
         with state.sessions() as session:
             user = get_user(session, email)
-            return user.id if user is not None and not user.disabled else None
+            if user is None or user.disabled:
+                return None
+            return user.id, user.session_version
 
-    user_id = await run_in_threadpool(lookup)
-    if user_id is None:
+    found = await run_in_threadpool(lookup)
+    if found is None:
         return page(
             request,
             "login.html",
@@ -131,7 +146,7 @@ async def google_done(request: Request) -> Response:
             error=f"{email} has no account here: an admin adds people with `crm-sync users add`.",
         )
     target = safe_next(request.session.get("next"))
-    start_session(request, user_id)
+    start_session(request, *found)
     flash(request, f"Signed in as {email}.")
     return RedirectResponse(target, status_code=303)
 

@@ -14,16 +14,18 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jinja2 import Environment
 from sqlalchemy.orm import Session, sessionmaker
 
 from agent.runtime.app import App
 from agent.web.security import CSRF_FIELD, Throttle, csrf_ok
 from storage.models import User
-from storage.users import user_for_token, viewer_of
+from storage.users import note_token_use, token_owner, viewer_of
 from storage.visibility import Viewer
 
 USER_KEY = "uid"
+VERSION_KEY = "v"
 
 
 class NotSignedIn(Exception):
@@ -70,8 +72,8 @@ def signed_in_user(request: Request, session: Session) -> User | None:
     if not isinstance(uid, int):
         return None
     user = session.get(User, uid)
-    if user is None or user.disabled:
-        request.session.pop(USER_KEY, None)
+    if user is None or user.disabled or request.session.get(VERSION_KEY) != user.session_version:
+        request.session.clear()
         return None
     return user
 
@@ -89,14 +91,25 @@ def admin_viewer(viewer: Annotated[Viewer, Depends(page_viewer)]) -> Viewer:
     return viewer
 
 
-def api_viewer(request: Request, session: Database) -> Viewer:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() == "bearer" and token:
-        user = user_for_token(session, token.strip())
-        if user is None:
+BEARER = HTTPBearer(
+    auto_error=False,
+    description="A personal token: `crm-sync tokens create EMAIL` prints one.",
+)
+
+
+def api_viewer(
+    request: Request,
+    session: Database,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+) -> Viewer:
+    """A token's owner, else the signed-in browser's user."""
+    if bearer is not None:
+        found = token_owner(session, bearer.credentials.strip())
+        if found is None:
             raise NotSignedIn
-        return viewer_of(user)
+        owner, token_id = found
+        note_token_use(state_of(request).sessions, token_id)
+        return viewer_of(owner)
     user = signed_in_user(request, session)
     if user is None:
         raise NotSignedIn

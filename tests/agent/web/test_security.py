@@ -472,11 +472,6 @@ def test_sign_out_ends_the_browser_session(served: Served) -> None:
         assert http.get("/api/v1/me").status_code == 401
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: sessions are only a signed cookie (Starlette SessionMiddleware); sign-out "
-    "clears the browser's copy, but a copy taken before it stays valid for session_hours",
-)
 def test_a_cookie_copied_before_sign_out_is_refused_after(served: Served) -> None:
     with browser(served, served.team.member) as http:
         copied = http.cookies[SESSION_COOKIE]
