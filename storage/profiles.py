@@ -79,17 +79,6 @@ class CompanyProfile:
     timeline: history.Timeline
 
 
-def load_contact(session: Session, contact_id: int) -> Contact | None:
-    return session.scalar(
-        select(Contact)
-        .where(Contact.id == contact_id)
-        .options(
-            selectinload(Contact.emails),
-            selectinload(Contact.company).selectinload(Company.domains),
-        )
-    )
-
-
 def contact_profile(
     session: Session, viewer: Viewer, contact: Contact, *, page: int = 1
 ) -> ContactProfile:

@@ -7,9 +7,12 @@ does the other sees at once.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
+from typing import NoReturn, TypeVar
 
 import click
+from sqlalchemy.orm import Session
 
 from agent.cli.common import EXIT_FAILURE, actor, as_user, pass_app
 from agent.cli.output import console, errors, print_rows
@@ -18,6 +21,8 @@ from storage import users as store
 from storage.db import transaction
 from storage.visibility import ROLES
 
+T = TypeVar("T")
+
 
 def _password(from_stdin: bool, *, confirm: bool = True) -> str:
     if from_stdin:
@@ -25,9 +30,19 @@ def _password(from_stdin: bool, *, confirm: bool = True) -> str:
     return str(click.prompt("Password", hide_input=True, confirmation_prompt=confirm))
 
 
-def _fail(exc: Exception) -> None:
+def _fail(exc: Exception) -> NoReturn:
     errors.print(f"error: {exc}", highlight=False, markup=False)
     sys.exit(EXIT_FAILURE)
+
+
+def _change(app: App, work: Callable[[Session], T]) -> T:
+    """``work`` in one transaction; a refused request is one line and exit status 1."""
+    app.require_schema()
+    try:
+        with transaction(app.sessions) as session:
+            return work(session)
+    except store.UserError as exc:
+        _fail(exc)
 
 
 @click.group()
@@ -68,23 +83,21 @@ def users_add(
     """Let EMAIL sign in, as a member unless --role admin."""
     app.require_schema()
     password = None if no_password else _password(password_stdin)
-    try:
-        with transaction(app.sessions) as session:
-            added = store.add_user(
-                session,
-                email,
-                role=role,
-                display_name=name,
-                password=password,
-                mailboxes=mailboxes,
-                actor=actor(user),
-            )
-            line = f"added {added.email} ({added.role}); mailboxes: " + ", ".join(
-                m.account for m in added.mailboxes
-            )
-    except store.UserError as exc:
-        _fail(exc)
-    console.print(line, highlight=False)
+
+    def add(session: Session) -> str:
+        added = store.add_user(
+            session,
+            email,
+            role=role,
+            display_name=name,
+            password=password,
+            mailboxes=mailboxes,
+            actor=actor(user),
+        )
+        owned = ", ".join(m.account for m in added.mailboxes)
+        return f"added {added.email} ({added.role}); mailboxes: {owned}"
+
+    console.print(_change(app, add), highlight=False)
 
 
 @users.command("list")
@@ -108,11 +121,7 @@ def users_passwd(app: App, email: str, password_stdin: bool, user: str | None) -
     """Set EMAIL's password."""
     app.require_schema()
     password = _password(password_stdin)
-    try:
-        with transaction(app.sessions) as session:
-            store.set_password(session, email, password, actor=actor(user))
-    except store.UserError as exc:
-        _fail(exc)
+    _change(app, lambda session: store.set_password(session, email, password, actor=actor(user)))
     console.print(f"password set for {email.strip().lower()}", highlight=False)
 
 
@@ -123,12 +132,7 @@ def users_passwd(app: App, email: str, password_stdin: bool, user: str | None) -
 @pass_app
 def users_role(app: App, email: str, role: str, user: str | None) -> None:
     """Make EMAIL an admin or a member."""
-    app.require_schema()
-    try:
-        with transaction(app.sessions) as session:
-            store.set_role(session, email, role, actor=actor(user))
-    except store.UserError as exc:
-        _fail(exc)
+    _change(app, lambda session: store.set_role(session, email, role, actor=actor(user)))
     console.print(f"{email.strip().lower()} is now {role}", highlight=False)
 
 
@@ -138,12 +142,7 @@ def users_role(app: App, email: str, role: str, user: str | None) -> None:
 @pass_app
 def users_remove(app: App, email: str, user: str | None) -> None:
     """Stop EMAIL signing in; their tokens go too. What they logged stays."""
-    app.require_schema()
-    try:
-        with transaction(app.sessions) as session:
-            store.remove_user(session, email, actor=actor(user))
-    except store.UserError as exc:
-        _fail(exc)
+    _change(app, lambda session: store.remove_user(session, email, actor=actor(user)))
     console.print(f"removed {email.strip().lower()}", highlight=False)
 
 
@@ -159,12 +158,9 @@ def tokens() -> None:
 @pass_app
 def tokens_create(app: App, email: str, name: str, user: str | None) -> None:
     """A new token for EMAIL, printed once: it reads what EMAIL may read."""
-    app.require_schema()
-    try:
-        with transaction(app.sessions) as session:
-            token = store.create_token(session, email, name, actor=actor(user))
-    except store.UserError as exc:
-        _fail(exc)
+    token = _change(
+        app, lambda session: store.create_token(session, email, name, actor=actor(user))
+    )
     errors.print("the token (shown this once; keep it secret):", highlight=False)
     click.echo(token)
 
@@ -187,12 +183,9 @@ def tokens_list(app: App, as_json: bool) -> None:
 @pass_app
 def tokens_revoke(app: App, email: str, name: str, user: str | None) -> None:
     """Revoke EMAIL's tokens named NAME."""
-    app.require_schema()
-    try:
-        with transaction(app.sessions) as session:
-            count = store.revoke_token(session, email, name, actor=actor(user))
-    except store.UserError as exc:
-        _fail(exc)
+    count = _change(
+        app, lambda session: store.revoke_token(session, email, name, actor=actor(user))
+    )
     if not count:
         _fail(Exception(f"{email} has no token named {name!r}"))
     console.print(f"revoked {count} token{'s' if count != 1 else ''}", highlight=False)

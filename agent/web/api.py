@@ -16,6 +16,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from agent.runtime.health import connector_status
 from agent.web.context import ApiAdmin, ApiViewer, Database, state_of
 from storage import history
+from storage.contact_lookup import contact_by_id
 from storage.history import Entry, Timeline
 from storage.models import utcnow
 from storage.profiles import (
@@ -23,7 +24,6 @@ from storage.profiles import (
     ContactProfile,
     company_profile,
     contact_profile,
-    load_contact,
 )
 from storage.search import MAX_QUERY, SearchResult, search
 
@@ -52,7 +52,7 @@ def contact_api(
     contact_id: int, viewer: ApiViewer, session: Database, page: PageNumber = 1
 ) -> ContactProfile:
     """A contact: fields with provenance, conflicts, last conversation, teammates, timeline."""
-    contact = load_contact(session, contact_id)
+    contact = contact_by_id(session, contact_id)
     if contact is None:
         raise HTTPException(404, "no such contact")
     return contact_profile(session, viewer, contact, page=page)
@@ -63,7 +63,7 @@ def contact_interactions_api(
     contact_id: int, viewer: ApiViewer, session: Database, page: PageNumber = 1
 ) -> Timeline:
     """A contact's interactions, newest first, 25 a page."""
-    if load_contact(session, contact_id) is None:
+    if contact_by_id(session, contact_id) is None:
         raise HTTPException(404, "no such contact")
     return history.timeline(session, viewer, history.contact_interactions(contact_id), page=page)
 

@@ -10,9 +10,10 @@ from fastapi.responses import RedirectResponse, Response
 from agent.web.context import CsrfChecked, Database, PageViewer, state_of
 from agent.web.render import flash, page
 from storage import fields, history
+from storage.contact_lookup import contact_by_id
 from storage.edits import EditError, Snapshot, set_fields
 from storage.fields import FieldError
-from storage.profiles import company_profile, contact_profile, load_contact
+from storage.profiles import company_profile, contact_profile
 from storage.search import MAX_QUERY, search
 
 router = APIRouter(include_in_schema=False)
@@ -54,7 +55,7 @@ def contact_page(
     session: Database,
     page_number: PageNumber = 1,
 ) -> Response:
-    contact = load_contact(session, contact_id)
+    contact = contact_by_id(session, contact_id)
     if contact is None:
         raise HTTPException(404)
     profile = contact_profile(session, viewer, contact, page=page_number)
@@ -74,7 +75,7 @@ def contact_edit(
 ) -> Response:
     """A field edited from what the editor saw (``seen`` at ``version``): a change made by
     someone else since is never overwritten; it ends in a conflict shown on the page."""
-    contact = load_contact(session, contact_id)
+    contact = contact_by_id(session, contact_id)
     if contact is None or not contact.emails:
         raise HTTPException(404)
     if field not in fields.FIELDS:

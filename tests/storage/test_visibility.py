@@ -6,8 +6,9 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from storage import history
+from storage.contact_lookup import contact_by_id
 from storage.models import Interaction, SyncState
-from storage.profiles import company_profile, contact_profile, load_contact
+from storage.profiles import company_profile, contact_profile
 from storage.users import get_user, viewer_of
 from storage.visibility import Viewer
 from tests.support.web import seed_team
@@ -69,7 +70,7 @@ def test_teammates_and_last_conversation_count_only_what_the_reader_may_see(engi
     with Session(engine) as session:
         bob, cat = (get_user(session, e) for e in (team.member, team.other))
         assert bob is not None and cat is not None
-        dana = load_contact(session, team.dana_id)
+        dana = contact_by_id(session, team.dana_id)
         assert dana is not None
         as_bob = contact_profile(session, viewer_of(bob), dana)
         as_cat = contact_profile(session, viewer_of(cat), dana)

@@ -218,6 +218,18 @@ def web_database(kind: str, folder: Path) -> Iterator[str]:
         admin.dispose()
 
 
+@contextmanager
+def seeded_database(kind: str, folder: Path) -> Iterator[tuple[str, Team]]:
+    """A new database of ``kind`` holding :func:`seed_team`'s team: its URL and the team."""
+    with web_database(kind, folder) as url:
+        engine = make_engine(url)
+        try:
+            team = seed_team(engine)
+        finally:
+            engine.dispose()
+        yield url, team
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
 from storage.db import make_engine
-from tests.support.web import Team, WebServer, seed_team, team_connectors, web_database
+from tests.support.web import Team, WebServer, seeded_database, team_connectors
 
 
 @dataclass(frozen=True)
@@ -25,11 +26,16 @@ def served(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Served]:
     folder = tmp_path_factory.mktemp(f"web-{request.param}")
-    with web_database(request.param, folder) as url:
-        engine = make_engine(url)
-        try:
-            team = seed_team(engine)
-        finally:
-            engine.dispose()
-        with WebServer(folder, url, body=team_connectors(folder)) as server:
-            yield Served(server.url, url, team, folder)
+    with (
+        seeded_database(request.param, folder) as (url, team),
+        WebServer(folder, url, body=team_connectors(folder)) as server,
+    ):
+        yield Served(server.url, url, team, folder)
+
+
+@pytest.fixture(scope="module")
+def engine(served: Served) -> Iterator[Engine]:
+    """The served database, for a test to look behind the app's back."""
+    made = make_engine(served.database_url)
+    yield made
+    made.dispose()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, select, update
 
-from storage.db import make_engine, session_factory, transaction
+from storage.db import session_factory, transaction
 from storage.models import ApiToken, Interaction, utcnow
 from storage.users import create_token, revoke_token
 from tests.agent.web.conftest import Served
@@ -37,13 +36,6 @@ class Tokens:
     revoked: str
     shared: int
     private: int
-
-
-@pytest.fixture(scope="module")
-def engine(served: Served) -> Iterator[Engine]:
-    made = make_engine(served.database_url)
-    yield made
-    made.dispose()
 
 
 def new_token(engine: Engine, email: str, name: str, *, used: bool) -> str:

@@ -15,9 +15,8 @@ import httpx
 import pytest
 
 from agent.web.asgi import SESSION_COOKIE
-from storage.db import make_engine
 from tests.support.fake_google.server import FakeGoogle
-from tests.support.web import Team, WebServer, csrf_of, seed_team, web_database
+from tests.support.web import Team, WebServer, csrf_of, seeded_database
 
 CLIENT_ID, CLIENT_SECRET = "crm-sync-web", "crm-sync-web-secret"
 
@@ -33,12 +32,7 @@ class Site:
 def site(fake_google: FakeGoogle, tmp_path: Path) -> Iterator[Site]:
     """The seeded team's app (SQLite), signing in with Google at the fake."""
     fake_google.clients[CLIENT_ID] = CLIENT_SECRET
-    with web_database("sqlite", tmp_path) as url:
-        engine = make_engine(url)
-        try:
-            team = seed_team(engine)
-        finally:
-            engine.dispose()
+    with seeded_database("sqlite", tmp_path) as (url, team):
         server = WebServer(tmp_path, url)
         web = (
             f'google_client_id = "{CLIENT_ID}"\n'

@@ -6,17 +6,11 @@ from pathlib import Path
 
 import httpx
 
-from storage.db import make_engine
-from tests.support.web import WebServer, seed_team, sign_in, web_database
+from tests.support.web import WebServer, seeded_database, sign_in
 
 
 def test_a_session_made_by_one_server_is_good_on_another(tmp_path: Path) -> None:
-    with web_database("postgresql", tmp_path) as url:
-        engine = make_engine(url)
-        try:
-            team = seed_team(engine)
-        finally:
-            engine.dispose()
+    with seeded_database("postgresql", tmp_path) as (url, team):
         (tmp_path / "a").mkdir()
         (tmp_path / "b").mkdir()
         with WebServer(tmp_path / "a", url) as first, WebServer(tmp_path / "b", url) as second:

@@ -41,6 +41,7 @@ from tests.support.web import (
     WebServer,
     csrf_of,
     seed_team,
+    seeded_database,
     sign_in,
     web_database,
 )
@@ -108,13 +109,6 @@ class Ids:
     conflict: int
     shared: int
     private: int
-
-
-@pytest.fixture(scope="module")
-def engine(served: Served) -> Iterator[Engine]:
-    made = make_engine(served.database_url)
-    yield made
-    made.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -402,12 +396,7 @@ def http_get_search(served: Served) -> httpx.Response:
 
 
 def test_sign_ins_are_throttled(tmp_path: Path) -> None:
-    with web_database("sqlite", tmp_path) as url:
-        engine = make_engine(url)
-        try:
-            team = seed_team(engine)
-        finally:
-            engine.dispose()
+    with seeded_database("sqlite", tmp_path) as (url, team):
         web = "login_attempts = 3\n"
         with WebServer(tmp_path, url, web=web) as server, httpx.Client(base_url=server.url) as http:
             for _ in range(3):
