@@ -6,6 +6,7 @@ does the other sees at once.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
@@ -24,10 +25,25 @@ from storage.visibility import ROLES
 T = TypeVar("T")
 
 
-def _password(from_stdin: bool, *, confirm: bool = True) -> str:
+def _password(from_stdin: bool, from_env: str | None) -> str:
+    """The password from the environment variable named, stdin's first line, or a prompt."""
+    if from_env is not None:
+        value = os.environ.get(from_env)
+        if not value:
+            raise click.UsageError(
+                f"--password-env: the environment variable {from_env} is not set"
+            )
+        return value
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    return str(click.prompt("Password", hide_input=True, confirmation_prompt=confirm))
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+password_env = click.option(
+    "--password-env",
+    metavar="VAR",
+    help="Read the password from the environment variable VAR (for scripts).",
+)
 
 
 def _fail(exc: Exception) -> NoReturn:
@@ -68,6 +84,7 @@ def users() -> None:
 @click.option(
     "--no-password", is_flag=True, help="No password: this user signs in with Google only."
 )
+@password_env
 @as_user
 @pass_app
 def users_add(
@@ -78,11 +95,12 @@ def users_add(
     mailboxes: tuple[str, ...],
     password_stdin: bool,
     no_password: bool,
+    password_env: str | None,
     user: str | None,
 ) -> None:
     """Let EMAIL sign in, as a member unless --role admin."""
     app.require_schema()
-    password = None if no_password else _password(password_stdin)
+    password = None if no_password else _password(password_stdin, password_env)
 
     def add(session: Session) -> str:
         added = store.add_user(
@@ -115,12 +133,15 @@ def users_list(app: App, as_json: bool) -> None:
 @users.command("passwd")
 @click.argument("email")
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+@password_env
 @as_user
 @pass_app
-def users_passwd(app: App, email: str, password_stdin: bool, user: str | None) -> None:
-    """Set EMAIL's password."""
+def users_passwd(
+    app: App, email: str, password_stdin: bool, password_env: str | None, user: str | None
+) -> None:
+    """Set EMAIL's password; every session they have open ends."""
     app.require_schema()
-    password = _password(password_stdin)
+    password = _password(password_stdin, password_env)
     _change(app, lambda session: store.set_password(session, email, password, actor=actor(user)))
     console.print(f"password set for {email.strip().lower()}", highlight=False)
 

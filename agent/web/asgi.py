@@ -25,7 +25,8 @@ from agent.web import admin, api, auth, pages
 from agent.web.context import Forbidden, NotSignedIn, WebState
 from agent.web.render import STATIC, environment, page
 from agent.web.security import SecurityHeaders, Throttle
-from config.secrets import derive_secret
+from config import ConfigError
+from config.secrets import SecretStoreError, derive_secret
 
 SESSION_COOKIE = "crm_sync_session"
 SESSION_PURPOSE = "crm-sync web sessions"
@@ -36,9 +37,7 @@ def create_app(app: App) -> FastAPI:
     web = settings.web
     app.require_schema()
     secure = bool(web.base_url and web.base_url.startswith("https://"))
-    secret = web.session_secret or derive_secret(
-        SESSION_PURPOSE, app.base_dir / settings.secrets.key_file
-    )
+    secret = session_secret(app)
     fastapi = FastAPI(
         title="crm-sync",
         version=version("crm-sync"),
@@ -75,6 +74,21 @@ def create_app(app: App) -> FastAPI:
     fastapi.add_exception_handler(StarletteHTTPException, _http_error)
     fastapi.add_exception_handler(RequestValidationError, _invalid)
     return fastapi
+
+
+def session_secret(app: App) -> str:
+    """``[web] session_secret``, else one derived from the secret key; a config error
+    naming both when neither is there."""
+    settings = app.settings
+    if settings.web.session_secret:
+        return settings.web.session_secret
+    try:
+        return derive_secret(SESSION_PURPOSE, app.base_dir / settings.secrets.key_file)
+    except SecretStoreError as exc:
+        raise ConfigError(
+            app.config_file,
+            [f"web.session_secret: not set, and no secret key to derive it from: {exc}"],
+        ) from None
 
 
 def app_from_environment() -> FastAPI:

@@ -42,7 +42,7 @@ ARGUMENTS = {
     ("tokens", "create"): ["ann@example.com"],
     ("tokens", "revoke"): ["ann@example.com", "api"],
     ("users", "add"): ["ann@example.com", "--no-password"],
-    ("users", "passwd"): ["ann@example.com", "--password-stdin"],
+    ("users", "passwd"): ["ann@example.com", "--password-env", "CRM_TEST_UNSET_PASSWORD"],
     ("users", "remove"): ["ann@example.com"],
     ("users", "role"): ["ann@example.com", "admin"],
     ("verify",): ["alice-gmail"],

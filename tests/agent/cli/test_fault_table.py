@@ -126,6 +126,8 @@ def _arguments(words: tuple[str, ...]) -> list[str]:
     args = [FAULTY if arg == "alice-gmail" else arg for arg in ARGUMENTS.get(words, [])]
     if words == ("run",):
         args.append("--once")
+    if words == ("serve",):
+        args.append("--check")
     if words == ("sync",):
         args += ["--connector", FAULTY]
     return args
