@@ -232,18 +232,27 @@ def list_tokens(session: Session, email: str | None = None) -> list[TokenRow]:
     return [TokenRow(t.id, mail, t.name, t.created_at, t.last_used_at) for t, mail in rows]
 
 
-def token_owner(session: Session, token: str) -> tuple[User, int] | None:
-    """The enabled user holding ``token``, with the token's id; reads only."""
+@dataclass(frozen=True)
+class TokenUse:
+    user: User
+    token_id: int
+    stale: bool
+    """Its last use is unknown or older than a few minutes: worth noting again."""
+
+
+def token_owner(session: Session, token: str) -> TokenUse | None:
+    """The enabled user holding ``token``; reads only."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     found = session.execute(
-        select(User, ApiToken.id)
+        select(User, ApiToken.id, ApiToken.last_used_at)
         .join(ApiToken, ApiToken.user_id == User.id)
         .where(ApiToken.token_hash == _digest(token))
     ).first()
     if found is None or found[0].disabled:
         return None
-    return found[0], found[1]
+    user, token_id, last_used = found
+    return TokenUse(user, token_id, last_used is None or utcnow() - last_used > _TOUCH_EVERY)
 
 
 def note_token_use(sessions: sessionmaker[Session], token_id: int) -> None:
