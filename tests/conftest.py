@@ -11,7 +11,6 @@ The fake Google server and Dovecot come from :mod:`tests.support.server_fixtures
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from storage.db import make_engine, upgrade
-from tests.support.servers import PG_ADMIN_URL, PG_HOW_TO, need_server
+from tests.support.servers import temporary_pg_database
 
 pytest_plugins = ["tests.support.server_fixtures"]
 
@@ -40,22 +39,8 @@ def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
     """A fresh database for this test session; dropped at the end."""
-    admin = make_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except Exception:
-        admin.dispose()
-        need_server(PG_HOW_TO)
-    name = f"crm_sync_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with temporary_pg_database("crm_sync_test") as url:
+        yield url
 
 
 @pytest.fixture

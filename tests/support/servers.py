@@ -8,8 +8,14 @@ server must be there and a missing one fails the run.
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
+from sqlalchemy import text
+
+from storage.db import make_engine
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -29,3 +35,25 @@ def need_server(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"CI=true and {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+@contextmanager
+def temporary_pg_database(prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database named ``PREFIX_<random>``, dropped after; skips (or,
+    in CI, fails) where no server answers."""
+    admin = make_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception:
+        admin.dispose()
+        need_server(PG_HOW_TO)
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

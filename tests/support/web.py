@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from storage.db import make_engine, upgrade
@@ -38,7 +37,7 @@ from storage.models import (
     SyncState,
 )
 from storage.users import add_user
-from tests.support.servers import PG_ADMIN_URL, PG_HOW_TO, need_server
+from tests.support.servers import temporary_pg_database
 
 PASSWORD = "correct horse battery"
 HOSTILE = (
@@ -200,22 +199,8 @@ def web_database(kind: str, folder: Path) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite:///{folder / 'web.db'}"
         return
-    admin = make_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except Exception:
-        admin.dispose()
-        need_server(PG_HOW_TO)
-    name = f"crm_sync_web_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with temporary_pg_database("crm_sync_web") as url:
+        yield url
 
 
 @contextmanager

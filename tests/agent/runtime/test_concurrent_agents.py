@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import random
-import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -39,7 +38,7 @@ from storage.models import (
     Observation,
 )
 from tests.support.mailbuilder import message
-from tests.support.servers import PG_ADMIN_URL, need_server
+from tests.support.servers import temporary_pg_database
 
 pytestmark = pytest.mark.postgres
 
@@ -163,25 +162,11 @@ def _agent(
 
 @pytest.fixture
 def two_databases() -> Iterator[tuple[str, str]]:
-    admin = make_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except Exception:
-        admin.dispose()
-        need_server("no PostgreSQL server answers (see tests/conftest.py)")
-    names = [f"crm_sync_race_{uuid.uuid4().hex[:10]}" for _ in range(2)]
-    with admin.connect() as connection:
-        for name in names:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{names[0]}", f"{base}/{names[1]}"
-    finally:
-        with admin.connect() as connection:
-            for name in names:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with (
+        temporary_pg_database("crm_sync_race") as first,
+        temporary_pg_database("crm_sync_race") as second,
+    ):
+        yield first, second
 
 
 def _prepare(url: str, seeds: list[bytes], edited: set[str]) -> dict[str, Any]:
