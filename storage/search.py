@@ -64,23 +64,18 @@ def search(session: Session, query: str, *, limit: int = 20) -> SearchResult:
     if len(needle) < TRIGRAM:
         names = select(Contact.id).where(false())
         companies = select(Company.id).where(false())
-        emails = _prefix(ContactEmail.email, needle)
-        domains = _prefix(CompanyDomain.domain, needle)
+        emails = _prefix(ContactEmail.email, ContactEmail.contact_id, needle)
+        domains = _prefix(CompanyDomain.domain, CompanyDomain.company_id, needle)
     else:
-        names = _substring(session, Contact.display_name, needle)
-        emails = _substring(session, ContactEmail.email, needle)
-        companies = _substring(session, Company.name, needle)
-        domains = _substring(session, CompanyDomain.domain, needle)
+        names = _substring(session, Contact.display_name, Contact.id, needle)
+        emails = _substring(session, ContactEmail.email, ContactEmail.contact_id, needle)
+        companies = _substring(session, Company.name, Company.id, needle)
+        domains = _substring(session, CompanyDomain.domain, CompanyDomain.company_id, needle)
     # Unions, not ORs of IN: each branch is an index probe and the database joins the
     # few ids found, where an OR would test every contact against every branch.
-    company_ids = union(
-        companies,
-        select(CompanyDomain.company_id).where(CompanyDomain.id.in_(domains)),
-    )
+    company_ids = union(companies, domains)
     contact_ids = union(
-        names,
-        select(ContactEmail.contact_id).where(ContactEmail.id.in_(emails)),
-        select(Contact.id).where(Contact.company_id.in_(company_ids)),
+        names, emails, select(Contact.id).where(Contact.company_id.in_(company_ids))
     )
     return SearchResult(
         query=needle,
@@ -92,25 +87,31 @@ def search(session: Session, query: str, *, limit: int = 20) -> SearchResult:
 def _substring(
     session: Session,
     column: InstrumentedAttribute[str] | InstrumentedAttribute[str | None],
+    key: InstrumentedAttribute[int],
     needle: str,
 ) -> Select[Any]:
+    """``key`` of the rows whose ``column`` contains ``needle``."""
     table = column.class_.__tablename__
     if session.get_bind().dialect.name == "sqlite":
         # A phrase of three characters or more matches as a substring, case folded the
         # Unicode way (LIKE would fold ASCII only); the quotes make every character literal.
         phrase = '"' + needle.replace('"', '""') + '"'
-        return (
+        found: Select[Any] = (
             select(literal_column("rowid"))
             .select_from(text(f"{table}_fts"))
             .where(text(f"{table}_fts MATCH :phrase").bindparams(phrase=phrase))
         )
+        return select(key).where(column.class_.id.in_(found))
     pattern = f"%{_escape(needle)}%"
-    return select(column.class_.id).where(func.lower(column).like(pattern, escape="\\"))
+    return select(key).where(func.lower(column).like(pattern, escape="\\"))
 
 
-def _prefix(column: InstrumentedAttribute[str], needle: str) -> Select[Any]:
-    """Stored lower-case already; a range on the column's own index."""
-    return select(column.class_.id).where(column >= needle, column < needle + "\uffff")
+def _prefix(
+    column: InstrumentedAttribute[str], key: InstrumentedAttribute[int], needle: str
+) -> Select[Any]:
+    """``key`` of the rows whose ``column`` (stored lower-case) starts with ``needle``: a
+    range on the column's own index."""
+    return select(key).where(column >= needle, column < needle + "\uffff")
 
 
 def _escape(needle: str) -> str:
