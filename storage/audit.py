@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from storage.contact_lookup import escape_like
 from storage.models import AuditLog, utcnow
 from storage.upsert import table_of
 
@@ -99,14 +100,12 @@ def entries(
         query = query.where(AuditLog.entity_id == entity_id)
     if actor:
         query = query.where(
-            or_(AuditLog.actor == actor, AuditLog.actor.like(f"%:{_escape(actor)}", escape="\\"))
+            or_(
+                AuditLog.actor == actor, AuditLog.actor.like(f"%:{escape_like(actor)}", escape="\\")
+            )
         )
     if since is not None:
         query = query.where(AuditLog.at >= since)
     if until is not None:
         query = query.where(AuditLog.at < until)
     return list(session.scalars(query))
-
-
-def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

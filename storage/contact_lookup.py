@@ -9,11 +9,12 @@ every candidate, never a guess.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import ColumnElement, ScalarSelect, func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
-from storage.models import Company, Contact
+from storage.models import Company, Contact, ContactEmail
 
 MAX_CANDIDATES = 20
 
@@ -54,8 +55,26 @@ def contacts_named(session: Session, name: str) -> list[Candidate]:
     exact = _rows(session, lowered == wanted)
     if exact:
         return exact
-    pattern = "%" + wanted.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    return _rows(session, lowered.like(pattern, escape="\\"))
+    return _rows(session, lowered.like(f"%{escape_like(wanted)}%", escape="\\"))
+
+
+def escape_like(text: str) -> str:
+    """``text`` as a literal inside a ``LIKE ... ESCAPE '\\'`` pattern: its ``%`` and ``_``
+    are searched for, not obeyed."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def first_email(contact_id: ColumnElement[Any] | InstrumentedAttribute[Any]) -> ScalarSelect[Any]:
+    """The contact's first address (the one it was created with), as a column of a query
+    over rows that name the contact by ``contact_id``."""
+    return (
+        select(ContactEmail.email)
+        .where(ContactEmail.contact_id == contact_id)
+        .order_by(ContactEmail.id)
+        .limit(1)
+        .correlate_except(ContactEmail)
+        .scalar_subquery()
+    )
 
 
 def _rows(session: Session, condition: ColumnElement[bool]) -> list[Candidate]:

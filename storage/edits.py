@@ -50,6 +50,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from storage import audit, fields, merge
+from storage.contact_lookup import first_email
 from storage.db import is_retryable, retrying, transaction
 from storage.ingest import (
     BatchWrite,
@@ -603,16 +604,8 @@ def list_conflicts(
     session: Session, *, include_resolved: bool = False, contact_id: int | None = None
 ) -> list[ConflictView]:
     """Conflicts, oldest first; open ones only unless ``include_resolved``."""
-    first_email = (
-        select(ContactEmail.email)
-        .where(ContactEmail.contact_id == Conflict.contact_id)
-        .order_by(ContactEmail.id)
-        .limit(1)
-        .correlate(Conflict)
-        .scalar_subquery()
-    )
     query = (
-        select(Conflict, first_email, Contact.display_name)
+        select(Conflict, first_email(Conflict.contact_id), Contact.display_name)
         .join(Contact, Contact.id == Conflict.contact_id)
         .order_by(Conflict.created_at, Conflict.id)
     )

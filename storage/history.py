@@ -17,20 +17,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, select, union
+from sqlalchemy import ColumnElement, CompoundSelect, Select, and_, func, select, union
 from sqlalchemy.orm import Session, aliased
 
 from storage.models import (
     Contact,
     Interaction,
     InteractionParticipant,
-    InteractionSource,
     SyncState,
     User,
     UserMailbox,
     utcnow,
 )
-from storage.visibility import Viewer, hidden_count, visible
+from storage.visibility import Viewer, hidden_count, owned_by, visible
 
 PAGE = 25
 MAX_PAGE = 400
@@ -83,25 +82,17 @@ class Teammate:
     last_at: datetime
 
 
-def team_addresses() -> Select[Any]:
-    """Every address that is the team's own."""
-    return select(
-        union(
+def team_of(session: Session) -> frozenset[str]:
+    """Every address that is the team's own, read once per session: a page asks several
+    times, and they change only when an admin adds a user or a connector."""
+    held = session.info.get("team_addresses")
+    if held is None:
+        addresses: CompoundSelect[Any] = union(
             select(User.email),
             select(UserMailbox.account),
             select(SyncState.account).where(SyncState.account.is_not(None)),
         )
-        .subquery()
-        .c[0]
-    )
-
-
-def team_of(session: Session) -> frozenset[str]:
-    """The team's addresses, read once per session: a page asks several times, and they
-    change only when an admin adds a user or a connector."""
-    held = session.info.get("team_addresses")
-    if held is None:
-        held = session.info["team_addresses"] = frozenset(session.scalars(team_addresses()))
+        held = session.info["team_addresses"] = frozenset(session.scalars(addresses))
     return held
 
 
@@ -126,11 +117,7 @@ def timeline(
     page = max(1, min(page, MAX_PAGE))
     within = Interaction.id.in_(among)
     rows = session.scalars(
-        select(Interaction)
-        .where(within, visible(viewer))
-        .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
-        .offset((page - 1) * size)
-        .limit(size + 1)
+        _newest_first(viewer, within).offset((page - 1) * size).limit(size + 1)
     ).all()
     entries = entries_of(session, rows[:size])
     return Timeline(
@@ -142,12 +129,7 @@ def timeline(
 
 
 def last_conversation(session: Session, viewer: Viewer, among: Select[Any]) -> Entry | None:
-    row = session.scalars(
-        select(Interaction)
-        .where(Interaction.id.in_(among), visible(viewer))
-        .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
-        .limit(1)
-    ).first()
+    row = session.scalars(_newest_first(viewer, Interaction.id.in_(among)).limit(1)).first()
     return entries_of(session, [row])[0] if row is not None else None
 
 
@@ -191,17 +173,12 @@ def my_interactions(viewer: Viewer) -> ColumnElement[bool]:
     if viewer.user_id is None:
         return Interaction.id.is_(None)
     accounts = select(UserMailbox.account).where(UserMailbox.user_id == viewer.user_id)
-    in_mailbox = Interaction.id.in_(
-        select(InteractionSource.interaction_id)
-        .join(SyncState, SyncState.connector == InteractionSource.connector)
-        .where(SyncState.account.in_(accounts))
-    )
     took_part = Interaction.id.in_(
         select(InteractionParticipant.interaction_id).where(
             InteractionParticipant.email.in_(accounts)
         )
     )
-    return in_mailbox | took_part
+    return owned_by(viewer.user_id) | took_part
 
 
 def my_recent(session: Session, viewer: Viewer, *, page: int = 1) -> Timeline:
@@ -236,13 +213,17 @@ def unanswered(
         .subquery()
     )
     ids = select(ranked.c.id).where(and_(ranked.c.n == 1, ranked.c.direction == "inbound"))
-    rows = session.scalars(
-        select(Interaction)
-        .where(Interaction.id.in_(ids))
-        .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
-        .limit(limit)
-    ).all()
+    rows = session.scalars(_newest_first(viewer, Interaction.id.in_(ids)).limit(limit)).all()
     return entries_of(session, rows)
+
+
+def _newest_first(viewer: Viewer, *where: ColumnElement[bool]) -> Select[Any]:
+    """The interactions matching ``where`` that ``viewer`` may read, newest first."""
+    return (
+        select(Interaction)
+        .where(*where, visible(viewer))
+        .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
+    )
 
 
 def entries_of(session: Session, rows: Sequence[Interaction]) -> tuple[Entry, ...]:
@@ -290,7 +271,5 @@ def _user_names(session: Session, emails: Sequence[str]) -> dict[str, str | None
 def interaction(session: Session, viewer: Viewer, interaction_id: int) -> Entry | None:
     """One interaction, or ``None`` when it does not exist or the viewer may not see it: the
     two look the same, so an id tells nothing about a thread one may not read."""
-    row = session.scalars(
-        select(Interaction).where(Interaction.id == interaction_id, visible(viewer))
-    ).first()
+    row = session.scalars(_newest_first(viewer, Interaction.id == interaction_id)).first()
     return entries_of(session, [row])[0] if row is not None else None

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from storage import edits, fields, history, merge
+from storage.contact_lookup import first_email
 from storage.edits import ConflictView, Snapshot, Suggestion
-from storage.models import Company, Contact, ContactEmail
+from storage.models import Company, Contact
 from storage.visibility import Viewer
 
 
@@ -115,15 +116,13 @@ def company_profile(
     among = history.company_interactions(company.id)
     first, last = history.first_and_last(session, viewer, among)
     timeline = history.timeline(session, viewer, among, page=page)
-    first_email = (
-        select(func.min(ContactEmail.email))
-        .where(ContactEmail.contact_id == Contact.id)
-        .correlate(Contact)
-        .scalar_subquery()
-    )
     rows = session.execute(
         select(
-            Contact.id, Contact.display_name, first_email, Contact.title, Contact.last_contacted_at
+            Contact.id,
+            Contact.display_name,
+            first_email(Contact.id),
+            Contact.title,
+            Contact.last_contacted_at,
         )
         .where(Contact.company_id == company.id)
         .order_by(Contact.last_contacted_at.desc().nulls_last(), Contact.id)

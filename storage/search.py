@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from storage.contact_lookup import escape_like, first_email
 from storage.models import Company, CompanyDomain, Contact, ContactEmail
 
 MAX_QUERY = 200
@@ -102,7 +103,7 @@ def _substring(
             .where(text(f"{table}_fts MATCH :phrase").bindparams(phrase=phrase))
         )
         return select(key).where(column.class_.id.in_(found))
-    pattern = f"%{_escape(needle)}%"
+    pattern = f"%{escape_like(needle)}%"
     return select(key).where(func.lower(column).like(pattern, escape="\\"))
 
 
@@ -114,29 +115,16 @@ def _prefix(
     return select(key).where(column >= needle, column < needle + "\uffff")
 
 
-def _escape(needle: str) -> str:
-    return needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _contacts(
     session: Session, ids: CompoundSelect[Any], needle: str, limit: int
 ) -> list[ContactHit]:
-    first_email = (
-        select(ContactEmail.email)
-        .where(ContactEmail.contact_id == Contact.id)
-        .order_by(ContactEmail.id)
-        .limit(1)
-        .correlate(Contact)
-        .scalar_subquery()
-    )
+    email = first_email(Contact.id)
     starts = case(
-        (func.lower(Contact.display_name).like(f"{_escape(needle)}%", escape="\\"), 0),
+        (func.lower(Contact.display_name).like(f"{escape_like(needle)}%", escape="\\"), 0),
         else_=1,
     )
     rows = session.execute(
-        select(
-            Contact.id, Contact.display_name, first_email, Company.name, Contact.last_contacted_at
-        )
+        select(Contact.id, Contact.display_name, email, Company.name, Contact.last_contacted_at)
         .outerjoin(Company, Company.id == Contact.company_id)
         .where(Contact.id.in_(ids))
         .order_by(starts, Contact.last_contacted_at.desc().nulls_last(), Contact.id)
@@ -156,7 +144,9 @@ def _companies(
         .correlate(Company)
         .scalar_subquery()
     )
-    starts = case((func.lower(Company.name).like(f"{_escape(needle)}%", escape="\\"), 0), else_=1)
+    starts = case(
+        (func.lower(Company.name).like(f"{escape_like(needle)}%", escape="\\"), 0), else_=1
+    )
     rows = session.execute(
         select(Company.id, Company.name, first_domain)
         .where(Company.id.in_(ids))

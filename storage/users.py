@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -33,7 +34,12 @@ MAX_PASSWORD = 1024
 _TOUCH_EVERY = timedelta(minutes=5)
 
 _hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("an unknown user still costs one hash")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when there is no user, so that an unknown address costs a hash."""
+    return _hasher.hash("an unknown user still costs one hash")
 
 
 class UserError(Exception):
@@ -168,7 +174,7 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
     user = get_user(session, email) if len(password) <= MAX_PASSWORD else None
     held = user.password_hash if user is not None and not user.disabled else None
     try:
-        _hasher.verify(held or _DUMMY_HASH, password[:MAX_PASSWORD])
+        _hasher.verify(held or _dummy_hash(), password[:MAX_PASSWORD])
     except (VerificationError, InvalidHashError):
         return None
     if user is None or held is None:

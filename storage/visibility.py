@@ -58,16 +58,20 @@ def visible(viewer: Viewer) -> ColumnElement[bool]:
     shared = Interaction.visibility != PRIVATE
     if viewer.user_id is None:
         return shared
-    owned = exists().where(
-        InteractionSource.interaction_id == Interaction.id,
-        SyncState.connector == InteractionSource.connector,
-        UserMailbox.account == SyncState.account,
-        UserMailbox.user_id == viewer.user_id,
-    )
     # A CASE, not an OR: PostgreSQL would turn ``shared OR EXISTS`` into a hash of every
     # interaction in the viewer's mailboxes (100,000 rows, 130 ms) to test a few rows;
     # behind CASE the check runs per private row only, through the sources' index.
-    return case((shared, true()), else_=owned)
+    return case((shared, true()), else_=owned_by(viewer.user_id))
+
+
+def owned_by(user_id: int) -> ColumnElement[bool]:
+    """The condition on :class:`Interaction` rows that one of ``user_id``'s mailboxes holds."""
+    return exists().where(
+        InteractionSource.interaction_id == Interaction.id,
+        SyncState.connector == InteractionSource.connector,
+        UserMailbox.account == SyncState.account,
+        UserMailbox.user_id == user_id,
+    )
 
 
 def hidden_count(session: Session, viewer: Viewer, among: ColumnElement[bool]) -> int:

@@ -53,7 +53,6 @@ def create_app(app: App) -> FastAPI:
         sessions=app.sessions,
         templates=environment(),
         throttle=Throttle(web.login_attempts),
-        secure_cookies=secure,
         google=oauth is not None,
     )
     fastapi.add_middleware(

@@ -44,7 +44,6 @@ class WebState:
     sessions: sessionmaker[Session]
     templates: Environment
     throttle: Throttle
-    secure_cookies: bool
     google: bool
 
 

@@ -11,7 +11,7 @@ import hmac
 import secrets
 import threading
 import time
-from collections import defaultdict, deque
+from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -95,7 +95,7 @@ class Throttle:
         self.limit = limit
         self.window = window
         self.clock = clock
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
+        self._failures: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
     def retry_after(self, *keys: str) -> int:
@@ -120,12 +120,9 @@ class Throttle:
             self._failures.pop(key, None)
 
     def _trim(self, key: str, now: float) -> deque[float]:
-        held = self._failures[key]
+        held = self._failures.setdefault(key, deque())
         while held and held[0] <= now - self.window:
             held.popleft()
-        if not held:
-            del self._failures[key]
-            held = self._failures[key]
         return held
 
 
