@@ -32,10 +32,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from connectors.google.auth import gmail_scopes, user_credentials
-from connectors.google.errors import RetryPolicy
 from connectors.google.gmail import GmailConnector
 from connectors.google.quota import DEFAULT_RATE
 from connectors.records import MailMessage
+from connectors.retry import RetryPolicy
 from tests.support.fake_google.server import FakeGoogle, FaultPlan
 
 ACCOUNT = "bench@example.com"

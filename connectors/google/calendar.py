@@ -90,7 +90,6 @@ from connectors.google.calendar_cursor import (
     parse_cursor,
     pending_span,
 )
-from connectors.google.errors import RetryPolicy
 from connectors.google.quota import CALENDAR_RATE, CALENDAR_UNITS
 from connectors.google.service import GoogleApiClient
 from connectors.ical.bounded_rules import ExpansionBudget
@@ -102,6 +101,7 @@ from connectors.ical.recurrence import (
     google_calendar,
 )
 from connectors.records import Batch, CalendarEvent, Cursor, Item, Limited, Unreadable
+from connectors.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 

@@ -89,7 +89,7 @@ from config.schema import DEFAULT_BATCH_BYTES
 from connectors.batching import Budget, check_batch_bytes, item_bytes
 from connectors.capabilities import ScopeSize
 from connectors.errors import BadItem, ConnectorError, CursorInvalid
-from connectors.google.errors import Action, RetryPolicy, Verdict, classify_exception
+from connectors.google.errors import classify_exception
 from connectors.google.gmail_history import (
     EXCLUDED_LABELS,
     Change,
@@ -108,6 +108,7 @@ from connectors.google.quota import DEFAULT_RATE, GMAIL_UNITS
 from connectors.google.service import GoogleApiClient
 from connectors.headers import HEADERS_READ
 from connectors.records import Batch, Cursor, Item, MailMessage, Unreadable
+from connectors.retry import Action, RetryPolicy, Verdict
 
 log = logging.getLogger(__name__)
 

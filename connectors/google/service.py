@@ -32,8 +32,9 @@ from googleapiclient.discovery import build_from_document
 
 from connectors.errors import ConnectorError
 from connectors.google.auth import reauth_hint
-from connectors.google.errors import Action, Retrier, RetryPolicy, classify_exception
+from connectors.google.errors import classify_exception
 from connectors.google.quota import QuotaMeter
+from connectors.retry import Action, Retrier, RetryPolicy
 
 
 def build_service(
@@ -185,5 +186,9 @@ class GoogleApiClient:
 
     def _new_retrier(self) -> Retrier:
         return Retrier(
-            self._retry_policy, sleep=self._sleep, rand=self._rand, auth_hint=self._auth_hint()
+            self._retry_policy,
+            classify=classify_exception,
+            sleep=self._sleep,
+            rand=self._rand,
+            auth_hint=self._auth_hint(),
         )

@@ -18,8 +18,8 @@ from connectors.errors import AuthError, ConnectorError, CursorInvalid
 from connectors.google.auth import CALENDAR_READONLY_SCOPE, GMAIL_READONLY_SCOPE
 from connectors.google.calendar import ALL_OWNED, GoogleCalendarConnector, select_calendars
 from connectors.google.calendar_cursor import SeriesState, merge, parse_cursor, pending_span
-from connectors.google.errors import RetryPolicy
 from connectors.records import Address, CalendarEvent, Cursor, Unreadable
+from connectors.retry import RetryPolicy
 from tests.support.fake_google.calendar import FakeCalendar, attendee, event_time
 from tests.support.fake_google.oauth import write_service_account_key
 from tests.support.fake_google.server import FakeGoogle, FaultPlan

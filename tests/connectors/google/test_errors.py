@@ -15,15 +15,8 @@ import pytest
 from googleapiclient.errors import HttpError
 
 from connectors.errors import AuthError, ConnectorError, CursorInvalid, TransientError
-from connectors.google.errors import (
-    Action,
-    Retrier,
-    RetryPolicy,
-    Verdict,
-    classify,
-    classify_exception,
-    parse_retry_after,
-)
+from connectors.google.errors import classify, classify_exception
+from connectors.retry import Action, Retrier, RetryPolicy, Verdict, parse_retry_after
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -310,7 +303,10 @@ def failing(times: int, exc: BaseException) -> Callable[[], str]:
 def test_retrier_backs_off_exponentially_with_full_jitter() -> None:
     slept: list[float] = []
     retrier = Retrier(
-        RetryPolicy(max_retries=10, base=1.0, cap=5.0), sleep=slept.append, rand=lambda: 0.5
+        RetryPolicy(max_retries=10, base=1.0, cap=5.0),
+        classify=classify_exception,
+        sleep=slept.append,
+        rand=lambda: 0.5,
     )
     assert retrier.call(failing(4, http_error(503, b""))) == "ok"
     assert slept == [0.5, 1.0, 2.0, 2.5]
@@ -319,7 +315,7 @@ def test_retrier_backs_off_exponentially_with_full_jitter() -> None:
 
 def test_retrier_honours_retry_after() -> None:
     slept: list[float] = []
-    retrier = Retrier(sleep=slept.append, rand=lambda: 0.0)
+    retrier = Retrier(classify=classify_exception, sleep=slept.append, rand=lambda: 0.0)
     error = http_error(429, google_error(429, "rateLimitExceeded"), {"retry-after": "9"})
     retrier.call(failing(1, error))
     assert slept == [9.0]
@@ -327,7 +323,12 @@ def test_retrier_honours_retry_after() -> None:
 
 def test_retrier_budget_is_renewed_by_progress_then_transient_error() -> None:
     slept: list[float] = []
-    retrier = Retrier(RetryPolicy(max_retries=3), sleep=slept.append, rand=lambda: 0.0)
+    retrier = Retrier(
+        RetryPolicy(max_retries=3),
+        classify=classify_exception,
+        sleep=slept.append,
+        rand=lambda: 0.0,
+    )
     retrier.call(failing(2, http_error(500, b"")))
     retrier.call(failing(3, http_error(500, b"")))  # the answer above renewed the budget
     assert len(slept) == 5
@@ -337,7 +338,12 @@ def test_retrier_budget_is_renewed_by_progress_then_transient_error() -> None:
 
 
 def test_a_stretch_without_answers_spends_the_budget() -> None:
-    retrier = Retrier(RetryPolicy(max_retries=3), sleep=lambda _s: None, rand=lambda: 0.0)
+    retrier = Retrier(
+        RetryPolicy(max_retries=3),
+        classify=classify_exception,
+        sleep=lambda _s: None,
+        rand=lambda: 0.0,
+    )
     for _ in range(3):
         retrier.backoff(classify(500, b""), 0)
     with pytest.raises(TransientError):
@@ -356,7 +362,9 @@ def test_a_revoked_grant_reads_cleanly() -> None:
 
 
 def test_retrier_gives_up_when_retry_after_exceeds_the_time_budget() -> None:
-    retrier = Retrier(RetryPolicy(max_seconds=10), sleep=lambda _s: None)
+    retrier = Retrier(
+        RetryPolicy(max_seconds=10), classify=classify_exception, sleep=lambda _s: None
+    )
     error = http_error(429, google_error(429, "rateLimitExceeded"), {"retry-after": "3600"})
     with pytest.raises(TransientError) as raised:
         retrier.call(failing(1, error))
@@ -378,7 +386,11 @@ def test_retrier_raises_at_once_for_what_retrying_cannot_fix(
     exc: BaseException, missing: type[ConnectorError], error: type[ConnectorError]
 ) -> None:
     slept: list[float] = []
-    retrier = Retrier(sleep=slept.append, auth_hint="run `crm-sync connectors auth alice`")
+    retrier = Retrier(
+        classify=classify_exception,
+        sleep=slept.append,
+        auth_hint="run `crm-sync connectors auth alice`",
+    )
     with pytest.raises(error) as raised:
         retrier.call(failing(1, exc), missing=missing)
     assert type(raised.value) is error
@@ -389,4 +401,4 @@ def test_retrier_raises_at_once_for_what_retrying_cannot_fix(
 
 def test_retrier_lets_bugs_through() -> None:
     with pytest.raises(KeyError):
-        Retrier(sleep=lambda _s: None).call(failing(1, KeyError("x")))
+        Retrier(classify=classify_exception, sleep=lambda _s: None).call(failing(1, KeyError("x")))

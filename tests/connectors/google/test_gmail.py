@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from connectors.errors import AuthError, CursorInvalid, TransientError
 from connectors.google.auth import user_credentials
-from connectors.google.errors import RetryPolicy
 from connectors.google.gmail import METADATA_HEADERS, GmailConnector, Mode, in_scope
 from connectors.records import Batch, Cursor, Item, MailMessage, SourceRemoved
+from connectors.retry import RetryPolicy
 from tests.support.fake_google.gmail import GMAIL_METADATA
 from tests.support.fake_google.mailbox import Mailbox, make_email
 from tests.support.fake_google.server import FakeGoogle, FaultPlan

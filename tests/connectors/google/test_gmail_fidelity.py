@@ -27,10 +27,10 @@ from config import Settings, parse_settings
 from config.secrets import TokenStore
 from connectors.errors import AuthError
 from connectors.google.auth import gmail_scopes, user_credentials
-from connectors.google.errors import RetryPolicy
 from connectors.google.gmail import GmailConnector, Mode, net_changes
 from connectors.google.gmail_message import address_list, header_block
 from connectors.records import Cursor, Item, MailMessage
+from connectors.retry import RetryPolicy
 from storage.db import session_factory
 from storage.models import Interaction
 from tests.support.fake_google.mailbox import Mailbox, make_email
