@@ -382,7 +382,70 @@ class GoogleCalendarConnector(_ConnectorBase):
     api_endpoint: str | None = None
 
 
+def _https_url(value: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValueError("must be an https:// URL")
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query or a fragment")
+    return value.strip().rstrip("/")
+
+
+HttpsUrl = Annotated[str, AfterValidator(_https_url)]
+TenantId = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9.-]+$")]
+"""A Microsoft Entra tenant: its id (a GUID) or one of its domains (contoso.onmicrosoft.com)."""
+
+
+class _MicrosoftBase(_ConnectorBase):
+    """A mailbox or calendar in Microsoft 365, read through Microsoft Graph.
+
+    ``auth = "app"``: the app registration's own permission over the whole tenant
+    (client credentials; an admin consents once); ``client_secret`` must then be
+    given, as ``${VAR}``. ``auth = "delegated"``: one user's grant, obtained with
+    ``crm-sync connectors auth NAME`` (device code) and kept in the token store.
+    ``authority_host`` and ``graph_endpoint`` change only for a national cloud.
+    """
+
+    account: Address
+    tenant: TenantId
+    client_id: Annotated[str, Field(min_length=1, max_length=256)]
+    auth: Literal["app", "delegated"] = "app"
+    client_secret: str | None = None
+    authority_host: HttpsUrl = "https://login.microsoftonline.com"
+    graph_endpoint: HttpsUrl = "https://graph.microsoft.com/v1.0"
+
+    @model_validator(mode="after")
+    def _secret_for_app(self) -> Self:
+        if self.auth == "app" and not self.client_secret:
+            raise ValueError(
+                'auth = "app" needs client_secret (as client_secret = "${M365_CLIENT_SECRET}"); '
+                'or use auth = "delegated" and `crm-sync connectors auth NAME`'
+            )
+        return self
+
+
+class MicrosoftMailConnector(_MicrosoftBase):
+    """Outlook mail: Inbox and Sent Items (``default_folders``) and ``folders`` by name."""
+
+    kind: Literal["microsoft_mail"]
+    scope: Literal["metadata", "readonly"] = "metadata"
+    """``metadata``: headers only (permission Mail.ReadBasic); ``readonly``: the whole
+    message (Mail.Read)."""
+    folders: list[str] = Field(default_factory=list)
+    default_folders: Flag = True
+
+
+class MicrosoftCalendarConnector(_MicrosoftBase):
+    """Outlook calendar: the user's primary calendar, from ``since`` to ``horizon`` ahead."""
+
+    kind: Literal["microsoft_calendar"]
+    horizon: Horizon = timedelta(days=90)
+
+
 class ImapConnector(_ConnectorBase):
+    """A mailbox over IMAP. ``auth = "oauth"`` logs in with XOAUTH2 (Gmail, Outlook), with
+    the grant ``crm-sync connectors auth NAME`` stored; ``provider`` says whose."""
+
     kind: Literal["imap"]
     account: Address
     host: Host
@@ -393,6 +456,26 @@ class ImapConnector(_ConnectorBase):
     folders: list[str] = Field(default_factory=list)
     default_folders: Flag = True
     idle: Flag = False
+    auth: Literal["password", "oauth"] = "password"
+    provider: Literal["google", "microsoft"] | None = None
+    client_secrets: Path | None = None
+    """``provider = "google"``: the OAuth client (Desktop app) JSON."""
+    tenant: TenantId | None = None
+    client_id: str | None = None
+    """``provider = "microsoft"``: the tenant and the app registration (public client)."""
+    authority_host: HttpsUrl = "https://login.microsoftonline.com"
+
+    @model_validator(mode="after")
+    def _oauth_complete(self) -> Self:
+        if self.auth == "password":
+            return self
+        if self.password is not None:
+            raise ValueError('auth = "oauth" takes no password: remove it')
+        if self.provider is None:
+            raise ValueError('auth = "oauth" needs provider = "google" or "microsoft"')
+        if self.provider == "microsoft" and not (self.tenant and self.client_id):
+            raise ValueError('provider = "microsoft" needs tenant and client_id')
+        return self
 
 
 class MboxConnector(_ConnectorBase):
@@ -414,10 +497,24 @@ class IcsConnector(_ConnectorBase):
 
 
 ConnectorConfig = Annotated[
-    GmailConnector | GoogleCalendarConnector | ImapConnector | MboxConnector | IcsConnector,
+    GmailConnector
+    | GoogleCalendarConnector
+    | MicrosoftMailConnector
+    | MicrosoftCalendarConnector
+    | ImapConnector
+    | MboxConnector
+    | IcsConnector,
     Field(discriminator="kind"),
 ]
-CONNECTOR_KINDS = ("gmail", "google_calendar", "imap", "mbox", "ics")
+CONNECTOR_KINDS = (
+    "gmail",
+    "google_calendar",
+    "microsoft_mail",
+    "microsoft_calendar",
+    "imap",
+    "mbox",
+    "ics",
+)
 
 
 class Settings(_Strict):

@@ -24,12 +24,17 @@ from config.schema import GoogleCalendarConnector as CalendarConfig
 from config.schema import IcsConnector as IcsConfig
 from config.schema import ImapConnector as ImapConfig
 from config.schema import MboxConnector as MboxConfig
+from config.schema import MicrosoftCalendarConnector as OutlookCalendarConfig
+from config.schema import MicrosoftMailConnector as OutlookMailConfig
 from config.secrets import SecretStoreError, TokenStore
 from connectors.errors import AuthError
 from connectors.records import Connector
 
 if TYPE_CHECKING:
     import google.auth.credentials
+
+    from connectors.microsoft.auth import TokenSource
+    from connectors.microsoft.graph import GraphClient
 
 
 class NotAvailable(Exception):
@@ -89,6 +94,9 @@ def _imap(config: ImapConfig, settings: Settings, _root: Path) -> Connector:
         security=config.security,
         username=config.username or config.account,
         password=config.password,
+        oauth2_token_provider=imap_oauth_token(config, settings, _root)
+        if config.auth == "oauth"
+        else None,
         address=config.account,
         folders=config.folders,
         default_folders=config.default_folders,
@@ -135,12 +143,45 @@ def _google_calendar(config: CalendarConfig, settings: Settings, root: Path) -> 
     )
 
 
+def _microsoft_mail(config: OutlookMailConfig, settings: Settings, root: Path) -> Connector:
+    from connectors.microsoft.auth import MAIL_SCOPES
+    from connectors.microsoft.mail import MicrosoftMailConnector
+
+    return MicrosoftMailConnector(
+        config.name,
+        config.account,
+        graph_client(config, MAIL_SCOPES[config.scope], settings, root),
+        mode=config.scope,
+        folders=config.folders,
+        default_folders=config.default_folders,
+        since=config.since,
+        batch_bytes=settings.agent.batch_bytes,
+    )
+
+
+def _microsoft_calendar(config: OutlookCalendarConfig, settings: Settings, root: Path) -> Connector:
+    from connectors.microsoft.calendar import MicrosoftCalendarConnector
+
+    from connectors.microsoft.auth import CALENDAR_SCOPES
+
+    return MicrosoftCalendarConnector(
+        config.name,
+        config.account,
+        graph_client(config, CALENDAR_SCOPES, settings, root),
+        since=config.since,
+        horizon_days=max(1, config.horizon.days),
+        limits=settings.limits.to_limits(),
+    )
+
+
 BUILDERS: Mapping[str, Builder] = {
     "mbox": _mbox,
     "ics": _ics,
     "imap": _imap,
     "gmail": _gmail,
     "google_calendar": _google_calendar,
+    "microsoft_mail": _microsoft_mail,
+    "microsoft_calendar": _microsoft_calendar,
 }
 """Kind -> builder. The config schema ties each kind to its class, so a builder
 receives the class it names."""
@@ -168,6 +209,82 @@ def google_credentials(
             hint=f"run `crm-sync connectors auth {config.name}`",
         )
     return user_credentials(info, scopes, on_refresh=lambda record: store.save(config.name, record))
+
+
+def graph_client(
+    config: OutlookMailConfig | OutlookCalendarConfig,
+    scopes: Sequence[str],
+    settings: Settings,
+    base: Path,
+) -> GraphClient:
+    """A Microsoft connector's Graph client, with the tenant's app credentials or the
+    user's grant from the token store."""
+    from connectors.microsoft.graph import GraphClient
+
+    hint = microsoft_auth_hint(config)
+    return GraphClient(
+        microsoft_tokens(config, scopes, settings, base), config.graph_endpoint, auth_hint=hint
+    )
+
+
+def microsoft_tokens(
+    config: OutlookMailConfig | OutlookCalendarConfig,
+    scopes: Sequence[str],
+    settings: Settings,
+    base: Path,
+) -> TokenSource:
+    from connectors.microsoft.auth import AppTokens, DelegatedTokens, Tenant
+
+    tenant = Tenant(config.tenant, config.client_id, config.authority_host)
+    hint = microsoft_auth_hint(config)
+    if config.auth == "app":
+        assert config.client_secret is not None
+        return AppTokens(tenant, config.client_secret, hint=hint)
+    return DelegatedTokens(
+        tenant, token_store(settings, base), config.name, scopes, account=config.account, hint=hint
+    )
+
+
+def microsoft_auth_hint(config: OutlookMailConfig | OutlookCalendarConfig | ImapConfig) -> str:
+    """What repairs a refused Microsoft grant, for ``status``."""
+    from connectors.microsoft.auth import APP_PERMISSIONS
+
+    if config.auth != "app":
+        return f"run `crm-sync connectors auth {config.name}`"
+    use = f"microsoft_mail/{config.scope}" if isinstance(config, OutlookMailConfig) else config.kind
+    return (
+        f"check client_id and client_secret, and that an admin granted the app the "
+        f"{APP_PERMISSIONS[use]} application permission (Entra admin center: App "
+        "registrations, API permissions, Grant admin consent)"
+    )
+
+
+IMAP_GOOGLE_SCOPE = "https://mail.google.com/"
+"""The one scope Gmail's IMAP takes (XOAUTH2); it reads and writes everything."""
+
+
+def imap_oauth_token(config: ImapConfig, settings: Settings, base: Path) -> Callable[[], str]:
+    """The XOAUTH2 access token of an ``auth = "oauth"`` IMAP connector, from the grant
+    ``crm-sync connectors auth NAME`` stored: Google's or Microsoft's (``provider``)."""
+    hint = f"run `crm-sync connectors auth {config.name}`"
+    store = token_store(settings, base)
+    if config.provider == "microsoft":
+        from connectors.microsoft.auth import IMAP_SCOPES, DelegatedTokens, Tenant
+
+        assert config.tenant is not None and config.client_id is not None
+        tenant = Tenant(config.tenant, config.client_id, config.authority_host)
+        return DelegatedTokens(
+            tenant, store, config.name, IMAP_SCOPES, account=config.account, hint=hint
+        ).token
+    from connectors.google.auth import fresh_token, user_credentials
+
+    info = store.load(config.name)
+    if info is None:
+        raise AuthError(f"connector {config.name!r} has no OAuth grant yet", hint=hint)
+    credentials = user_credentials(
+        info, [IMAP_GOOGLE_SCOPE], on_refresh=lambda record: store.save(config.name, record)
+    )
+    return lambda: fresh_token(credentials)
 
 
 def token_store(settings: Settings, base: Path) -> TokenStore:

@@ -183,6 +183,17 @@ def refresh_now(
         raise verdict.error(auth_hint=reauth_hint(connector_name, credentials)) from exc
 
 
+def fresh_token(credentials: user_creds.Credentials) -> str:
+    """A valid access token, refreshed first when it has expired (IMAP's XOAUTH2 login
+    takes the token itself, not a request signed by the credentials)."""
+    if not credentials.valid:
+        import google.auth.transport.requests
+
+        request = google.auth.transport.requests.Request()
+        refresh_now(credentials, request, connector_name="this connector")
+    return str(credentials.token)
+
+
 def run_oauth_flow(
     client_secrets_file: str | Path,
     scopes: Sequence[str],
