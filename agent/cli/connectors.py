@@ -15,7 +15,7 @@ import os
 import re
 import sys
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,17 +29,27 @@ from agent.cli.output import console, errors, print_rows
 from agent.cli.wording import counted
 from agent.runtime.app import App
 from agent.runtime.health import connector_status
-from agent.runtime.registry import NotAvailable, build_connector, token_store
+from agent.runtime.registry import IMAP_GOOGLE_SCOPE, NotAvailable, build_connector, token_store
 from config import ConfigError
 from config import edit as config_edit
 from config.loader import find_config
 from config.schema import CONNECTOR_KINDS, ConnectorConfig
 from config.schema import GmailConnector as GmailConfig
 from config.schema import GoogleCalendarConnector as CalendarConfig
+from config.schema import ImapConnector as ImapConfig
+from config.schema import MicrosoftCalendarConnector as OutlookCalendarConfig
+from config.schema import MicrosoftMailConnector as OutlookMailConfig
 from config.secrets import KEY_ENV, SecretStoreError, ensure_key_file
 from connectors.capabilities import ScopeSize, Sized
 from connectors.errors import AuthError, ConnectorError
 from connectors.google.auth import CALENDAR_READONLY_SCOPE, gmail_scopes, run_oauth_flow
+from connectors.microsoft.auth import (
+    CALENDAR_SCOPES,
+    IMAP_SCOPES,
+    MAIL_SCOPES,
+    Tenant,
+    device_code_grant,
+)
 from connectors.records import Connector
 from storage.db import transaction
 from storage.models import InteractionSource, Quarantine, SyncState
@@ -162,7 +172,9 @@ def connectors_add(
     config_edit.add_connector(document, values)
     _write(path, document)
     console.print(f"added connector {name} ({kind}) to {path}")
-    oauth = kind in ("gmail", "google_calendar") and values.get("auth", "oauth") == "oauth"
+    oauth = (kind in ("gmail", "google_calendar") and values.get("auth", "oauth") == "oauth") or (
+        values.get("auth") in ("delegated",) or (kind == "imap" and values.get("auth") == "oauth")
+    )
     following = "auth" if oauth else "test"
     console.print(f"next: crm-sync connectors {following} {name}")
 
@@ -199,12 +211,16 @@ def _parse_assignments(assignments: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _refuse_secret(values: dict[str, Any]) -> None:
-    password = values.get("password")
-    if password is not None and not (isinstance(password, str) and _ENV_REF.match(password)):
-        _refuse(
-            "a password is never written into the config file: put it in an environment "
-            "variable and give --password-env VAR"
-        )
+    for key in ("password", "client_secret"):
+        secret = values.get(key)
+        if secret is not None and not (isinstance(secret, str) and _ENV_REF.match(secret)):
+            _refuse(
+                f"a {key.replace('_', ' ')} is never written into the config file: put it in "
+                f"an environment variable and give --set {key}='${{VAR}}'"
+                if key == "client_secret"
+                else "a password is never written into the config file: put it in an "
+                "environment variable and give --password-env VAR"
+            )
 
 
 # ------------------------------------------------------------------------------------ test
@@ -263,44 +279,27 @@ def _first_sync_size(connector: Connector) -> list[ScopeSize]:
 )
 @pass_app
 def connectors_auth(app: App, name: str, no_browser: bool, port: int, timeout: int) -> None:
-    """Grant NAME access to a Google mailbox or calendar (OAuth consent), read-only.
+    """Grant NAME read access to a mailbox or calendar, and store the grant encrypted.
 
-    Asks only for the connector's one read scope, stores the grant encrypted
-    in the token store (making the key file if there is none), and sets a
-    connector parked as needs_auth back to ok.
+    Google (gmail, google_calendar, imap with provider google): OAuth consent in
+    a browser, for the connector's one read scope. Microsoft (microsoft_mail,
+    microsoft_calendar with auth = "delegated", imap with provider microsoft):
+    the device code flow; sign in on any device with the code printed here.
+    Makes the key file if there is none, and sets a connector parked as
+    needs_auth back to ok.
     """
     from google_auth_oauthlib.flow import WSGITimeoutError
     from oauthlib.oauth2.rfc6749.errors import OAuth2Error  # type: ignore[import-untyped]
 
     config = _configured(app, name)
-    if not isinstance(config, GmailConfig | CalendarConfig):
-        _refuse(f"{name} is an {config.kind} connector: only Google connectors use OAuth")
-    if config.auth != "oauth":
-        _refuse(
-            f"{name} uses a service account (key_file): there is nothing to authorise here; "
-            "grant its client id the scope in the Google Admin console (domain-wide delegation)"
-        )
-    if config.client_secrets is None:
-        _refuse(
-            f"{name} sets no client_secrets: download the OAuth client (Desktop app) JSON from "
-            "the Google Cloud console and set client_secrets to its path"
-        )
+    grant = _grant_for(config)
     app.require_schema()
-    scopes = (
-        gmail_scopes(config.scope) if isinstance(config, GmailConfig) else [CALENDAR_READONLY_SCOPE]
-    )
     base = app.base_dir
     try:
         if not os.environ.get(KEY_ENV):
             ensure_key_file(base / app.settings.secrets.key_file)
         store = token_store(app.settings, base)
-        record = run_oauth_flow(
-            base / config.client_secrets,
-            scopes,
-            open_browser=not no_browser,
-            port=port,
-            timeout_seconds=timeout,
-        )
+        record = grant(base, no_browser=no_browser, port=port, timeout=timeout)
         store.save(name, record)
     except AuthError as exc:
         errors.print(f"error: {exc} {exc.hint}".strip(), highlight=False, markup=False)
@@ -319,6 +318,73 @@ def connectors_auth(app: App, name: str, no_browser: bool, port: int, timeout: i
         console.print(f"{name} is still paused: `crm-sync connectors resume {name}` resumes it")
     elif before != after:
         console.print(f"{name}: {before} -> {after}")
+
+
+Grant = Callable[..., dict[str, Any]]
+
+
+def _grant_for(config: ConnectorConfig) -> Grant:
+    """How NAME's grant is obtained, or a refusal that says why there is none to get."""
+    name = config.name
+    if isinstance(config, OutlookMailConfig | OutlookCalendarConfig):
+        if config.auth == "app":
+            _refuse(
+                f'{name} uses the app\'s own permission (auth = "app"): there is nothing to '
+                "authorise here; an admin grants it in the Entra admin center "
+                "(App registrations, API permissions, Grant admin consent)"
+            )
+        scopes = (
+            MAIL_SCOPES[config.scope] if isinstance(config, OutlookMailConfig) else CALENDAR_SCOPES
+        )
+        return _device_code(Tenant(config.tenant, config.client_id, config.authority_host), scopes)
+    if isinstance(config, ImapConfig):
+        if config.auth != "oauth":
+            _refuse(f'{name} logs in with a password: set auth = "oauth" to use a grant')
+        if config.provider == "microsoft":
+            assert config.tenant is not None and config.client_id is not None
+            tenant = Tenant(config.tenant, config.client_id, config.authority_host)
+            return _device_code(tenant, IMAP_SCOPES)
+        return _google_consent(name, config.client_secrets, [IMAP_GOOGLE_SCOPE])
+    if not isinstance(config, GmailConfig | CalendarConfig):
+        _refuse(f"{name} is an {config.kind} connector: it reads files and needs no grant")
+    if config.auth != "oauth":
+        _refuse(
+            f"{name} uses a service account (key_file): there is nothing to authorise here; "
+            "grant its client id the scope in the Google Admin console (domain-wide delegation)"
+        )
+    google_scopes = (
+        gmail_scopes(config.scope) if isinstance(config, GmailConfig) else [CALENDAR_READONLY_SCOPE]
+    )
+    return _google_consent(name, config.client_secrets, google_scopes)
+
+
+def _google_consent(name: str, client_secrets: Path | None, scopes: list[str]) -> Grant:
+    if client_secrets is None:
+        _refuse(
+            f"{name} sets no client_secrets: download the OAuth client (Desktop app) JSON from "
+            "the Google Cloud console and set client_secrets to its path"
+        )
+
+    def grant(base: Path, *, no_browser: bool, port: int, timeout: int) -> dict[str, Any]:
+        return run_oauth_flow(
+            base / client_secrets,
+            scopes,
+            open_browser=not no_browser,
+            port=port,
+            timeout_seconds=timeout,
+        )
+
+    return grant
+
+
+def _device_code(tenant: Tenant, scopes: Sequence[str]) -> Grant:
+    def grant(_base: Path, *, timeout: int, **_options: object) -> dict[str, Any]:
+        def say(text: str) -> None:
+            console.print(text, highlight=False, markup=False)
+
+        return device_code_grant(tenant, scopes, say=say, timeout=timeout)
+
+    return grant
 
 
 def _after_auth(status: ConnectorStatus) -> ConnectorStatus:
@@ -466,43 +532,110 @@ def _delete_token(app: App, name: str) -> bool:
 
 
 @connectors.command("add-team")
-@click.option("--domain", required=True, help="The Workspace domain: example.com")
+@click.option("--domain", help="Google Workspace: the domain, example.com")
 @click.option(
     "--key-file",
-    required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The service account's JSON key (domain-wide delegation).",
+    help="Google Workspace: the service account's JSON key (domain-wide delegation).",
 )
-@click.option("--users", "users", required=True, multiple=True, help="alice,bob,... (or addresses)")
+@click.option("--tenant", help="Microsoft 365: the tenant id or domain (contoso.onmicrosoft.com).")
+@click.option("--client-id", help="Microsoft 365: the app registration's client id.")
+@click.option(
+    "--client-secret-env",
+    metavar="VAR",
+    help="Microsoft 365: the environment variable holding the app's client secret "
+    "(written into the config as ${VAR}, never as the secret).",
+)
+@click.option(
+    "--users",
+    "users",
+    multiple=True,
+    help="alice,bob,... (or addresses). Google: required. Microsoft: default every "
+    "enabled member with a mailbox, listed from the directory.",
+)
 @click.option("--opt-out", "opt_outs", multiple=True, help="Users left out: carol,dave")
 @click.option("--scope", type=click.Choice(["metadata", "readonly"]), default="metadata")
 @click.option("--since", metavar="DATE|AGE", help="Backfill from then on: 2024-01-01 or 90d.")
+@click.option("--authority-host", hidden=True, default="https://login.microsoftonline.com")
+@click.option("--graph-endpoint", hidden=True, default="https://graph.microsoft.com/v1.0")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
 def connectors_add_team(
     app: App,
-    domain: str,
-    key_file: Path,
+    domain: str | None,
+    key_file: Path | None,
+    tenant: str | None,
+    client_id: str | None,
+    client_secret_env: str | None,
     users: tuple[str, ...],
     opt_outs: tuple[str, ...],
     scope: str,
     since: str | None,
+    authority_host: str,
+    graph_endpoint: str,
     as_json: bool,
 ) -> None:
-    """Add a Gmail and a Google Calendar connector for each user of a Workspace team.
+    """Add a mail and a calendar connector for each user of a team.
 
-    One service-account key serves them all, each impersonating its user.
-    Users who opted out and connector names that exist are skipped, so
-    running it again with more users adds only the new ones.
+    Google Workspace (--domain, --key-file, --users): one service-account key
+    serves them all, each impersonating its user. Microsoft 365 (--tenant,
+    --client-id, --client-secret-env): the app's own permissions over the
+    tenant (an admin consents once: Mail.ReadBasic.All or Mail.Read,
+    Calendars.Read, and User.Read.All to list the users). Users who opted
+    out and connector names that exist are skipped, so running it again adds
+    only the new ones.
     """
-    _check_service_account_key(key_file)
+    if (domain is None) == (tenant is None):
+        _refuse("give either --domain (Google Workspace) or --tenant (Microsoft 365)")
+    common: dict[str, Any] = {"since": since} if since else {}
+    if domain is not None:
+        if key_file is None or not users:
+            _refuse("a Google Workspace team needs --key-file and --users")
+        _check_service_account_key(key_file)
+        team = domain
+        accounts = [_address(u, domain) for u in _split(users)]
+        out = {_address(u, domain) for u in _split(opt_outs)}
+        kinds = {"gmail": "gmail", "google_calendar": "calendar"}
+        common |= {"auth": "service_account", "key_file": str(_absolute(key_file))}
+    else:
+        assert tenant is not None
+        if not client_id or not client_secret_env:
+            _refuse("a Microsoft 365 tenant needs --client-id and --client-secret-env")
+        team = tenant
+        common |= {
+            "tenant": tenant,
+            "client_id": client_id,
+            "auth": "app",
+            "client_secret": f"${{{client_secret_env}}}",
+        }
+        if authority_host != "https://login.microsoftonline.com":
+            common["authority_host"] = authority_host
+        if graph_endpoint != "https://graph.microsoft.com/v1.0":
+            common["graph_endpoint"] = graph_endpoint
+        listed = _tenant_users(tenant, client_id, client_secret_env, authority_host, graph_endpoint)
+        accounts = listed if not users else [_user_in(u, listed) for u in _split(users)]
+        out = {_user_in(u, listed, strict=False) for u in _split(opt_outs)}
+        kinds = {"microsoft_mail": "mail", "microsoft_calendar": "calendar"}
+    rows = _add_team_connectors(app, accounts, out, kinds, common, scope)
+    print_rows(rows, ["user", "connector", "kind", "result"], as_json=as_json, title=f"team {team}")
+
+
+def _add_team_connectors(
+    app: App,
+    accounts: list[str],
+    out: set[str],
+    kinds: dict[str, str],
+    common: dict[str, Any],
+    scope: str,
+) -> list[dict[str, Any]]:
+    """A connector per account and kind (name ``<user>-<suffix>``); the rows say what
+    became of each."""
     path = _config_file(app)
     document = config_edit.read(path)
     existing = set(config_edit.connector_names(document))
-    out = {_address(u, domain) for u in _split(opt_outs)}
     rows: list[dict[str, Any]] = []
-    for account in dict.fromkeys(_address(u, domain) for u in _split(users)):
-        for kind, suffix in (("gmail", "gmail"), ("google_calendar", "calendar")):
+    for account in dict.fromkeys(accounts):
+        for kind, suffix in kinds.items():
             name = f"{_NAME_UNSAFE.sub('-', account.partition('@')[0])}-{suffix}"
             row = {"user": account, "connector": name, "kind": kind}
             if account in out:
@@ -511,25 +644,51 @@ def connectors_add_team(
             if name in existing:
                 rows.append(row | {"result": "skipped: exists"})
                 continue
-            values: dict[str, Any] = {
-                "name": name,
-                "kind": kind,
-                "account": account,
-                "auth": "service_account",
-                "key_file": str(_absolute(key_file)),
-            }
-            if kind == "gmail":
+            values: dict[str, Any] = {"name": name, "kind": kind, "account": account, **common}
+            if kind in ("gmail", "microsoft_mail"):
                 values["scope"] = scope
-            if since:
-                values["since"] = since
             config_edit.add_connector(document, values)
             existing.add(name)
             rows.append(row | {"result": "added"})
     if any(row["result"] == "added" for row in rows):
         _write(path, document)
-    print_rows(
-        rows, ["user", "connector", "kind", "result"], as_json=as_json, title=f"team {domain}"
+    return rows
+
+
+def _tenant_users(
+    tenant: str, client_id: str, secret_env: str, authority_host: str, graph_endpoint: str
+) -> list[str]:
+    """The tenant's mailbox users, listed with the app's own permission (User.Read.All)."""
+    from connectors.microsoft.auth import APP_PERMISSIONS, AppTokens
+    from connectors.microsoft.directory import mailbox_users
+    from connectors.microsoft.graph import GraphClient
+
+    secret = os.environ.get(secret_env)
+    if not secret:
+        _refuse(f"${secret_env} is not set: export the app's client secret in it first")
+    hint = (
+        f"grant the app the {APP_PERMISSIONS['users']} application permission, with admin consent"
     )
+    tokens = AppTokens(Tenant(tenant, client_id, authority_host), secret, hint=hint)
+    try:
+        client = GraphClient(tokens, graph_endpoint, auth_hint=hint)
+        return [user.address for user in mailbox_users(client)]
+    except AuthError as exc:
+        _refuse(f"listing the users of {tenant}: {exc}; {exc.hint}")
+    except ConnectorError as exc:
+        _refuse(f"listing the users of {tenant}: {exc}")
+
+
+def _user_in(user: str, listed: list[str], *, strict: bool = True) -> str:
+    """A --users or --opt-out entry as one of the tenant's addresses (a bare name matches
+    the part before the @)."""
+    wanted = user.strip().lower()
+    for address in listed:
+        if wanted in (address, address.partition("@")[0]):
+            return address
+    if strict:
+        _refuse(f"{user!r} is not an enabled member with a mailbox in the tenant")
+    return wanted
 
 
 def _split(values: tuple[str, ...]) -> list[str]:

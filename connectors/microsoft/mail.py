@@ -58,6 +58,7 @@ from urllib.parse import quote
 
 from config.schema import DEFAULT_BATCH_BYTES
 from connectors.batching import check_batch_bytes, item_bytes, within
+from connectors.capabilities import ScopeSize
 from connectors.errors import BadItem, ConnectorError, CursorInvalid
 from connectors.google.gmail_message import header_block
 from connectors.headers import HEADERS_READ
@@ -158,6 +159,17 @@ class MicrosoftMailConnector:
 
     def close(self) -> None:
         self.client.close()
+
+    def first_sync_size(self) -> list[ScopeSize]:
+        """Messages per synced folder (``totalItemCount``; with ``since``, the most a first
+        sync reads). One request per folder; it moves no cursor."""
+        sizes = []
+        for folder in self.folders():
+            url = f"{self._user()}/mailFolders/{quote(folder.key, safe='')}"
+            found = self.client.get(f"{url}?$select=displayName,totalItemCount")
+            count = int(found.get("totalItemCount") or 0)
+            sizes.append(ScopeSize(folder.name, count, "messages"))
+        return sizes
 
     def fetch(self, cursor: Cursor | None) -> Iterator[Batch]:
         links = parse_cursor(cursor)

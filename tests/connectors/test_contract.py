@@ -39,9 +39,11 @@ from connectors.ical.files import IcsConnector
 from connectors.imap.connector import ImapConnector
 from connectors.mbox import MboxConnector
 from connectors.memory import MemoryConnector
+from connectors.microsoft.mail import MicrosoftMailConnector
 from connectors.records import Batch, Connector, Item, MailMessage
 from tests.support.dovecot import DovecotServer, ImapUser
 from tests.support.fake_google.server import FakeGoogle
+from tests.support.fake_graph import FakeGraph
 from tests.support.google_connectors import (
     ALICE,
     ZONE,
@@ -50,6 +52,7 @@ from tests.support.google_connectors import (
     meeting,
     weekly,
 )
+from tests.support.graph_connectors import app_client
 from tests.support.icsbuilder import LUNCH, MEETING, ics, write_ics
 from tests.support.mailbuilder import message, write_maildir, write_maildir_folder, write_mbox
 
@@ -83,7 +86,7 @@ class Source:
     """An id shaped like this kind's ids that the source does not hold."""
 
 
-KINDS = ["memory", "mbox", "maildir", "ics", "imap", "gmail", "google_calendar"]
+KINDS = ["memory", "mbox", "maildir", "ics", "imap", "gmail", "google_calendar", "microsoft_mail"]
 ABILITIES: tuple[type, ...] = (Inventoried, Sized, Positioned, Closeable)
 DECLARES: dict[str, frozenset[type]] = {
     "memory": frozenset(),
@@ -93,6 +96,7 @@ DECLARES: dict[str, frozenset[type]] = {
     "imap": frozenset({Inventoried, Sized, Closeable}),
     "gmail": frozenset({Inventoried, Sized}),
     "google_calendar": frozenset(),
+    "microsoft_mail": frozenset({Sized, Closeable}),
 }
 """The abilities each kind's connector declares, among those the contract can check."""
 ESTIMATES_ONLY = frozenset({"gmail"})
@@ -247,6 +251,19 @@ def google_calendar_source(fake_google: FakeGoogle) -> Source:
     return Source(
         connector, frozenset(expected), f"{ALICE}/absent@google.com/2026-03-03T15:00:00+00:00"
     )
+
+
+@pytest.fixture
+def microsoft_mail_source(graph: FakeGraph) -> Source:
+    """A message's id is ``<folder>/<immutable id>``; Inbox and Sent Items, never Junk Email."""
+    mailbox = graph.add_user(OWNER, "Owner")
+    expected = {f"inbox/{mailbox.deliver(raw).immutable_id}" for raw in MAIL[:5]}
+    expected |= {f"sentitems/{mailbox.deliver(raw, 'sentitems').immutable_id}" for raw in MAIL[5:]}
+    mailbox.deliver(message(sender="spam@spam.example", subject="spam"), "junkemail")
+    connector = MicrosoftMailConnector(
+        "outlook", OWNER, app_client(graph), mode="readonly", page_size=2
+    )
+    return Source(connector, frozenset(expected), "inbox/AAkALgabsent")
 
 
 # --------------------------------------------------------------------------- fetching

@@ -9,6 +9,8 @@ the variable an admin behind a TLS-inspecting proxy sets as well.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -34,7 +36,10 @@ def graph(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGraph]:
             app_permissions={"Mail.Read", "User.Read.All", "Calendars.Read"},
         )
         fake.add_app(BASIC_APP, secret=SECRET, app_permissions={"Mail.ReadBasic.All"})
-        fake.add_app(PUBLIC_APP, delegated_permissions={"User.Read", "Mail.Read", "Calendars.Read"})
+        fake.add_app(
+            PUBLIC_APP,
+            delegated_permissions={"User.Read", "Mail.ReadBasic", "Mail.Read", "Calendars.Read"},
+        )
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", fake.ca_file)
         monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
         yield fake
@@ -53,3 +58,20 @@ def app_client(fake: FakeGraph, client_id: str = APP, **options: object) -> Grap
     tokens = AppTokens(tenant(fake, client_id), SECRET, hint="grant the app its permission")
     settings: dict[str, object] = {"sleep": no_sleep, **options}
     return GraphClient(tokens, fake.graph_url, **settings)  # type: ignore[arg-type]
+
+
+def approve_when_asked(fake: FakeGraph, upn: str, timeout: float = 20.0) -> threading.Thread:
+    """``upn`` enters the device code on "another device" as soon as a flow is pending."""
+
+    def approve() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                fake.approve_device_code(upn)
+                return
+            except LookupError:
+                time.sleep(0.05)
+
+    thread = threading.Thread(target=approve, daemon=True)
+    thread.start()
+    return thread

@@ -1,8 +1,9 @@
-"""The servers at the edges as pytest fixtures: the fake Google API and a private Dovecot.
+"""The servers at the edges as pytest fixtures: the fake Google API, the fake Microsoft
+Graph and a private Dovecot.
 
 Registered for every test by ``tests/conftest.py`` (``pytest_plugins``), so a
-test asks for ``fake_google``, ``dovecot`` or ``imap_user`` by name and no
-module starts a server of its own.
+test asks for ``fake_google``, ``graph`` (:mod:`tests.support.graph_connectors`),
+``dovecot`` or ``imap_user`` by name and no module starts a server of its own.
 
 ``fake_google`` is a fresh server per test: its state (mailboxes, tokens,
 the request log) is what the test made it. Dovecot is slower to start, so
@@ -23,6 +24,9 @@ import pytest
 
 from tests.support.dovecot import DovecotServer, DovecotUnavailable, ImapUser, running_dovecot
 from tests.support.fake_google.server import FakeGoogle
+from tests.support.graph_connectors import graph
+
+__all__ = ["dovecot", "dovecot_servers", "fake_google", "graph", "imap_user"]
 from tests.support.servers import need_server
 
 IMAP_USERS = tuple(ImapUser(f"user{n}@example.com", f"secret-{n}") for n in range(200))

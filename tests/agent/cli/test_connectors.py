@@ -548,7 +548,7 @@ def test_auth_stores_an_encrypted_grant_and_sets_the_connector_back_to_ok(
 @pytest.mark.parametrize(
     ("table", "reason"),
     [
-        ('kind = "mbox"\npath = "/x"', "only Google connectors use OAuth"),
+        ('kind = "mbox"\npath = "/x"', "reads files and needs no grant"),
         ('kind = "gmail"\nauth = "service_account"\nkey_file = "/sa.json"', "service account"),
         ('kind = "gmail"', "client_secrets"),
     ],

@@ -12,10 +12,8 @@ import pytest
 from connectors.microsoft.mail import MicrosoftMailConnector
 from connectors.records import Batch, Cursor, MailMessage, SourceRemoved
 from tests.support.fake_graph import FakeGraph, Mailbox
-from tests.support.graph_connectors import ALICE, BASIC_APP, app_client, graph
+from tests.support.graph_connectors import ALICE, BASIC_APP, app_client
 from tests.support.mailbuilder import message
-
-__all__ = ["graph"]
 
 
 def mail(n: int, *, to: str = ALICE, sender: str | None = None) -> bytes:
