@@ -16,6 +16,7 @@ Positioned     ``progress_total()``, ``position``  the progress bar of ``sync``
 Inventoried    ``inventory()``, ``lookup()``       ``verify``
 Watchable      ``wait_for_changes()``              the IDLE watch of ``run``
 Metered        ``units_spent()``                   ``status``' API quota column
+Retrying       ``retries``                         ``status``' retries column
 Closeable      ``close()``                         ending a watch or a run
 =============  ==================================  ==============================
 """
@@ -93,6 +94,14 @@ class Metered(Protocol):
     """Spends a provider's API quota, and counts it per kind of call."""
 
     def units_spent(self) -> Mapping[str, int]: ...
+
+
+@runtime_checkable
+class Retrying(Protocol):
+    """Retries throttled and failed calls itself, and counts the retries of its last run."""
+
+    @property
+    def retries(self) -> int: ...
 
 
 @runtime_checkable

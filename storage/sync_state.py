@@ -70,6 +70,8 @@ class LastRun:
     seconds: float = 0.0
     quota_units: dict[str, int] | None = None
     """Units per API method, for connectors that count them; None for the others."""
+    retries: int | None = None
+    """Calls sent again after throttling or a failure, for connectors that retry."""
     unknown: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -84,6 +86,7 @@ class LastRun:
             logged=_int(data.get("logged")),
             seconds=_float(data.get("seconds")),
             quota_units=_counts(spent) if isinstance(spent, Mapping) else None,
+            retries=_int(data["retries"]) if data.get("retries") is not None else None,
             unknown=_unknown(data, cls),
         )
 
@@ -94,6 +97,7 @@ class LastRun:
             "logged": self.logged,
             "seconds": self.seconds,
             "quota_units": dict(self.quota_units) if self.quota_units is not None else None,
+            **({"retries": self.retries} if self.retries is not None else {}),
         }
 
 
@@ -321,6 +325,11 @@ class ConnectorHealth:
         last_run = self.counters.last_run
         return last_run.quota_total if last_run is not None else None
 
+    @property
+    def retries_last_run(self) -> int | None:
+        last_run = self.counters.last_run
+        return last_run.retries if last_run is not None else None
+
     def as_row(self) -> dict[str, Any]:
         """The row ``status --json`` prints; its keys are what scripts read."""
         return {
@@ -341,6 +350,7 @@ class ConnectorHealth:
             "failures": self.failures,
             "consecutive_failures": self.consecutive_failures,
             "quota_units_last_run": self.quota_units_last_run,
+            "retries_last_run": self.retries_last_run,
             "counters": self.counters.to_json(),
         }
 

@@ -29,9 +29,9 @@ from agent.runtime.inert_text import plain
 from storage.sync_state import ConnectorHealth
 
 ESSENTIAL = ("connector", "kind", "state", "last success", "lag", "items", "quarantined")
-OPTIONAL = ("quota units",)
+OPTIONAL = ("quota units", "retries")
 """Added while they fit, and only where some connector has a value."""
-RIGHT = frozenset({"lag", "items", "quarantined", "quota units"})
+RIGHT = frozenset({"lag", "items", "quarantined", "quota units", "retries"})
 GAP = 2
 """Between two columns: the table pads each side of a cell by one, the outer edges not."""
 
@@ -59,6 +59,7 @@ def cells(row: ConnectorHealth, *, with_time: bool = True) -> dict[str, str]:
         "items": str(row.items),
         "quarantined": str(row.quarantined),
         "quota units": human(row.quota_units_last_run),
+        "retries": human(row.retries_last_run),
     }
 
 
@@ -69,7 +70,11 @@ def _when(value: datetime | None, *, with_time: bool) -> str:
 
 def optional_columns(rows: Sequence[ConnectorHealth]) -> tuple[str, ...]:
     """The optional columns some connector has a value for: a column of dashes says nothing."""
-    return OPTIONAL if any(row.quota_units_last_run is not None for row in rows) else ()
+    values = {
+        "quota units": [row.quota_units_last_run for row in rows],
+        "retries": [row.retries_last_run for row in rows],
+    }
+    return tuple(c for c in OPTIONAL if any(v is not None for v in values[c]))
 
 
 def columns_for(

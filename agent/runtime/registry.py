@@ -160,9 +160,8 @@ def _microsoft_mail(config: OutlookMailConfig, settings: Settings, root: Path) -
 
 
 def _microsoft_calendar(config: OutlookCalendarConfig, settings: Settings, root: Path) -> Connector:
-    from connectors.microsoft.calendar import MicrosoftCalendarConnector
-
     from connectors.microsoft.auth import CALENDAR_SCOPES
+    from connectors.microsoft.calendar import MicrosoftCalendarConnector
 
     return MicrosoftCalendarConnector(
         config.name,
@@ -284,7 +283,7 @@ def imap_oauth_token(config: ImapConfig, settings: Settings, base: Path) -> Call
     credentials = user_credentials(
         info, [IMAP_GOOGLE_SCOPE], on_refresh=lambda record: store.save(config.name, record)
     )
-    return lambda: fresh_token(credentials)
+    return lambda: fresh_token(credentials, connector_name=config.name)
 
 
 def token_store(settings: Settings, base: Path) -> TokenStore:

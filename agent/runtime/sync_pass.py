@@ -41,7 +41,7 @@ from agent.pipeline.workers import PlannedBatch, Planner, merge_plans
 from agent.runtime.db_errors import is_database_error
 from agent.runtime.heap import release_freed
 from agent.runtime.logs import scrub
-from connectors.capabilities import Metered
+from connectors.capabilities import Metered, Retrying
 from connectors.errors import AuthError, ConnectorError, CursorInvalid, TransientError
 from connectors.records import Batch, Connector, Cursor, Limited
 from storage import audit
@@ -268,6 +268,7 @@ def _record_run(
         logged=result.logged,
         seconds=round(result.seconds, 3),
         quota_units=spent,
+        retries=connector.retries if isinstance(connector, Retrying) else None,
     )
     try:
         with transaction(sessions) as session:

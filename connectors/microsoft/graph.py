@@ -88,17 +88,30 @@ class GraphClient:
         self._auth_hint = auth_hint
         self._http = http or requests.Session()
         self.counts: Counter[str] = Counter()
-        """This run's round trips (``requests``) and batch parts (``batch parts``)."""
+        """This run's requests: single ones (``requests``), ``$batch`` round trips
+        (``batches``) and the parts they carried (``batch parts``), retries included."""
         self._retrier = self._new_retrier()
+        self._part_rounds = self._parts_resent = 0
 
     @property
     def retries(self) -> int:
-        """Backoffs taken by the last (or current) run, batch parts included."""
-        return self._retrier.retries
+        """Requests of the last (or current) run sent again, each batch part re-sent
+        counted as one (a round of re-sent parts is one backoff of the retrier)."""
+        return self._retrier.retries - self._part_rounds + self._parts_resent
+
+    @property
+    def round_trips(self) -> int:
+        return self.counts["requests"] + self.counts["batches"]
+
+    def units_spent(self) -> dict[str, int]:
+        """What Graph's throttling meters: each request, and each part of a batch (which
+        Graph evaluates one by one), not the batch envelope."""
+        return {k: v for k, v in self.counts.items() if k != "batches" and v}
 
     def start_run(self) -> None:
         self.counts.clear()
         self._retrier = self._new_retrier()
+        self._part_rounds = self._parts_resent = 0
 
     def close(self) -> None:
         self._http.close()
@@ -172,6 +185,8 @@ class GraphClient:
                 worst = Verdict(Action.RETRY, None, "missingParts", "the batch left parts out")
             if worst is not None and again:
                 self._retrier.backoff(worst, attempt)
+                self._part_rounds += 1
+                self._parts_resent += len(again)
                 attempt += 1
             pending = again
         return answers
@@ -189,7 +204,7 @@ class GraphClient:
         for fresh in (False, True):
             token = self._tokens.token()
             sent = {"Authorization": f"Bearer {token}", **(headers or {})}
-            self.counts["requests"] += 1
+            self.counts["batches" if url.endswith("/$batch") else "requests"] += 1
             answer = self._http.request(
                 method, url, params=params, headers=sent, json=payload, timeout=self._timeout
             )

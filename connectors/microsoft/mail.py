@@ -154,8 +154,7 @@ class MicrosoftMailConnector:
         return self.client.retries
 
     def units_spent(self) -> dict[str, int]:
-        """Requests and batch parts of the last run (Graph meters requests, not units)."""
-        return dict(self.client.counts)
+        return self.client.units_spent()
 
     def close(self) -> None:
         self.client.close()

@@ -39,11 +39,13 @@ from connectors.ical.files import IcsConnector
 from connectors.imap.connector import ImapConnector
 from connectors.mbox import MboxConnector
 from connectors.memory import MemoryConnector
+from connectors.microsoft.calendar import MicrosoftCalendarConnector
 from connectors.microsoft.mail import MicrosoftMailConnector
 from connectors.records import Batch, Connector, Item, MailMessage
 from tests.support.dovecot import DovecotServer, ImapUser
 from tests.support.fake_google.server import FakeGoogle
 from tests.support.fake_graph import FakeGraph
+from tests.support.fake_graph import Recurrence as GraphRecurrence
 from tests.support.google_connectors import (
     ALICE,
     ZONE,
@@ -86,7 +88,17 @@ class Source:
     """An id shaped like this kind's ids that the source does not hold."""
 
 
-KINDS = ["memory", "mbox", "maildir", "ics", "imap", "gmail", "google_calendar", "microsoft_mail"]
+KINDS = [
+    "memory",
+    "mbox",
+    "maildir",
+    "ics",
+    "imap",
+    "gmail",
+    "google_calendar",
+    "microsoft_mail",
+    "microsoft_calendar",
+]
 ABILITIES: tuple[type, ...] = (Inventoried, Sized, Positioned, Closeable)
 DECLARES: dict[str, frozenset[type]] = {
     "memory": frozenset(),
@@ -97,6 +109,7 @@ DECLARES: dict[str, frozenset[type]] = {
     "gmail": frozenset({Inventoried, Sized}),
     "google_calendar": frozenset(),
     "microsoft_mail": frozenset({Sized, Closeable}),
+    "microsoft_calendar": frozenset({Closeable}),
 }
 """The abilities each kind's connector declares, among those the contract can check."""
 ESTIMATES_ONLY = frozenset({"gmail"})
@@ -264,6 +277,32 @@ def microsoft_mail_source(graph: FakeGraph) -> Source:
         "outlook", OWNER, app_client(graph), mode="readonly", page_size=2
     )
     return Source(connector, frozenset(expected), "inbox/AAkALgabsent")
+
+
+@pytest.fixture
+def microsoft_calendar_source(graph: FakeGraph) -> Source:
+    """An occurrence's id is ``<account>/<UID>/<original start, UTC ISO>``, the UID of a
+    series' occurrences being the series master's; a moved one keeps its original start."""
+    calendar = graph.add_user(OWNER, "Owner").calendar
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    expected = set()
+    for day in (1, 2, 3, 6):
+        start = now + timedelta(days=day)
+        single = calendar.add_event(f"day {day}", start, start + timedelta(hours=1))
+        expected.add(f"{OWNER}/{single.ical_uid}/{start.astimezone(UTC).isoformat()}")
+    first = now + timedelta(days=1, hours=3)
+    series = calendar.add_event(
+        "weekly", first, first + timedelta(hours=1), recurrence=GraphRecurrence("weekly", count=4)
+    )
+    starts = [first + timedelta(weeks=n) for n in range(4)]
+    calendar.modify_occurrence(series.id, starts[1], start=starts[1] + timedelta(days=1))
+    expected |= {
+        f"{OWNER}/{series.ical_uid}/{start.astimezone(UTC).isoformat()}" for start in starts
+    }
+    connector = MicrosoftCalendarConnector(
+        "outlook-calendar", OWNER, app_client(graph), page_size=3
+    )
+    return Source(connector, frozenset(expected), f"{OWNER}/absent/2026-03-03T15:00:00+00:00")
 
 
 # --------------------------------------------------------------------------- fetching

@@ -193,6 +193,7 @@ STATUS_KEYS = [
     "failures",
     "consecutive_failures",
     "quota_units_last_run",
+    "retries_last_run",
     "counters",
 ]
 """The keys of ``status --json``, which scripts read."""

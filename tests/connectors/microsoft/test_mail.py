@@ -105,6 +105,7 @@ def test_an_idle_incremental_sync_is_one_request_per_folder(
     delta_calls = graph.calls("messages.delta")
     assert len(delta_calls) == 2 and graph.round_trips == 2  # inbox and sent items, no token call
     assert mail_connector.units_spent() == {"requests": 2}
+    assert mail_connector.client.round_trips == 2
 
 
 def test_an_expired_delta_link_starts_that_folder_over_without_duplicates(

@@ -6,12 +6,14 @@ admin writes it, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, func, select
 
 from agent.pipeline.policy import Policy
+from agent.runtime.health import connector_health
 from agent.runtime.registry import build_connector, token_store
 from agent.runtime.sync_pass import SyncResult, sync_connector
 from config import Settings, parse_settings
@@ -127,3 +129,24 @@ def test_a_revoked_grant_parks_its_connector_while_another_keeps_syncing(
     assert parked.status == "needs_auth"
     assert "run `crm-sync connectors auth alice-mail`" in (parked.error or "")
     assert going_on.status == "ok" and going_on.logged == 1
+
+
+def test_retries_under_throttling_are_counted_in_status(
+    graph: FakeGraph, engine: Engine, tmp_path: Path
+) -> None:
+    alice = graph.add_user(ALICE, "Alice")
+    for n in range(30):
+        alice.deliver(
+            message(sender=f"c{n}@fabrikam.example", to=[ALICE], message_id=f"<t{n}@f.example>")
+        )
+    settings = settings_for(graph, tmp_path, app_mailbox("alice-mail", ALICE))
+    (config,) = settings.connectors
+    graph.throttle(0.2, retry_after=0, seed=5)
+    result = sync(engine, build_connector(config, settings, tmp_path), settings, ALICE)
+    assert result.status == "ok" and result.logged == 30
+
+    with session_factory(engine)() as session:
+        (row,) = connector_health(settings, session, datetime.now(UTC))
+    throttled = len(graph.calls(status=429)) + len(graph.calls(status=503))
+    assert row.retries_last_run == throttled > 0
+    assert row.as_row()["retries_last_run"] == throttled
