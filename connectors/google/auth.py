@@ -183,14 +183,14 @@ def refresh_now(
         raise verdict.error(auth_hint=reauth_hint(connector_name, credentials)) from exc
 
 
-def fresh_token(credentials: user_creds.Credentials) -> str:
+def fresh_token(credentials: user_creds.Credentials, *, connector_name: str) -> str:
     """A valid access token, refreshed first when it has expired (IMAP's XOAUTH2 login
     takes the token itself, not a request signed by the credentials)."""
     if not credentials.valid:
         import google.auth.transport.requests
 
         request = google.auth.transport.requests.Request()
-        refresh_now(credentials, request, connector_name="this connector")
+        refresh_now(credentials, request, connector_name=connector_name)
     return str(credentials.token)
 
 

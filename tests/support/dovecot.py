@@ -8,6 +8,12 @@ mail under the same directory, plain IMAP on loopback (TLS on request), a
 ``dovecot`` system user the package creates, so no process of the test server
 keeps root.
 
+On request (``oauth_introspection_url``) the server also takes the SASL
+XOAUTH2 and OAUTHBEARER (RFC 7628) logins that Gmail and Outlook take OAuth
+access tokens with, each token checked by Dovecot's ``oauth2`` passdb at a
+token introspection endpoint (RFC 7662, :mod:`tests.support.token_introspection`);
+passwords keep working beside them.
+
 Where the binary is missing, :func:`ensure_dovecot` installs it (as root, when
 ``CI=true`` or ``CRM_SYNC_INSTALL_TEST_SERVERS=1``) or raises
 :class:`DovecotUnavailable` with the way to install it; tests turn that into a
@@ -138,15 +144,65 @@ def _write_certificate(cert_path: Path, key_path: Path) -> None:
     )
 
 
+OAUTH_MECHANISMS = "xoauth2 oauthbearer"
+
+
+def _oauth2_settings(introspection_url: str) -> str:
+    """The oauth2 passdb's own file (Dovecot 2.3, ``dovecot-oauth2.conf.ext``).
+
+    No ``tokeninfo_url``: every token goes to the introspection endpoint, which
+    answers RFC 7662's ``active`` and the ``username`` the login must match.
+    """
+    return (
+        f"introspection_url = {introspection_url}\n"
+        "introspection_mode = post\n"
+        "force_introspection = yes\n"
+        "username_attribute = username\n"
+        "active_attribute = active\n"
+        "active_value = true\n"
+        "timeout_msecs = 10000\n"
+    )
+
+
+def _passdbs(root: Path, oauth: bool) -> str:
+    """Passwords from the users file; with ``oauth`` also access tokens, each passdb
+    asked only for its own mechanisms (a token is never tried as a password)."""
+    passdbs = (
+        "passdb {\n"
+        "  driver = passwd-file\n"
+        f"  args = scheme=PLAIN username_format=%u {root}/users\n"
+        + ("  mechanisms = plain login\n" if oauth else "")
+        + "}\n"
+    )
+    if oauth:
+        passdbs += (
+            "passdb {\n"
+            "  driver = oauth2\n"
+            f"  mechanisms = {OAUTH_MECHANISMS}\n"
+            f"  args = {root}/dovecot-oauth2.conf.ext\n"
+            "}\n"
+        )
+    return passdbs
+
+
 def _config(
     root: Path,
     ports: tuple[int, int],
     account: pwd.struct_passwd,
     capabilities: str | None,
     tls: bool,
+    oauth: bool = False,
 ) -> str:
     port, tls_port = ports
     capability_line = f"imap_capability = {capabilities}\n" if capabilities else ""
+    # OAuth tests refuse tokens on purpose; Dovecot's per-IP penalty (up to 15 s) and
+    # failure delay would slow every later login from 127.0.0.1. A socket no process
+    # may open turns the penalty off.
+    unhurried = (
+        "auth_failure_delay = 0\n",
+        "  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n",
+    )
+    failure_delay, anvil_penalty = unhurried if oauth else ("", "")
     ssl_lines = (
         f"ssl = yes\nssl_cert = <{root}/cert.pem\nssl_key = <{root}/key.pem\n"
         if tls
@@ -155,6 +211,7 @@ def _config(
     return (
         capability_line
         + ssl_lines
+        + failure_delay
         + f"""\
 protocols = imap
 listen = 127.0.0.1
@@ -164,7 +221,7 @@ instance_name = crm-sync-test-{port}
 log_path = {root}/dovecot.log
 info_log_path = {root}/dovecot.log
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{" " + OAUTH_MECHANISMS if oauth else ""}
 default_internal_user = {account.pw_name}
 default_internal_group = {account.pw_name}
 default_login_user = {account.pw_name}
@@ -173,11 +230,7 @@ last_valid_uid = {account.pw_uid}
 first_valid_gid = 0
 mail_location = maildir:{root}/mail/%u
 mail_fsync = never
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {root}/users
-}}
-userdb {{
+{_passdbs(root, oauth)}userdb {{
   driver = passwd-file
   args = username_format=%u {root}/users
 }}
@@ -199,7 +252,7 @@ namespace inbox {{
 }}
 service anvil {{
   chroot =
-}}
+{anvil_penalty}}}
 service imap-login {{
   chroot =
   inet_listener imap {{
@@ -240,7 +293,9 @@ class DovecotServer:
     ``capabilities`` replaces the advertised CAPABILITY list, to play an older
     server (no CONDSTORE, no LIST-STATUS...). ``tls`` adds STARTTLS on ``port``
     and implicit TLS on ``tls_port`` with a self-signed certificate that
-    :meth:`ssl_context` trusts.
+    :meth:`ssl_context` trusts. ``oauth_introspection_url`` (off by default)
+    adds the XOAUTH2 and OAUTHBEARER mechanisms, their tokens checked at that
+    RFC 7662 endpoint; the login log line then says ``method=XOAUTH2``.
     """
 
     binary: str
@@ -248,6 +303,7 @@ class DovecotServer:
     users: Sequence[ImapUser]
     capabilities: str | None = None
     tls: bool = False
+    oauth_introspection_url: str | None = None
     port: int = field(default_factory=free_port)
     tls_port: int = field(default_factory=free_port)
     host: str = "127.0.0.1"
@@ -280,9 +336,16 @@ class DovecotServer:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         if self.tls:
             _write_certificate(self.root / "cert.pem", self.root / "key.pem")
+        oauth = self.oauth_introspection_url is not None
         self.config_path.write_text(
-            _config(self.root, (self.port, self.tls_port), account, self.capabilities, self.tls)
+            _config(
+                self.root, (self.port, self.tls_port), account, self.capabilities, self.tls, oauth
+            )
         )
+        if self.oauth_introspection_url is not None:
+            (self.root / "dovecot-oauth2.conf.ext").write_text(
+                _oauth2_settings(self.oauth_introspection_url)
+            )
         (self.root / "users").write_text(
             "".join(
                 f"{user.login}:{{PLAIN}}{user.password}:{account.pw_uid}:{account.pw_gid}"
@@ -470,6 +533,7 @@ def running_dovecot(
     before_start: Callable[[DovecotServer], object] | None = None,
     *,
     tls: bool = False,
+    oauth_introspection_url: str | None = None,
 ) -> Iterator[DovecotServer]:
     """A started server for the ``with`` block, its directory removed afterwards.
 
@@ -484,6 +548,7 @@ def running_dovecot(
         users=users,
         capabilities=capabilities,
         tls=tls,
+        oauth_introspection_url=oauth_introspection_url,
     )
     try:
         server.prepare()
