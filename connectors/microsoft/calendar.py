@@ -89,7 +89,7 @@ from config.limits import DEFAULT, Limits
 from connectors.errors import ConnectorError, CursorInvalid
 from connectors.ical.parts import to_calendar_event
 from connectors.ical.recurrence import DEFAULT_HORIZON_DAYS, expansion_window
-from connectors.microsoft.graph import GraphClient, Part
+from connectors.microsoft.graph import GraphClient, GraphConnector, Part
 from connectors.records import Batch, CalendarEvent, Cursor, Item, SourceRemoved, Unreadable
 
 log = logging.getLogger(__name__)
@@ -193,7 +193,7 @@ def parse_cursor(cursor: Cursor | None) -> CalendarState:
     return state
 
 
-class MicrosoftCalendarConnector:
+class MicrosoftCalendarConnector(GraphConnector):
     """Occurrences in a user's primary Outlook calendar by calendar view delta (module docstring).
 
     ``since`` (aware) is the window's start, ``horizon_days`` how far ahead
@@ -218,9 +218,7 @@ class MicrosoftCalendarConnector:
             raise ValueError("since must be timezone-aware")
         if horizon_days < 1 or page_size < 1:
             raise ValueError("horizon_days and page_size must be positive")
-        self.name = name
-        self.account = account.strip().lower()
-        self.client = client
+        super().__init__(name, account, client)
         self.since = since
         self.horizon_days = horizon_days
         self.limits = limits
@@ -229,16 +227,6 @@ class MicrosoftCalendarConnector:
 
     def __repr__(self) -> str:
         return f"MicrosoftCalendarConnector({self.name!r}, {self.account})"
-
-    @property
-    def retries(self) -> int:
-        return self.client.retries
-
-    def units_spent(self) -> dict[str, int]:
-        return self.client.units_spent()
-
-    def close(self) -> None:
-        self.client.close()
 
     def fetch(self, cursor: Cursor | None) -> Iterator[Batch]:
         state = parse_cursor(cursor)
@@ -452,9 +440,6 @@ class MicrosoftCalendarConnector:
             owner=self.account,
             source_prefix=self.account,
         )
-
-    def _user(self) -> str:
-        return f"/users/{quote(self.account, safe='@')}"
 
     def _prefer(self, *, paged: bool = False) -> dict[str, str]:
         prefer = 'outlook.timezone="UTC", IdType="ImmutableId"'

@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -224,6 +225,30 @@ class GraphClient:
             rand=self._rand,
             auth_hint=self._auth_hint,
         )
+
+
+class GraphConnector:
+    """What the Microsoft connectors share: one user's mailbox or calendar through one
+    client, whose counts of the last run ``status`` shows."""
+
+    def __init__(self, name: str, account: str, client: GraphClient) -> None:
+        self.name = name
+        self.account = account.strip().lower()
+        self.client = client
+
+    @property
+    def retries(self) -> int:
+        return self.client.retries
+
+    def units_spent(self) -> dict[str, int]:
+        return self.client.units_spent()
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _user(self) -> str:
+        """The user's path segment: ``/users/{upn}`` (Graph takes a UPN for the id)."""
+        return f"/users/{quote(self.account, safe='@')}"
 
 
 def _json_body(body: Any) -> bytes | str | Mapping[str, Any]:

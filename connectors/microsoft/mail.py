@@ -62,7 +62,7 @@ from connectors.capabilities import ScopeSize
 from connectors.errors import BadItem, ConnectorError, CursorInvalid
 from connectors.google.gmail_message import header_block
 from connectors.headers import HEADERS_READ
-from connectors.microsoft.graph import GraphClient, Part
+from connectors.microsoft.graph import GraphClient, GraphConnector, Part
 from connectors.records import Batch, Cursor, Item, MailMessage, SourceRemoved, Unreadable
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ def parse_cursor(cursor: Cursor | None) -> dict[str, str]:
     return links
 
 
-class MicrosoftMailConnector:
+class MicrosoftMailConnector(GraphConnector):
     """Outlook mail by delta query, per folder (module docstring)."""
 
     def __init__(
@@ -135,9 +135,7 @@ class MicrosoftMailConnector:
         batch_bytes: int = DEFAULT_BATCH_BYTES,
         page_size: int = PAGE_SIZE,
     ) -> None:
-        self.name = name
-        self.account = account.lower()
-        self.client = client
+        super().__init__(name, account, client)
         self.mode: Mode = mode
         self.folder_names = list(folders)
         self.default_folders = default_folders
@@ -148,16 +146,6 @@ class MicrosoftMailConnector:
 
     def __repr__(self) -> str:
         return f"MicrosoftMailConnector({self.name!r}, {self.account}, {self.mode})"
-
-    @property
-    def retries(self) -> int:
-        return self.client.retries
-
-    def units_spent(self) -> dict[str, int]:
-        return self.client.units_spent()
-
-    def close(self) -> None:
-        self.client.close()
 
     def first_sync_size(self) -> list[ScopeSize]:
         """Messages per synced folder (``totalItemCount``; with ``since``, the most a first
@@ -336,9 +324,6 @@ class MicrosoftMailConnector:
             f"{self.name}: no folder {path!r} in {self.account}'s mailbox; "
             "check `folders` in the config"
         )
-
-    def _user(self) -> str:
-        return f"/users/{quote(self.account, safe='@')}"
 
     def _prefer(self) -> dict[str, str]:
         return {"Prefer": f'IdType="ImmutableId", odata.maxpagesize={self.page_size}'}
