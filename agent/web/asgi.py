@@ -21,7 +21,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.staticfiles import StaticFiles
 
 from agent.runtime.app import App
-from agent.web import admin, api, auth, pages
+from agent.web import addin, addon, admin, api, auth, pages
 from agent.web.context import Forbidden, NotSignedIn, WebState
 from agent.web.render import STATIC, environment, page
 from agent.web.security import SecurityHeaders, Throttle
@@ -64,7 +64,7 @@ def create_app(app: App) -> FastAPI:
         https_only=secure,
     )
     fastapi.add_middleware(SecurityHeaders, hsts=secure)
-    for router in (auth.router, pages.router, admin.router, api.router):
+    for router in (auth.router, pages.router, admin.router, api.router, addon.router, addin.router):
         fastapi.include_router(router)
     fastapi.mount("/static", StaticFiles(directory=STATIC), name="static")
     fastapi.add_api_route("/healthz", _healthz, include_in_schema=False)
