@@ -33,7 +33,7 @@ from imapclient.exceptions import IMAPClientError
 from config.schema import DEFAULT_BATCH_BYTES
 from connectors.batching import check_batch_bytes
 from connectors.capabilities import ScopeSize
-from connectors.errors import ConnectorError
+from connectors.errors import AuthError, ConnectorError
 from connectors.imap.cursor import load_cursor
 from connectors.imap.folders import FolderSync, Scope
 from connectors.imap.session import FolderStatus, Security, Server, classify_error, disconnect
@@ -188,7 +188,15 @@ class ImapConnector:
         except ConnectorError:
             raise
         except (IMAPClientError, OSError) as exc:
-            raise classify_error(exc) from exc
+            raise self._error(exc) from exc
+
+    def _error(self, exc: BaseException) -> ConnectorError:
+        """The connector error for ``exc``; a refused OAuth login names the command that
+        renews the grant, not the password the generic hint speaks of."""
+        error = classify_error(exc)
+        if isinstance(error, AuthError) and self._token_provider is not None:
+            error.hint = f"run `crm-sync connectors auth {self.name}` to renew the OAuth grant"
+        return error
 
     def _saw_inbox(self, status: FolderStatus | None) -> None:
         self._inbox_seen = status
@@ -209,7 +217,7 @@ class ImapConnector:
             return self._idle_wait(timeout)
         except (IMAPClientError, OSError) as exc:
             self.close()
-            raise classify_error(exc) from exc
+            raise self._error(exc) from exc
 
     def _idle_wait(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

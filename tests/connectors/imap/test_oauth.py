@@ -260,7 +260,7 @@ def test_a_revoked_google_grant_is_an_auth_error(
     # The stored access token has not expired: Dovecot is offered it and refuses it.
     with pytest.raises(AuthError, match="IMAP login refused") as refused:
         _fetch(settings, tmp_path)
-    assert refused.value.hint
+    assert refused.value.hint == f"run `crm-sync connectors auth {NAME}` to renew the OAuth grant"
     assert [q.active for q in introspection.questions(token)] == [True, False]
 
     # Once it has, the refresh is refused before any login.
@@ -288,7 +288,7 @@ def test_a_revoked_microsoft_grant_is_an_auth_error(
     outlook_tokens.revoke(imap_user.login)
     with pytest.raises(AuthError, match="IMAP login refused") as refused:
         _fetch(settings, tmp_path)
-    assert refused.value.hint
+    assert refused.value.hint == f"run `crm-sync connectors auth {NAME}` to renew the OAuth grant"
     assert [q.active for q in introspection.questions(asked.token)] == [True, False]
     assert _logins(oauth_dovecot, imap_user, "XOAUTH2") == 1
 
