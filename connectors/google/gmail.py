@@ -101,12 +101,11 @@ from connectors.google.gmail_history import (
 from connectors.google.gmail_message import (
     Mode,
     decode_base64url,
-    header_block,
     to_mail_message,
 )
 from connectors.google.quota import DEFAULT_RATE, GMAIL_UNITS
 from connectors.google.service import GoogleApiClient
-from connectors.headers import HEADERS_READ
+from connectors.headers import HEADERS_READ, header_block
 from connectors.records import Batch, Cursor, Item, MailMessage, Unreadable
 from connectors.retry import Action, RetryPolicy, Verdict
 

@@ -60,8 +60,7 @@ from config.schema import DEFAULT_BATCH_BYTES
 from connectors.batching import check_batch_bytes, item_bytes, within
 from connectors.capabilities import ScopeSize
 from connectors.errors import BadItem, ConnectorError, CursorInvalid
-from connectors.google.gmail_message import header_block
-from connectors.headers import HEADERS_READ
+from connectors.headers import HEADERS_READ, header_block
 from connectors.microsoft.graph import GraphClient, GraphConnector, Part
 from connectors.records import Batch, Cursor, Item, MailMessage, SourceRemoved, Unreadable
 

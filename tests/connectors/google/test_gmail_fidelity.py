@@ -28,7 +28,7 @@ from config.secrets import TokenStore
 from connectors.errors import AuthError
 from connectors.google.auth import gmail_scopes, user_credentials
 from connectors.google.gmail import GmailConnector, Mode, net_changes
-from connectors.google.gmail_message import address_list, header_block
+from connectors.headers import address_list, header_block
 from connectors.records import Cursor, Item, MailMessage
 from connectors.retry import RetryPolicy
 from storage.db import session_factory
