@@ -277,6 +277,20 @@ class WebConfig(_Strict):
     google_issuer: Annotated[str, AfterValidator(_base_url)] = "https://accounts.google.com"
     login_attempts: Annotated[int, Field(ge=1, le=1000)] = 10
     """Failed sign-ins allowed per address and per client within 15 minutes."""
+    addon_certs_url: Annotated[str, AfterValidator(_base_url)] = (
+        "https://www.googleapis.com/oauth2/v1/certs"
+    )
+    """Where the Gmail add-on fetches the certificates that Google signs its ID tokens with
+    (the PEM form); only a test points it elsewhere."""
+    addon_service_account: str | None = None
+    """The add-on's system service account (``service-PROJECT_NUMBER@gcp-sa-gsuiteaddons.
+    iam.gserviceaccount.com``): the ``email`` every request's ID token must carry. Set it:
+    without it any Google-signed ID token for the endpoint's URL is taken as Google's."""
+    addon_client_id: str | None = None
+    """The add-on's OAuth client id, also accepted as the audience of the user's ID token
+    (besides the endpoint's URL)."""
+    addon_gmail_api: Annotated[str, AfterValidator(_base_url)] = "https://gmail.googleapis.com"
+    """The Gmail API's root, read with the open message's own access token."""
 
 
 class LimitsConfig(_Strict):

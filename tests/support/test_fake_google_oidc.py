@@ -27,6 +27,7 @@ from joserfc.errors import BadSignatureError
 from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
 
+from tests.support.fake_google.mailbox import make_email
 from tests.support.fake_google.oidc import subject_of
 from tests.support.fake_google.server import FakeGoogle
 
@@ -287,3 +288,72 @@ def test_joserfc_rejects_the_other_key(http: httpx.Client, fake_google: FakeGoog
     assert jwt.decode(fake_google.id_token(ALICE, "my-client"), keys).claims["email"] == ALICE
     with pytest.raises(BadSignatureError):
         jwt.decode(forged, keys, algorithms=["RS256"])
+
+
+# -- a Gmail add-on's tokens
+
+
+ADDON_SCOPES = (
+    "https://www.googleapis.com/auth/gmail.addons.execute",
+    "https://www.googleapis.com/auth/gmail.addons.current.message.metadata",
+    "https://www.googleapis.com/auth/userinfo.email",
+)
+
+
+def test_an_endpoint_url_is_an_id_tokens_audience(
+    fake_google: FakeGoogle, google_request: Request
+) -> None:
+    """What Google posts to an add-on's HTTP endpoint: an ID token of the add-on's service
+    account, issued by Google, for the endpoint's URL."""
+    endpoint = "https://crm.example.com/addon/gmail"
+    robot = "service-1234@gcp-sa-gsuiteaddons.iam.gserviceaccount.com"
+    token = fake_google.id_token(robot, endpoint, issuer="https://accounts.google.com")
+
+    claims = google_id_token.verify_token(
+        token, google_request, audience=endpoint, certs_url=fake_google.certs_url
+    )
+
+    assert (claims["aud"], claims["email"], claims["iss"]) == (
+        endpoint,
+        robot,
+        "https://accounts.google.com",
+    )
+    with pytest.raises(ValueError, match="wrong audience"):
+        google_id_token.verify_token(
+            token,
+            google_request,
+            audience="https://crm.example.com/addon/homepage",
+            certs_url=fake_google.certs_url,
+        )
+
+
+def test_a_message_token_opens_its_message_only(
+    http: httpx.Client, fake_google: FakeGoogle
+) -> None:
+    mailbox = fake_google.add_mailbox(ALICE)
+    opened = mailbox.add_message(make_email(subject="Open me", to=ALICE))
+    other = mailbox.add_message(make_email(subject="Not this one", to=ALICE))
+    user_token = fake_google.issue_access_token(ALICE, ADDON_SCOPES)
+    message_token = fake_google.issue_message_token(ALICE, opened)
+
+    def get(message_id: str, fmt: str = "metadata", token: str = message_token) -> httpx.Response:
+        return http.get(
+            f"{fake_google.url}/gmail/v1/users/me/messages/{message_id}",
+            params=[("format", fmt), ("metadataHeaders", "From"), ("metadataHeaders", "To")],
+            headers={"Authorization": f"Bearer {user_token}", "X-Goog-Gmail-Access-Token": token},
+        )
+
+    answer = get(opened)
+    assert answer.status_code == 200
+    names = [h["name"] for h in answer.json()["payload"]["headers"]]
+    assert names == ["From", "To"]
+    assert get(other).status_code == 403
+    assert get(opened, token="").status_code == 403
+    assert get(opened, fmt="full").status_code == 403
+    listing = http.get(
+        f"{fake_google.url}/gmail/v1/users/me/messages",
+        headers={"Authorization": f"Bearer {user_token}"},
+    )
+    assert listing.status_code == 403
+    bob_token = fake_google.issue_message_token(BOB, opened)
+    assert get(opened, token=bob_token).status_code == 403

@@ -50,7 +50,9 @@ DANA = "dana@acme.example"
 LOGIN_ERROR = "That address and password do not match an account."
 NOT_GUARDED = {"/": "/search", "/admin": "/admin/connectors"}
 """GET routes that only redirect to another route, which is the one that asks for sign-in."""
-SKIPPED = ("/static", "/healthz", "/login", "/api/v1/openapi.json", "/docs", "/redoc")
+SKIPPED = ("/static", "/healthz", "/login", "/api/v1/openapi.json", "/docs", "/redoc", "/addin/")
+"""Besides static files and sign-in: the Outlook add-in's pages, which answer signed-out
+visitors themselves and carry their own policy (``tests/agent/web/test_addin.py``)."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,9 @@ class Route:
 
     @property
     def api(self) -> bool:
-        return self.path.startswith("/api/")
+        """Called with a bearer token, not a session: the JSON API, and the Gmail add-on's
+        endpoints, which Google calls (its preview is a page)."""
+        return self.path.startswith(("/api/", "/addon/")) and self.path != "/addon/preview"
 
     @property
     def admin(self) -> bool:

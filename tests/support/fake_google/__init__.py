@@ -26,7 +26,9 @@ module per job:
     (``key="other"`` for forged ones).
 ``gmail``, ``mailbox``
     Gmail v1's read methods with the metadata scope's restrictions, over
-    mailboxes whose every change is a history record (expired on request).
+    mailboxes whose every change is a history record (expired on request); a
+    Gmail add-on's per-message tokens (``issue_message_token``) open the one
+    message they were given for.
 ``calendar``
     Calendar v3's ``calendarList.list`` and ``events.list`` with
     ``singleEvents=false``, paging and sync tokens (expired on request).

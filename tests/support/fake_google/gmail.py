@@ -3,7 +3,10 @@
 ``users.getProfile``, ``users.labels.list``, ``users.messages.list``,
 ``users.messages.get`` (minimal, metadata, full, raw) and ``users.history.list``,
 with the metadata scope's restrictions (no ``q``, no ``full``/``raw``), and the
-subset of Gmail search the connector uses.
+subset of Gmail search the connector uses. A Gmail add-on's tokens
+(``gmail.addons.current.message.*`` scopes) open one message by ``messages.get``
+with that message's own token in ``X-Goog-Gmail-Access-Token``
+(:meth:`~.oauth.OAuthServer.issue_message_token`), and nothing else.
 """
 
 from __future__ import annotations
@@ -41,6 +44,14 @@ GMAIL_READONLY = SCOPE_PREFIX + "gmail.readonly"
 GMAIL_MODIFY = SCOPE_PREFIX + "gmail.modify"
 GMAIL_FULL = "https://mail.google.com/"
 _GMAIL_READ_SCOPES = frozenset({GMAIL_METADATA, GMAIL_READONLY, GMAIL_MODIFY, GMAIL_FULL})
+ADDONS_EXECUTE = SCOPE_PREFIX + "gmail.addons.execute"
+ADDONS_CURRENT_METADATA = SCOPE_PREFIX + "gmail.addons.current.message.metadata"
+ADDONS_CURRENT_READONLY = SCOPE_PREFIX + "gmail.addons.current.message.readonly"
+ADDONS_CURRENT_ACTION = SCOPE_PREFIX + "gmail.addons.current.message.action"
+_CURRENT_MESSAGE_SCOPES = frozenset(
+    {ADDONS_CURRENT_METADATA, ADDONS_CURRENT_READONLY, ADDONS_CURRENT_ACTION}
+)
+MESSAGE_TOKEN_HEADER = "x-goog-gmail-access-token"
 
 GMAIL_UNITS: Mapping[str, int] = {
     "users.getProfile": 1,
@@ -166,13 +177,49 @@ class _GmailApi:
         return result
 
     def get_message(self, request: ApiRequest) -> Mapping[str, Any]:
-        mailbox = self._mailbox(request)
         fmt = request.param("format", "full") or "full"
         if fmt not in ("minimal", "metadata", "full", "raw"):
             raise bad_request(f"Invalid value at 'format' ({fmt})")
+        if not request.grant.scopes & _GMAIL_READ_SCOPES:
+            return self._get_current_message(request, fmt)
+        mailbox = self._mailbox(request)
         if fmt in ("full", "raw") and self._metadata_only(request):
             raise ApiError(403, "forbidden", f"Metadata scope doesn't allow format {fmt.upper()}")
         stored = mailbox.messages.get(request.args["id"])
+        if stored is None:
+            raise not_found()
+        return render_message(
+            stored,
+            fmt,
+            request.params_list("metadataHeaders"),
+            decoded=self._fake.decoded_headers,
+        )
+
+    def _get_current_message(self, request: ApiRequest, fmt: str) -> Mapping[str, Any]:
+        """``messages.get`` by a Gmail add-on: a ``gmail.addons.current.message.*`` scope
+        opens only the message whose own token comes in ``X-Goog-Gmail-Access-Token``;
+        the metadata one allows ``minimal`` and ``metadata`` only."""
+        grant = request.grant
+        if not grant.scopes & _CURRENT_MESSAGE_SCOPES:
+            raise ApiError(
+                403, "insufficientPermissions", "Request had insufficient authentication scopes."
+            )
+        user = request.args["userId"]
+        if user != "me" and user.lower() != grant.account.lower():
+            raise ApiError(403, "forbidden", f"Delegation denied for {grant.account}")
+        message_token = next(
+            (v for k, v in request.headers.items() if k.lower() == MESSAGE_TOKEN_HEADER), ""
+        )
+        if not self._fake.message_token_opens(message_token, grant.account, request.args["id"]):
+            raise ApiError(
+                403, "insufficientPermissions", "Request had insufficient authentication scopes."
+            )
+        if fmt in ("full", "raw") and not grant.scopes & (
+            _CURRENT_MESSAGE_SCOPES - {ADDONS_CURRENT_METADATA}
+        ):
+            raise ApiError(403, "forbidden", f"Metadata scope doesn't allow format {fmt.upper()}")
+        mailbox = self._fake.mailboxes.get(grant.account.lower())
+        stored = mailbox.messages.get(request.args["id"]) if mailbox is not None else None
         if stored is None:
             raise not_found()
         return render_message(

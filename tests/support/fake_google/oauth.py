@@ -83,6 +83,7 @@ class OAuthServer:
         self._access_tokens: dict[str, tuple[Grant, float]] = {}
         self._codes: dict[str, _PendingCode] = {}
         self._next_sign_in: str | None = None
+        self._message_tokens: dict[str, tuple[str, str, float]] = {}
 
     # -- setup
 
@@ -100,6 +101,28 @@ class OAuthServer:
     ) -> str:
         with self.lock:
             return self._new_access_token(Grant(account, frozenset(scopes)), lifetime)
+
+    def issue_message_token(
+        self, account: str, message_id: str, *, lifetime: float | None = None
+    ) -> str:
+        """The per-message token a Gmail add-on's event carries (``gmail.accessToken``): it
+        opens ``message_id`` of ``account`` only, sent as ``X-Goog-Gmail-Access-Token``
+        beside an access token with a ``gmail.addons.current.message.*`` scope."""
+        with self.lock:
+            token = "fake-msg-" + secrets.token_urlsafe(24)
+            expiry = time.time() + (self.token_lifetime if lifetime is None else lifetime)
+            self._message_tokens[token] = (account.lower(), message_id, expiry)
+            return token
+
+    def message_token_opens(self, token: str, account: str, message_id: str) -> bool:
+        with self.lock:
+            held = self._message_tokens.get(token)
+        return (
+            held is not None
+            and held[0] == account.lower()
+            and held[1] == message_id
+            and held[2] >= time.time()
+        )
 
     def sign_in_next(self, account: str) -> None:
         """The next consent signs in as ``account``, whatever ``login_hint`` and
