@@ -2,7 +2,9 @@
 
 Text from mail is hostile, so pages are rendered escaped (``templates``) and
 the Content-Security-Policy below lets nothing run but the app's own script
-file, load nothing from another host, and post forms only to the app.
+file, load nothing from another host, and post forms only to the app. The Outlook
+add-in's pages alone widen it (:func:`content_policy`, :mod:`agent.web.addin`): Office.js
+from Microsoft's CDN, and the task pane framed by Outlook on the web.
 """
 
 from __future__ import annotations
@@ -19,10 +21,35 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
+POLICY = {
+    "default-src": "'none'",
+    "script-src": "'self'",
+    "style-src": "'self'",
+    "img-src": "'self' data:",
+    "connect-src": "'self'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
+    "base-uri": "'none'",
+}
+
+
+def content_policy(**widened: str) -> str:
+    """:data:`POLICY` with some directives replaced (``script_src="'self' https://..."``).
+
+    A route that needs more than the app's policy (a page framed by another site, or
+    loading a script from one) sends the result as its own ``content-security-policy``
+    header: :class:`SecurityHeaders` keeps a header a response already has, and leaves out
+    ``x-frame-options`` when that policy's ``frame-ancestors`` lets another site frame the
+    page (browsers obey ``frame-ancestors`` over it; older ones would still refuse).
+    """
+    directives = POLICY | {name.replace("_", "-"): value for name, value in widened.items()}
+    unknown = directives.keys() - POLICY.keys()
+    if unknown:
+        raise ValueError(f"not a directive of the app's policy: {sorted(unknown)}")
+    return "; ".join(f"{name} {value}" for name, value in directives.items())
+
+
+CSP = content_policy()
 HEADERS = {
     "content-security-policy": CSP,
     "x-content-type-options": "nosniff",
@@ -52,8 +79,11 @@ class SecurityHeaders:
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                present = {name.lower() for name, _ in headers}
+                present = {name.lower(): value for name, value in headers}
                 extra = dict(HEADERS)
+                own = present.get(b"content-security-policy")
+                if own is not None and b"frame-ancestors 'none'" not in own:
+                    del extra["x-frame-options"]
                 if not static:
                     extra["cache-control"] = "no-store"
                 if self.hsts:
