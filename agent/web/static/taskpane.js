@@ -5,6 +5,9 @@
   const body = document.body;
   let latest = 0;
   let current = "";
+  // Outlook on the web frames the pane in its own site, where the app's session cookie is
+  // withheld: the sign-in dialog hands over a pane token instead (agent/web/addin.py).
+  let paneToken = sessionStorage.getItem("crm-sync-pane-token") || "";
 
   function el(tag, className, text) {
     const node = document.createElement(tag);
@@ -87,11 +90,7 @@
     byId("sign-in").hidden = false;
     status("");
     if (afterSignIn) {
-      signInError(
-        "You signed in, but this Outlook does not pass the crm-sync session to the pane " +
-          "(Outlook on the web frames it in its own site). Use crm-sync in the browser, " +
-          "classic Outlook for Windows, or Outlook for Mac."
-      );
+      signInError("The sign-in did not reach this pane; sign in again.");
     }
   }
 
@@ -190,16 +189,22 @@
     status("Looking up " + address + "…");
     let response;
     try {
+      const headers = { accept: "application/json" };
+      if (paneToken) headers.authorization = "Bearer " + paneToken;
       response = await fetch("/addin/record?address=" + encodeURIComponent(address), {
         credentials: "same-origin",
-        headers: { accept: "application/json" },
+        headers: headers,
       });
     } catch (error) {
       if (asked === latest) status("crm-sync could not be reached.");
       return;
     }
     if (asked !== latest) return;
-    if (response.status === 401) return signedOut(afterSignIn);
+    if (response.status === 401) {
+      paneToken = "";
+      sessionStorage.removeItem("crm-sync-pane-token");
+      return signedOut(afterSignIn);
+    }
     if (response.status === 404) return renderNone(address);
     if (!response.ok) return status("crm-sync answered " + response.status + ".");
     const record = await response.json();
@@ -237,7 +242,15 @@
       const dialog = result.value;
       dialog.addEventHandler(Office.EventType.DialogMessageReceived, function (arg) {
         if (arg.origin && arg.origin !== location.origin) return;
-        if (arg.message !== "signed-in") return;
+        let told;
+        try {
+          told = JSON.parse(arg.message);
+        } catch (error) {
+          return;
+        }
+        if (!told || told.signedIn !== true || typeof told.token !== "string") return;
+        paneToken = told.token;
+        sessionStorage.setItem("crm-sync-pane-token", paneToken);
         dialog.close();
         byId("sign-in-error").hidden = true;
         if (current) load(current, true);
@@ -265,7 +278,8 @@
     if (body.dataset.signedIn !== "yes" || !window.Office || !Office.onReady) return;
     Office.onReady(function () {
       const ui = Office.context.ui;
-      if (ui && ui.messageParent) ui.messageParent("signed-in");
+      const message = { signedIn: true, token: body.dataset.paneToken || "" };
+      if (ui && ui.messageParent) ui.messageParent(JSON.stringify(message));
     });
   }
 

@@ -10,6 +10,7 @@ policy.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -194,6 +195,34 @@ def test_the_sign_in_dialog_ends_on_a_page_that_tells_the_pane(served: Served) -
         assert 'data-signed-in="yes"' in page.text
         assert served.team.member in page.text
         assert f'<script src="{OFFICE_JS}"></script>' in page.text
+
+
+def pane_token_of(page: str) -> str:
+    found = re.search(r'data-pane-token="([^"]+)"', page)
+    assert found, page
+    return found.group(1)
+
+
+def test_the_pane_token_reads_without_a_session_until_the_user_signs_out(
+    served: Served,
+) -> None:
+    """Outlook on the web withholds the session cookie from the framed pane: the token the
+    dialog hands over reads alone, and ends with the session it came from."""
+    with signed_in(served, served.team.member) as dialog:
+        token = pane_token_of(dialog.get("/addin/signed-in").text)
+        with client(served) as pane:
+            bearer = {"Authorization": f"Bearer {token}"}
+            read = pane.get("/addin/record", params={"address": DANA}, headers=bearer)
+            assert read.status_code == 200 and read.json()["viewer"] == served.team.member
+            forged = {"Authorization": f"Bearer {token[:-2]}xx"}
+            assert (
+                pane.get("/addin/record", params={"address": DANA}, headers=forged).status_code
+                == 401
+            )
+            out = dialog.post("/logout", data={"csrf": csrf_of(dialog.get("/search").text)})
+            assert out.status_code == 303, out.text
+            after = pane.get("/addin/record", params={"address": DANA}, headers=bearer)
+            assert after.status_code == 401 and "Dana" not in after.text
 
 
 def sign_in_to(http: httpx.Client, served: Served, target: str) -> httpx.Response:

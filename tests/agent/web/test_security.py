@@ -62,9 +62,13 @@ class Route:
 
     @property
     def api(self) -> bool:
+        return self.path.startswith("/api/")
+
+    @property
+    def bearer(self) -> bool:
         """Called with a bearer token, not a session: the JSON API, and the Gmail add-on's
         endpoints, which Google calls (its preview is a page)."""
-        return self.path.startswith(("/api/", "/addon/")) and self.path != "/addon/preview"
+        return self.api or (self.path.startswith("/addon/") and self.path != "/addon/preview")
 
     @property
     def admin(self) -> bool:
@@ -201,7 +205,7 @@ def test_every_route_asks_for_sign_in(
                 token = csrf_of(anonymous.get("/login").text)  # an anonymous session's own
                 answer = anonymous.request(route.method, path, data={"csrf": token})
             target = answer.request.url.raw_path.decode()
-            if route.api:
+            if route.bearer:
                 ok = (
                     answer.status_code == 401
                     and answer.headers.get("www-authenticate", "").startswith("Bearer")
