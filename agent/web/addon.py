@@ -32,10 +32,10 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from email.utils import getaddresses
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
@@ -415,16 +415,26 @@ for _name, _build in _ACTIONS.items():
 
 
 @router.get("/preview")
-def preview(request: Request, viewer: AdminViewer, session: Database) -> Response:
+def preview(
+    request: Request,
+    viewer: AdminViewer,
+    session: Database,
+    address: Annotated[str, Query(max_length=320)] = "",
+) -> Response:
     """The add-on's cards as the admin would see them, drawn as plain HTML from the same
-    card JSON the endpoints answer with: the most recent contact, their company, a person
-    not in the CRM, and the sign-in card."""
+    card JSON the endpoints answer with: the contact holding ``address`` (else the most
+    recent one of the admin's mail), their company, a person not in the CRM, and the
+    sign-in card."""
     root = _web_root(request, state_of(request).app.settings)
     links = Links(actions=root + ACTIONS_PATH, web=root)
     shown: list[Json] = [cards.home_card(viewer.email, links)]
-    recent = history.my_recent(session, viewer)
-    contact_ids = [p.contact_id for e in recent.entries for p in e.people if p.contact_id]
-    contact = contact_by_id(session, contact_ids[0]) if contact_ids else None
+    asked = normalize_email(address) if address else None
+    if asked:
+        contact = find_contact(session, asked)
+    else:
+        recent = history.my_recent(session, viewer)
+        contact_ids = [p.contact_id for e in recent.entries for p in e.people if p.contact_id]
+        contact = contact_by_id(session, contact_ids[0]) if contact_ids else None
     if contact is not None:
         profile = contact_profile(session, viewer, contact)
         shown.append(cards.contact_card(profile, links))

@@ -286,3 +286,26 @@ def test_a_pane_without_the_session_cookie_reads_with_the_token_the_dialog_hande
         assert asked.value.request.headers["authorization"].startswith("Bearer ")
         expect(page.locator("#record h1")).to_have_text("Dana Whitfield")
         expect(page.locator("#sign-in")).to_be_hidden()
+
+
+def test_the_gmail_add_on_cards_drawn_for_an_admin(served: Served, browser: Browser) -> None:
+    """``/addon/preview`` draws the card JSON the add-on answers with; hostile text in the
+    cards stays text there too."""
+    context = browser.new_context(viewport=ViewportSize(width=1280, height=1600))
+    context.set_default_timeout(TIMEOUT_MS)
+    watch = Watch()
+    try:
+        page = context.new_page()
+        watch.attach(page)
+        sign_in(page, served.url, served.team.admin, served.team.password)
+        page.goto(f"{served.url}/addon/preview?address=dana%40acme.example")
+        expect(page.get_by_text("Dana Whitfield").first).to_be_visible()
+        expect(page.get_by_text("Acme Widgets").first).to_be_visible()
+        expect(page.get_by_text("New Person").first).to_be_visible()
+        expect(page.get_by_text("Sign in").first).to_be_visible()
+        assert page.evaluate("typeof window.__pwned") == "undefined"
+        assert watch.dialogs == []
+        assert [u for u in watch.requests if not u.startswith(served.url + "/")] == []
+        screenshot(page, served, "gmail-addon-cards.png")
+    finally:
+        context.close()
