@@ -31,3 +31,14 @@ def actor(user: str | None) -> str:
 def safe_url(app: App) -> str:
     """The database URL without its password, for messages."""
     return make_url(app.settings.database.url).render_as_string(hide_password=True)
+
+
+def configured_base_url(app: App) -> str:
+    """``[web] base_url`` of the config, for commands that print what points at the web app;
+    a usage error saying what to give when it is not set."""
+    base_url = app.settings.web.base_url
+    if not base_url:
+        raise click.UsageError(
+            f"give --base-url, or set [web] base_url in {app.config_file}", ctx=None
+        )
+    return base_url

@@ -43,8 +43,8 @@ COMMANDS = {
     "users": "agent.cli.users:users",
     "tokens": "agent.cli.users:tokens",
     "audit": "agent.cli.audit:audit",
-    "addon": "agent.cli.addon:addon",
-    "addin": "agent.cli.addin:addin",
+    "addon": "agent.cli.gmail_addon:addon",
+    "addin": "agent.cli.outlook_addin:addin",
 }
 """Command name -> ``module:attribute``; a command's module is imported when it runs."""
 

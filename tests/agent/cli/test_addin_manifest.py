@@ -56,6 +56,14 @@ def one(root: ET.Element, path: str) -> ET.Element:
     return found[0]
 
 
+@pytest.fixture(autouse=True)
+def config(tmp_path: Path) -> Path:
+    """Every command reads the config; these take the base URL from it when not given."""
+    path = tmp_path / "crm-sync.toml"
+    path.write_text("")
+    return path
+
+
 def test_the_manifest_is_a_mail_app_with_a_read_task_pane(tmp_path: Path) -> None:
     text, root = manifest(tmp_path, "--base-url", BASE)
     assert text.startswith('<?xml version="1.0" encoding="UTF-8"?>\n<OfficeApp ')
@@ -172,7 +180,7 @@ def test_a_path_prefix_is_kept_and_escaped(tmp_path: Path) -> None:
         (("--base-url", "https://crm.example.com/?x=1"), "only scheme, host, port and path"),
         (("--base-url", "https://user:pw@crm.example.com"), "only scheme, host, port and path"),
         (("--base-url", BASE, "--id", "not-a-guid"), "a GUID"),
-        ((), "Missing option '--base-url'"),
+        ((), "give --base-url, or set [web] base_url"),
     ],
 )
 def test_bad_options_are_refused(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
@@ -180,3 +188,14 @@ def test_bad_options_are_refused(tmp_path: Path, args: tuple[str, ...], message:
     assert done.returncode == 2
     assert message in done.stderr
     assert done.stdout == ""
+
+
+def test_the_base_url_comes_from_the_config_when_not_given(tmp_path: Path, config: Path) -> None:
+    missing = run_cli("addin", "manifest", cwd=tmp_path)
+    assert missing.returncode == 2
+    assert "give --base-url, or set [web] base_url" in missing.stderr
+    config.write_text('[web]\nbase_url = "https://crm.example.com"\n')
+    given = run_cli("addin", "manifest", "--base-url", "https://crm.example.com", cwd=tmp_path)
+    configured = run_cli("addin", "manifest", cwd=tmp_path)
+    assert configured.returncode == 0, configured.stderr
+    assert configured.stdout == given.stdout and "https://crm.example.com/" in given.stdout

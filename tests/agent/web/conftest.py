@@ -10,7 +10,12 @@ import pytest
 from sqlalchemy import Engine
 
 from storage.db import make_engine
+from tests.support.browser import browser
 from tests.support.web import Team, WebServer, seeded_database, team_connectors
+
+__all__ = ["Served", "browser"]
+"""``browser`` is one Chromium for the whole session: two sync Playwright instances cannot
+live in one process, so no test module starts its own."""
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 from playwright.sync_api import Browser, Page, Route, ViewportSize, expect
 
 from agent.web.addin import OFFICE_JS
 from tests.agent.web.conftest import Served
-from tests.support.browser import TIMEOUT_MS, Watch, launched, sign_in
+from tests.support.browser import TIMEOUT_MS, Watch, sign_in
 
 PANE: ViewportSize = {"width": 350, "height": 700}
 DANA = "dana@acme.example"
@@ -72,13 +71,6 @@ OFFICE_STUB = """
 """
 """Installed before any page script (Playwright's init scripts are not subject to the page's
 CSP): Office.js's objects as a read-mode message shows them, and every CSP violation."""
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless, once per session (:mod:`tests.support.browser`)."""
-    with launched() as chromium:
-        yield chromium
 
 
 def message(sender: str, name: str, *, me: str, cc: tuple[str, ...] = ()) -> str:

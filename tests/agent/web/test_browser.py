@@ -19,14 +19,12 @@ without it nothing is written, so a CI run never writes into the checkout.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.agent.web.conftest import Served
-from tests.support.browser import Watch, launched, new_page, sign_in
+from tests.support.browser import Watch, new_page, sign_in
 
 CSP_WORDS = ("Content Security Policy", "Content-Security-Policy", "Refused to", "violates the")
 RECORD_CSP = """
@@ -37,13 +35,6 @@ document.addEventListener("securitypolicyviolation", (e) => {
 """
 """Installed before any page script (Playwright's init scripts are not subject to the
 page's CSP): every violation the browser reports, whatever the console says."""
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless, once per session (:mod:`tests.support.browser`)."""
-    with launched() as chromium:
-        yield chromium
 
 
 def signed_in(page: Page, served: Served, email: str) -> Page:

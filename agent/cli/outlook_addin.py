@@ -16,6 +16,9 @@ from xml.sax.saxutils import escape, quoteattr
 
 import click
 
+from agent.cli.common import configured_base_url, pass_app
+from agent.runtime.app import App
+
 NAME = "crm-sync"
 DESCRIPTION = (
     "The team's record of the people on the open message: "
@@ -32,9 +35,8 @@ def addin() -> None:
 @addin.command()
 @click.option(
     "--base-url",
-    required=True,
     metavar="URL",
-    help="Where users reach the web app, https only (as in [web] base_url).",
+    help="Where users reach the web app, https only (default: [web] base_url).",
 )
 @click.option(
     "--id",
@@ -43,12 +45,13 @@ def addin() -> None:
     help="The add-in's id. By default one derived from the base URL, so the same URL "
     "always gives the same id and a new manifest updates the add-in already installed.",
 )
-def manifest(base_url: str, addin_id: str | None) -> None:
+@pass_app
+def manifest(app: App, base_url: str | None, addin_id: str | None) -> None:
     """Print the add-in's XML manifest, for sideloading or the Microsoft 365 admin center:
 
     crm-sync addin manifest --base-url https://crm.example.com > manifest.xml
     """
-    base = checked_base_url(base_url)
+    base = checked_base_url(base_url or configured_base_url(app))
     click.echo(manifest_xml(base, checked_id(addin_id) if addin_id else default_id(base)), nl=False)
 
 

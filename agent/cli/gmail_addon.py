@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 
 import click
 
+from agent.cli.common import configured_base_url, pass_app
+from agent.runtime.app import App
 from agent.web.addon import GMAIL_PATH, HOMEPAGE_PATH
 
 SCOPES = (
@@ -25,11 +27,12 @@ def addon() -> None:
     """The Gmail add-on (Google Workspace add-on on HTTP endpoints)."""
 
 
-def _https_root(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+def _https_root(value: str) -> str:
     parts = urlsplit(value.strip())
     if parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment:
         raise click.BadParameter(
-            "must be the web app's https:// address, e.g. https://crm.example.com"
+            "must be the web app's https:// address, e.g. https://crm.example.com",
+            param_hint="--base-url",
         )
     return value.strip().rstrip("/")
 
@@ -37,14 +40,13 @@ def _https_root(_ctx: click.Context, _param: click.Parameter, value: str) -> str
 @addon.command()
 @click.option(
     "--base-url",
-    required=True,
-    callback=_https_root,
     metavar="URL",
-    help="The web app's public https:// address ([web] base_url).",
+    help="The web app's public https:// address (default: [web] base_url).",
 )
 @click.option("--name", default="crm-sync", show_default=True, help="The add-on's name in Gmail.")
 @click.option("--logo-url", default=LOGO, metavar="URL", help="The add-on's icon.")
-def manifest(base_url: str, name: str, logo_url: str) -> None:
+@pass_app
+def manifest(app: App, base_url: str | None, name: str, logo_url: str) -> None:
     """Print the add-on's deployment resource (JSON) for the web app at URL.
 
     Deploy it with `gcloud workspace-add-ons deployments create crm-sync
@@ -54,7 +56,8 @@ def manifest(base_url: str, name: str, logo_url: str) -> None:
     service account: put that address in [web] addon_service_account, and set
     [web] base_url to the same URL, the audience those tokens carry.
     """
-    click.echo(json.dumps(deployment(base_url, name=name, logo_url=logo_url), indent=2))
+    root = _https_root(base_url or configured_base_url(app))
+    click.echo(json.dumps(deployment(root, name=name, logo_url=logo_url), indent=2))
 
 
 def deployment(base_url: str, *, name: str = "crm-sync", logo_url: str = LOGO) -> dict[str, Any]:
