@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 from agent.mail.addresses import normalize_email
 from agent.web.context import Database, signed_in_user, state_of
 from agent.web.render import page
-from agent.web.security import content_policy
+from agent.web.security import bearer_token, content_policy
 from storage.contacts import find_contact
 from storage.models import User
 from storage.profiles import ContactProfile, contact_profile
@@ -132,8 +132,8 @@ def pane_token(request: Request, user: User) -> str:
 def pane_user(request: Request, session: Session) -> User | None:
     """The user a pane token in the ``Authorization`` header names, while their session
     version stands; None for no token, a forged or expired one, or a disabled user."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN:
+    token = bearer_token(request)
+    if token is None or len(token) > MAX_TOKEN:
         return None
     max_age = state_of(request).app.settings.web.session_hours * 3600
     try:

@@ -47,6 +47,7 @@ from agent.web import cards
 from agent.web.cards import Json, Links
 from agent.web.context import AdminViewer, Database, state_of
 from agent.web.google_id_tokens import InvalidIdToken, verified_email, verify
+from agent.web.security import bearer_token
 from config.schema import Settings
 from storage import edits, history
 from storage.contact_lookup import contact_by_id
@@ -108,12 +109,11 @@ async def _serve(request: Request, build: Builder) -> Response:
     settings = state_of(request).app.settings
     root = _web_root(request, settings)
     endpoint = root + request.url.path
-    authorization = request.headers.get("authorization", "")
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(request)
+    if token is None:
         return _refused("no bearer token")
     try:
-        await run_in_threadpool(_verify_google, token.strip(), endpoint, settings)
+        await run_in_threadpool(_verify_google, token, endpoint, settings)
     except InvalidIdToken as exc:
         return _refused(str(exc))
     body = bytearray()

@@ -161,3 +161,10 @@ def client_of(request: Request) -> str:
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of an ``Authorization: Bearer`` header; None for any other header or none."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None

@@ -24,7 +24,6 @@ from connectors.retry import Action, Verdict, parse_retry_after
 RESYNC_CODES = frozenset({"syncstatenotfound", "syncstateinvalid", "resyncrequired"})
 """Error codes that mean "start the delta round over" (compared lower-case: Graph's
 own pages spell them ``syncStateNotFound`` and ``SyncStateInvalid``)."""
-MISSING_CODES = frozenset({"erroritemnotfound", "resourcenotfound", "itemnotfound"})
 
 
 class GraphHttpError(Exception):

@@ -68,8 +68,8 @@ log = logging.getLogger(__name__)
 
 Mode = Literal["metadata", "readonly"]
 CURSOR_VERSION = 1
-DEFAULT_FOLDERS = ("inbox", "sentitems")
-DEFAULT_FOLDER_NAMES = {"inbox": "Inbox", "sentitems": "Sent Items"}
+DEFAULT_FOLDERS = {"inbox": "Inbox", "sentitems": "Sent Items"}
+"""Well-known name -> display name of the folders ``default_folders`` syncs."""
 PAGE_SIZE = 100
 """``Prefer: odata.maxpagesize``: messages per delta page (Graph may send fewer)."""
 ADDRESSING = (
@@ -166,9 +166,8 @@ class MicrosoftMailConnector(GraphConnector):
     def folders(self) -> list[Folder]:
         """The synced folders; configured names are looked up once per connector."""
         if self._folders is None:
-            found = [Folder(k, DEFAULT_FOLDER_NAMES[k]) for k in DEFAULT_FOLDERS]
-            if not self.default_folders:
-                found = []
+            defaults = DEFAULT_FOLDERS.items() if self.default_folders else ()
+            found = [Folder(key, name) for key, name in defaults]
             found += [self._find_folder(name) for name in self.folder_names]
             self._folders = list({f.key: f for f in found}.values())
         return self._folders
