@@ -397,4 +397,136 @@ class ApiToken(Base):
     last_used_at: Mapped[datetime | None]
 
 
+
+class _Figures:
+    """What the team's history with one contact or one company adds up to.
+
+    Kept current by :mod:`storage.relationships` in the transaction of every
+    batch that touches the subject, and computed for one day (``as_of``): the
+    windowed counts and everything derived from them are relative to the end of
+    that day, so a row is a pure function of the history and the day, and a full
+    recomputation for the same day gives the same row. Only interactions the
+    whole team may read (not private threads) are counted.
+    """
+
+    as_of: Mapped[date] = mapped_column(Date)
+    first_at: Mapped[datetime | None]
+    last_at: Mapped[datetime | None]
+    emails_in_30: Mapped[int] = mapped_column(Integer, default=0)
+    emails_out_30: Mapped[int] = mapped_column(Integer, default=0)
+    meetings_30: Mapped[int] = mapped_column(Integer, default=0)
+    emails_in_90: Mapped[int] = mapped_column(Integer, default=0)
+    emails_out_90: Mapped[int] = mapped_column(Integer, default=0)
+    meetings_90: Mapped[int] = mapped_column(Integer, default=0)
+    emails_in_365: Mapped[int] = mapped_column(Integer, default=0)
+    emails_out_365: Mapped[int] = mapped_column(Integer, default=0)
+    meetings_365: Mapped[int] = mapped_column(Integer, default=0)
+    before_90: Mapped[int] = mapped_column(Integer, default=0)
+    """Interactions in the 90 days before the last 30: the trend's baseline."""
+    our_reply_seconds: Mapped[int | None]
+    """Median time from their message to our next message in the thread (365 days)."""
+    their_reply_seconds: Mapped[int | None]
+    """Median time from our message to their next message in the thread (365 days)."""
+    strength: Mapped[float] = mapped_column(default=0.0)
+    level: Mapped[str] = mapped_column(Str(10), default="none")
+    trend: Mapped[str] = mapped_column(Str(10), default="none")
+    closest_teammate: Mapped[str | None] = mapped_column(Str(320))
+    teammates: Mapped[int] = mapped_column(Integer, default=0)
+    """Teammates who took part in an interaction with the subject in 365 days."""
+
+
+class ContactFigures(_Figures, Base):
+    __tablename__ = "contact_figures"
+    __table_args__ = (Index(None, "level", "last_at"),)
+
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
+    )
+    first_interaction_id: Mapped[int | None] = mapped_column(
+        ForeignKey("interactions.id", ondelete="SET NULL")
+    )
+    last_interaction_id: Mapped[int | None] = mapped_column(
+        ForeignKey("interactions.id", ondelete="SET NULL")
+    )
+
+
+class CompanyFigures(_Figures, Base):
+    __tablename__ = "company_figures"
+    __table_args__ = (Index(None, "level", "last_at"),)
+
+    company_id: Mapped[int] = mapped_column(
+        ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True
+    )
+    first_interaction_id: Mapped[int | None] = mapped_column(
+        ForeignKey("interactions.id", ondelete="SET NULL")
+    )
+    last_interaction_id: Mapped[int | None] = mapped_column(
+        ForeignKey("interactions.id", ondelete="SET NULL")
+    )
+
+
+class Tag(Base):
+    __tablename__ = "tags"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(Str(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ContactTag(Base):
+    """A tag on a contact, and who put it there (``user:NAME``, ``csv:FILE``, ``rule:NAME``)."""
+
+    __tablename__ = "contact_tags"
+
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag_id: Mapped[int] = mapped_column(
+        ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    source: Mapped[str] = mapped_column(Str(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CompanyTag(Base):
+    """A tag on a company (see :class:`ContactTag`)."""
+
+    __tablename__ = "company_tags"
+
+    company_id: Mapped[int] = mapped_column(
+        ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag_id: Mapped[int] = mapped_column(
+        ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    source: Mapped[str] = mapped_column(Str(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Segment(Base):
+    """A saved question over contacts or companies, answered afresh each time it is read."""
+
+    __tablename__ = "segments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(Str(100), unique=True)
+    subject: Mapped[str] = mapped_column(Str(10))
+    """``contact`` or ``company``."""
+    definition: Mapped[dict[str, Any]]
+    created_by: Mapped[str] = mapped_column(Str(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConnectorDay(Base):
+    """What one connector brought on one day, by measure (``items``, ``logged``,
+    ``quarantined``, ``skipped:REASON``, ``limited:REASON``): the sources report over time."""
+
+    __tablename__ = "connector_days"
+
+    connector: Mapped[str] = mapped_column(Str(200), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    measure: Mapped[str] = mapped_column(Str(200), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, default=0)
+
+
 CONTRACT_TABLES = frozenset(Base.metadata.tables)

@@ -42,6 +42,13 @@ DESIGN_TABLES = {
     "users",
     "user_mailboxes",
     "api_tokens",
+    "contact_figures",
+    "company_figures",
+    "tags",
+    "contact_tags",
+    "company_tags",
+    "segments",
+    "connector_days",
 }
 SEARCH_INDEX = re.compile(r"_fts(_[a-z]+)?$")
 """SQLite's full-text search tables (migration 0006): an index, not a contract table."""
