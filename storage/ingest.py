@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement, Table, and_, case, delete, func, or_, sele
 from sqlalchemy.orm import Session
 
 from config.limits import bounded_id
-from storage import audit, fields, merge
+from storage import audit, fields, merge, relationships
 from storage.batching import chunks
 from storage.models import (
     Company,
@@ -148,9 +148,17 @@ class WriteStats:
 
 
 def write_batch(
-    session: Session, batch: BatchWrite, *, propagate_deletes: bool, actor: str = "agent"
+    session: Session,
+    batch: BatchWrite,
+    *,
+    propagate_deletes: bool,
+    actor: str = "agent",
+    figures: bool = True,
 ) -> WriteStats:
-    """Apply ``batch`` in the caller's transaction; ``actor`` signs the audit entries."""
+    """Apply ``batch`` in the caller's transaction; ``actor`` signs the audit entries.
+
+    ``figures=False`` leaves relationship figures to :func:`storage.relationships.refresh_stale`
+    (a bulk import, or the benchmark measuring what keeping them current costs)."""
     stats = WriteStats()
     changes: list[audit.Change] = []
     records = _claim_keys(session, batch.interactions, stats)
@@ -170,12 +178,17 @@ def write_batch(
     if created:
         _link_earlier_participation(session, created)
     _record_facts(session, batch.facts, contact_of)
+    moved = relationships.companies_of(session, touched)
     changes += apply_merge(session, touched, actor=actor)
     refresh_last_contacted(session, linked | set(created.values()))
+    removed = relationships.contacts_of_sources(session, [*batch.removed, *batch.withdrawn])
     _remove_sources(session, batch.removed, propagate_deletes, stats, changes, actor)
     _remove_sources(session, batch.withdrawn, True, stats, changes, actor)
     _quarantine(session, batch.quarantined)
     audit.record(session, changes)
+    if figures:
+        changed = linked | set(created.values()) | removed | touched
+        relationships.refresh_contacts_and_companies(session, changed, also=moved)
     return stats
 
 

@@ -21,11 +21,8 @@ down_revision = "0006"
 branch_labels = None
 depends_on = None
 
-COUNTS = tuple(
-    f"{name}_{days}"
-    for days in (30, 90, 365)
-    for name in ("emails_in", "emails_out", "meetings")
-) + ("before_90",)
+KINDS = ("emails_in", "emails_out", "meetings")
+COUNTS = (*(f"{name}_{days}" for days in (30, 90, 365) for name in KINDS), "before_90")
 
 
 def _figures_table(table: str, subject: str, subjects: str) -> None:

@@ -1,0 +1,377 @@
+"""Relationship figures per contact and per company, kept current in the writer's transaction.
+
+A row of ``contact_figures`` or ``company_figures`` is recomputed from the
+subject's history whenever a batch touches the subject (``storage.ingest``
+calls :func:`refresh`), so figures are never a scan per page view and never
+drift from the history: re-delivered mail adds nothing to the history, so it
+changes no figure. Windows are relative to the end of the row's ``as_of``
+day; :func:`refresh_stale` brings rows of earlier days forward (the agent's
+daily job, and every report before it reads).
+
+What counts: interactions the whole team may see (private threads are the
+owner's alone, and figures are shown to everyone), email and meetings,
+inbound or outbound (internal mail is the team talking to itself), not
+cancelled, and not a meeting the person declined. The rules that turn the
+counts into a strength, a level and a trend are in
+``storage.relationship_rules``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable, Sequence
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
+from sqlalchemy.orm import Session
+
+from storage import relationship_rules as rules
+from storage.batching import chunks
+from storage.history import team_of
+from storage.models import (
+    Company,
+    CompanyFigures,
+    Contact,
+    ContactFigures,
+    Interaction,
+    InteractionParticipant,
+    InteractionSource,
+    utcnow,
+)
+from storage.upsert import insert_for, table_of
+from storage.visibility import PRIVATE
+
+Figures = ContactFigures | CompanyFigures
+COUNT_COLUMNS = (
+    *(
+        f"{name}_{days}"
+        for days in rules.WINDOWS
+        for name in ("emails_in", "emails_out", "meetings")
+    ),
+    "before_90",
+)
+
+
+def today() -> date:
+    return utcnow().date()
+
+
+def refresh(
+    session: Session,
+    *,
+    contacts: Iterable[int] = (),
+    companies: Iterable[int] = (),
+    as_of: date | None = None,
+) -> None:
+    """Recompute the figures of these contacts and companies for ``as_of`` (today)."""
+    day = as_of or today()
+    for chunk in chunks(sorted(set(contacts))):
+        _write(session, ContactFigures, "contact_id", _compute(session, _contact_pairs, chunk, day))
+    for chunk in chunks(sorted(set(companies))):
+        _write(session, CompanyFigures, "company_id", _compute(session, _company_pairs, chunk, day))
+
+
+def refresh_contacts_and_companies(
+    session: Session,
+    contact_ids: Collection[int],
+    *,
+    also: Collection[int] = (),
+    as_of: date | None = None,
+) -> None:
+    """The contacts, the companies they belong to, and the companies ``also`` (those they
+    belonged to before a change): what a change to their history moves."""
+    companies = companies_of(session, contact_ids) | set(also)
+    refresh(session, contacts=contact_ids, companies=companies, as_of=as_of)
+
+
+def companies_of(session: Session, contact_ids: Iterable[int]) -> set[int]:
+    """The companies these contacts belong to now."""
+    found: set[int] = set()
+    for chunk in chunks(sorted(set(contact_ids))):
+        found.update(
+            session.scalars(
+                select(Contact.company_id).where(
+                    Contact.id.in_(chunk), Contact.company_id.is_not(None)
+                )
+            )
+        )
+    return {company for company in found if company is not None}
+
+
+def refresh_stale(
+    session: Session,
+    *,
+    as_of: date | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Recompute every row older than ``as_of`` and make the missing ones; how many.
+
+    Time moves windows without any new mail: yesterday's "last 30 days" is
+    not today's. Reports call this first, so they never read a stale row.
+    """
+    day = as_of or today()
+    done = 0
+    for model, key, subjects in (
+        (ContactFigures, "contact_id", Contact),
+        (CompanyFigures, "company_id", Company),
+    ):
+        column = getattr(model, key)
+        stale = (
+            select(subjects.id)
+            .outerjoin(model, column == subjects.id)
+            .where(or_(column.is_(None), model.as_of < day))
+            .order_by(subjects.id)
+        )
+        ids = list(session.scalars(stale))
+        for chunk in chunks(ids):
+            if model is ContactFigures:
+                refresh(session, contacts=chunk, as_of=day)
+            else:
+                refresh(session, companies=chunk, as_of=day)
+            done += len(chunk)
+            if progress is not None:
+                progress(len(chunk))
+    return done
+
+
+def contacts_of_sources(session: Session, sources: Sequence[tuple[str, str]]) -> set[int]:
+    """The contacts in the interactions logged from these sources: those whose figures a
+    removal changes, read before the removal."""
+    found: set[int] = set()
+    for connector, source_id in sources:
+        found.update(
+            session.scalars(
+                select(InteractionParticipant.contact_id)
+                .join(
+                    InteractionSource,
+                    InteractionSource.interaction_id == InteractionParticipant.interaction_id,
+                )
+                .where(
+                    InteractionSource.connector == connector,
+                    InteractionSource.source_id == source_id,
+                    InteractionParticipant.contact_id.is_not(None),
+                )
+            )
+        )
+    return found
+
+
+def explanation(row: Figures | None, on: date | None = None) -> str:
+    """The row's level with the reasons a person can check (see ``rules.explain``)."""
+    if row is None:
+        return "none: no interaction the team can see"
+    return rules.explain(
+        level_name=row.level, counts=counts_of(row), last_at=row.last_at, today=on or today()
+    )
+
+
+def counts_of(row: Figures) -> rules.Counts:
+    return rules.Counts(
+        emails_in={d: getattr(row, f"emails_in_{d}") for d in rules.WINDOWS},
+        emails_out={d: getattr(row, f"emails_out_{d}") for d in rules.WINDOWS},
+        meetings={d: getattr(row, f"meetings_{d}") for d in rules.WINDOWS},
+        before_90=row.before_90,
+    )
+
+
+# -- computing ---------------------------------------------------------------------------------
+
+Pairs = Callable[[Sequence[int]], Select[int | None, int]]
+"""``(subject id, interaction id)`` for a chunk of subjects: who took part in what."""
+
+
+def _counted() -> ColumnElement[bool]:
+    return and_(
+        Interaction.visibility != PRIVATE,
+        Interaction.status != "cancelled",
+        Interaction.kind.in_(("email", "meeting")),
+        Interaction.direction.in_(("inbound", "outbound")),
+    )
+
+
+def _taking_part() -> ColumnElement[bool]:
+    return InteractionParticipant.response_status.is_(None) | (
+        InteractionParticipant.response_status != "declined"
+    )
+
+
+def _contact_pairs(ids: Sequence[int]) -> Select[int | None, int]:
+    p = InteractionParticipant
+    return (
+        select(p.contact_id.label("subject"), p.interaction_id.label("interaction"))
+        .where(p.contact_id.in_(ids), _taking_part())
+        .distinct()
+    )
+
+
+def _company_pairs(ids: Sequence[int]) -> Select[int | None, int]:
+    p = InteractionParticipant
+    return (
+        select(Contact.company_id.label("subject"), p.interaction_id.label("interaction"))
+        .join(Contact, Contact.id == p.contact_id)
+        .where(Contact.company_id.in_(ids), _taking_part())
+        .distinct()
+    )
+
+
+def _compute(
+    session: Session, pairs_of: Pairs, ids: Sequence[int], day: date
+) -> list[dict[str, Any]]:
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=timezone.utc)
+    pairs = pairs_of(ids).subquery()
+    rows = {i: _empty(day) for i in ids}
+    for subject, *figures in session.execute(_counts_query(pairs, end)):
+        rows[subject].update(zip(COUNT_COLUMNS, (int(n or 0) for n in figures), strict=True))
+    _first_and_last(session, pairs, end, rows)
+    _reply_medians(session, pairs, end, rows)
+    _teammates(session, pairs, end, rows)
+    for row in rows.values():
+        counts = rules.Counts(
+            emails_in={d: row[f"emails_in_{d}"] for d in rules.WINDOWS},
+            emails_out={d: row[f"emails_out_{d}"] for d in rules.WINDOWS},
+            meetings={d: row[f"meetings_{d}"] for d in rules.WINDOWS},
+            before_90=row["before_90"],
+        )
+        row["strength"] = rules.strength(counts)
+        row["level"] = rules.level(row["strength"])
+        row["trend"] = rules.trend(counts)
+    return [{"subject": i, **row} for i, row in rows.items()]
+
+
+def _empty(day: date) -> dict[str, Any]:
+    return {
+        "as_of": day,
+        **dict.fromkeys(COUNT_COLUMNS, 0),
+        "first_at": None,
+        "last_at": None,
+        "first_interaction_id": None,
+        "last_interaction_id": None,
+        "our_reply_seconds": None,
+        "their_reply_seconds": None,
+        "closest_teammate": None,
+        "teammates": 0,
+    }
+
+
+def _counts_query(pairs: Any, end: datetime) -> Select[Any]:
+    def within(start: datetime, *also: ColumnElement[bool]) -> Any:
+        return func.sum(case((and_(Interaction.occurred_at >= start, *also), 1), else_=0))
+
+    email, meeting = Interaction.kind == "email", Interaction.kind == "meeting"
+    inbound, outbound = Interaction.direction == "inbound", Interaction.direction == "outbound"
+    columns = []
+    for days in rules.WINDOWS:
+        start = end - timedelta(days=days)
+        columns += [
+            within(start, email, inbound),
+            within(start, email, outbound),
+            within(start, meeting),
+        ]
+    recent = end - timedelta(days=30)
+    columns.append(
+        within(recent - timedelta(days=rules.TREND_BASELINE_DAYS), Interaction.occurred_at < recent)
+    )
+    return (
+        select(pairs.c.subject, *columns)
+        .join(Interaction, Interaction.id == pairs.c.interaction)
+        .where(_counted(), Interaction.occurred_at < end)
+        .group_by(pairs.c.subject)
+    )
+
+
+def _first_and_last(
+    session: Session, pairs: Any, end: datetime, rows: dict[int, dict[str, Any]]
+) -> None:
+    def ranked(*order: Any) -> Any:
+        return func.row_number().over(partition_by=pairs.c.subject, order_by=order)
+
+    numbered = (
+        select(
+            pairs.c.subject,
+            Interaction.id,
+            Interaction.occurred_at,
+            ranked(Interaction.occurred_at, Interaction.id).label("a"),
+            ranked(Interaction.occurred_at.desc(), Interaction.id.desc()).label("d"),
+        )
+        .join(Interaction, Interaction.id == pairs.c.interaction)
+        .where(_counted(), Interaction.occurred_at < end)
+        .subquery()
+    )
+    query = select(
+        numbered.c.subject, numbered.c.id, numbered.c.occurred_at, numbered.c.a, numbered.c.d
+    ).where((numbered.c.a == 1) | (numbered.c.d == 1))
+    for subject, interaction_id, at, a, d in session.execute(query):
+        if a == 1:
+            rows[subject].update(first_at=at, first_interaction_id=interaction_id)
+        if d == 1:
+            rows[subject].update(last_at=at, last_interaction_id=interaction_id)
+
+
+def _reply_medians(
+    session: Session, pairs: Any, end: datetime, rows: dict[int, dict[str, Any]]
+) -> None:
+    """Reply times from each subject's threads of the last 365 days (relationship_rules)."""
+    query = (
+        select(pairs.c.subject, Interaction.thread, Interaction.occurred_at, Interaction.direction)
+        .join(Interaction, Interaction.id == pairs.c.interaction)
+        .where(
+            _counted(),
+            Interaction.kind == "email",
+            Interaction.thread.is_not(None),
+            Interaction.occurred_at < end,
+            Interaction.occurred_at >= end - timedelta(days=365),
+        )
+    )
+    messages: dict[int, list[rules.ThreadMessage]] = defaultdict(list)
+    for subject, thread, at, direction in session.execute(query):
+        messages[subject].append(rules.ThreadMessage(thread, at, direction == "outbound"))
+    for subject, mail in messages.items():
+        ours, theirs = rules.reply_times(mail)
+        rows[subject]["our_reply_seconds"] = rules.median_seconds(ours)
+        rows[subject]["their_reply_seconds"] = rules.median_seconds(theirs)
+
+
+def _teammates(
+    session: Session, pairs: Any, end: datetime, rows: dict[int, dict[str, Any]]
+) -> None:
+    """The teammates in each subject's interactions of 365 days, the closest first: most
+    interactions, then the most recent, then the address (so that the choice is stable)."""
+    team = sorted(team_of(session))
+    if not team:
+        return
+    mate = InteractionParticipant.__table__.alias("mate")
+    count = func.count(func.distinct(Interaction.id))
+    last = func.max(Interaction.occurred_at)
+    query = (
+        select(pairs.c.subject, mate.c.email, count, last)
+        .join(Interaction, Interaction.id == pairs.c.interaction)
+        .join(mate, mate.c.interaction_id == Interaction.id)
+        .where(
+            _counted(),
+            Interaction.occurred_at < end,
+            Interaction.occurred_at >= end - timedelta(days=365),
+            mate.c.email.in_(team),
+        )
+        .group_by(pairs.c.subject, mate.c.email)
+    )
+    found: dict[int, list[tuple[int, datetime, str]]] = defaultdict(list)
+    for subject, email, n, at in session.execute(query):
+        found[subject].append((n, at, email))
+    for subject, mates in found.items():
+        mates.sort(key=lambda m: (-m[0], -m[1].timestamp(), m[2]))
+        rows[subject]["closest_teammate"] = mates[0][2]
+        rows[subject]["teammates"] = len(mates)
+
+
+def _write(session: Session, model: type[Figures], key: str, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    table = table_of(model)
+    values = [{key: row.pop("subject"), **row} for row in rows]
+    statement = insert_for(session, table)
+    statement = statement.on_conflict_do_update(
+        index_elements=[key],
+        set_={name: statement.excluded[name] for name in values[0] if name != key},
+    )
+    session.execute(statement, values)
