@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import Table, delete, select, update
 from sqlalchemy.orm import DeclarativeBase, Session
 
-from storage import audit
+from storage import audit, relationships
 from storage.ingest import apply_merge, refresh_last_contacted
 from storage.models import (
     AuditLog,
@@ -101,6 +101,10 @@ def merge_contacts(session: Session, keep: int, absorb: int, *, actor: str) -> M
     session.flush()
     changes = apply_merge(session, [keep], actor=actor)
     refresh_last_contacted(session, [keep])
+    absorbed_company = rows[absorb]["company_id"]
+    relationships.refresh_contacts_and_companies(
+        session, [keep], also=[absorbed_company] if absorbed_company is not None else []
+    )
     after = session.execute(select(table_of(Contact)).where(Contact.id == keep)).one()._asdict()
     audit.record(
         session,
@@ -160,6 +164,7 @@ def merge_companies(session: Session, keep: int, absorb: int, *, actor: str) -> 
     }
     companies = table_of(Company)
     session.execute(delete(companies).where(companies.c.id == absorb))
+    relationships.refresh(session, companies=[keep])
     name = rows[keep]["name"]
     audit.record(
         session,

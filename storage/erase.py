@@ -53,7 +53,7 @@ from typing import Literal
 from sqlalchemy import ColumnElement, and_, delete, func, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from storage import audit, search
+from storage import audit, relationships, search
 from storage.batching import chunks
 from storage.entity_merge import merged_into
 from storage.ingest import refresh_last_contacted
@@ -307,6 +307,7 @@ def apply_erasure(session: Session, erasure: Erasure, *, actor: str, action: str
     if not erasure:
         return
     target = erasure.target
+    their_companies = relationships.companies_of(session, target.contact_ids)
     _delete_audit(session, erasure.history, erasure.deleted, erasure.companies)
     for clause in _targeted(target):
         session.execute(delete(table_of(InteractionParticipant)).where(clause))
@@ -320,6 +321,9 @@ def apply_erasure(session: Session, erasure: Erasure, *, actor: str, action: str
     for chunk in chunks(erasure.companies):
         session.execute(delete(companies).where(companies.c.id.in_(chunk)))
     refresh_last_contacted(session, erasure.relinked)
+    relationships.refresh_contacts_and_companies(
+        session, erasure.relinked, also=their_companies - set(erasure.companies)
+    )
     audit.record(session, _audit_entries(erasure, actor, action))
     search.rebuild_index(session)
 

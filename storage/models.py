@@ -397,7 +397,6 @@ class ApiToken(Base):
     last_used_at: Mapped[datetime | None]
 
 
-
 class _Figures:
     """What the team's history with one contact or one company adds up to.
 

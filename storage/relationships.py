@@ -24,10 +24,11 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from storage import relationship_rules as rules
 from storage.batching import chunks
+from storage.db import transaction
 from storage.history import team_of
 from storage.models import (
     Company,
@@ -103,12 +104,15 @@ def refresh_stale(
     session: Session,
     *,
     as_of: date | None = None,
+    limit: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Recompute every row older than ``as_of`` and make the missing ones; how many.
+    """Recompute rows older than ``as_of`` and make the missing ones (at most ``limit``);
+    how many.
 
     Time moves windows without any new mail: yesterday's "last 30 days" is
-    not today's. Reports call this first, so they never read a stale row.
+    not today's. Reports call this first, so they never read a stale row; the
+    agent calls it in steps of ``limit``, a transaction each.
     """
     day = as_of or today()
     done = 0
@@ -123,8 +127,9 @@ def refresh_stale(
             .where(or_(column.is_(None), model.as_of < day))
             .order_by(subjects.id)
         )
-        ids = list(session.scalars(stale))
-        for chunk in chunks(ids):
+        if limit is not None:
+            stale = stale.limit(limit - done)
+        for chunk in chunks(list(session.scalars(stale))):
             if model is ContactFigures:
                 refresh(session, contacts=chunk, as_of=day)
             else:
@@ -132,7 +137,21 @@ def refresh_stale(
             done += len(chunk)
             if progress is not None:
                 progress(len(chunk))
+        if limit is not None and done >= limit:
+            break
     return done
+
+
+def refresh_stale_in_steps(sessions: sessionmaker[Session], *, step: int = 2000) -> int:
+    """:func:`refresh_stale` a transaction per ``step`` rows, so that a day's turn over a
+    large database never holds one long transaction; how many rows."""
+    total = 0
+    while True:
+        with transaction(sessions) as session:
+            done = refresh_stale(session, limit=step)
+        total += done
+        if done < step:
+            return total
 
 
 def contacts_of_sources(session: Session, sources: Sequence[tuple[str, str]]) -> set[int]:

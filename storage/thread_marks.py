@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from storage import audit
-from storage.models import Interaction
+from storage import audit, relationships
+from storage.models import Interaction, InteractionParticipant
 from storage.visibility import PRIVATE, Viewer, owned_by
 
 SHARED = "shared"
@@ -99,6 +99,25 @@ def mark_thread(
     for row in rows_to_change:
         row.visibility = visibility
     session.flush()
+    relationships.refresh_contacts_and_companies(
+        session, _contacts_in(session, [row.id for row in rows_to_change])
+    )
     if changes:
         audit.record(session, changes)
     return ThreadState(len(rows), len(rows) if visibility == PRIVATE else 0)
+
+
+def _contacts_in(session: Session, interaction_ids: list[int]) -> set[int]:
+    """The contacts of these interactions: a thread made private leaves the team's figures."""
+    if not interaction_ids:
+        return set()
+    return {
+        contact_id
+        for contact_id in session.scalars(
+            select(InteractionParticipant.contact_id).where(
+                InteractionParticipant.interaction_id.in_(interaction_ids),
+                InteractionParticipant.contact_id.is_not(None),
+            )
+        )
+        if contact_id is not None
+    }

@@ -82,6 +82,7 @@ from agent.pipeline.policy import Policy
 from agent.pipeline.workers import processes_for
 from agent.runtime import reconcile
 from agent.runtime.debug import summary_of
+from agent.runtime.figures_job import schedule_figures
 from agent.runtime.idle_watch import IdleWatch, close_quietly
 from agent.runtime.registry import build_connector, mailbox_of
 from agent.runtime.runs import FAILED, RunRecord
@@ -213,6 +214,7 @@ class Agent:
                 misfire_grace_time=_VERIFY_JITTER,
                 next_run_time=now + _VERIFY_FIRST + timedelta(seconds=random.uniform(0, 3000)),
             )
+        schedule_figures(scheduler, self.sessions)
         scheduler.start()
         self._scheduler = scheduler
         for config in self.connectors:

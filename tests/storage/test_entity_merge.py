@@ -155,8 +155,11 @@ def test_merging_two_contacts_keeps_every_address_fact_and_interaction(
         "interaction_participants",
         "conflicts",
         "audit_log",
+        "contact_figures",
+        "company_figures",
     }
     assert changes["contacts"] == ({(private,)}, set(), {(ann,)})  # Bob untouched
+    assert changes["contact_figures"] == ({(private,)}, set(), {(ann,)})
     removed, added, relinked = changes["interaction_participants"]
     assert not removed and not added
     with sessions() as session:
@@ -260,8 +263,15 @@ def test_merging_two_companies_moves_contacts_and_domains(
         ("update", "contact", carl),
     ]
     changes = diff(before, snapshot(engine))
-    assert changes.keys() == {"companies", "company_domains", "contacts", "audit_log"}
+    assert changes.keys() == {
+        "companies",
+        "company_domains",
+        "contacts",
+        "audit_log",
+        "company_figures",
+    }
     assert changes["companies"] == ({(corp,)}, set(), set())
+    assert changes["company_figures"][:2] == ({(corp,)}, set())  # Acme's now counts Carl
     assert changes["contacts"] == (set(), set(), {(carl,)})
 
     with transaction(sessions) as session:

@@ -369,3 +369,17 @@ def test_reply_times_ignore_auto_replies_and_internal_mail(engine: Engine) -> No
 
 
 AUTO_REPLY = {"Auto-Submitted": "auto-replied", "In-Reply-To": "<t0@thread.example>"}
+
+
+def test_a_new_day_brings_stale_rows_forward_in_steps(history: Engine) -> None:
+    """The history's rows are for a day long past; the agent's hourly turn brings all of them
+    to today, a few per transaction."""
+    with Session(history) as session:
+        rows = len(session.scalars(select(ContactFigures)).all())
+        rows += len(session.scalars(select(CompanyFigures)).all())
+    assert relationships.refresh_stale_in_steps(session_factory(history), step=2) == rows
+    with Session(history) as session:
+        days = set(session.scalars(select(ContactFigures.as_of)))
+        days |= set(session.scalars(select(CompanyFigures.as_of)))
+        assert days == {relationships.today()}
+        assert _snapshot(session) == _recomputed(session, relationships.today())
