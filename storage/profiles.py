@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session, selectinload
 from storage import edits, fields, history, merge
 from storage.contact_lookup import first_email
 from storage.edits import ConflictView, Snapshot, Suggestion
-from storage.models import Company, Contact
+from storage.models import Company, CompanyFigures, Contact, ContactFigures
+from storage.relationships import Standing, standing
 from storage.visibility import Viewer
 
 
@@ -51,6 +52,7 @@ class ContactProfile:
     last: history.Entry | None
     teammates: tuple[history.Teammate, ...]
     timeline: history.Timeline
+    relationship: Standing
 
     def snapshot(self) -> Snapshot:
         """What this reader saw, as an edit's base: the edit then conflicts with any
@@ -78,6 +80,7 @@ class CompanyProfile:
     last: history.Entry | None
     teammates: tuple[history.Teammate, ...]
     timeline: history.Timeline
+    relationship: Standing
 
 
 def contact_profile(
@@ -102,6 +105,7 @@ def contact_profile(
         last=_last(session, viewer, among, timeline),
         teammates=tuple(history.who_knows(session, viewer, among)),
         timeline=timeline,
+        relationship=standing(session, ContactFigures, contact.id),
     )
 
 
@@ -138,6 +142,7 @@ def company_profile(
         last=_last(session, viewer, among, timeline),
         teammates=tuple(history.who_knows(session, viewer, among)),
         timeline=timeline,
+        relationship=standing(session, CompanyFigures, company.id),
     )
 
 

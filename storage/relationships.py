@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
@@ -44,14 +45,8 @@ from storage.upsert import insert_for, table_of
 from storage.visibility import PRIVATE
 
 Figures = ContactFigures | CompanyFigures
-COUNT_COLUMNS = (
-    *(
-        f"{name}_{days}"
-        for days in rules.WINDOWS
-        for name in ("emails_in", "emails_out", "meetings")
-    ),
-    "before_90",
-)
+KINDS = ("emails_in", "emails_out", "meetings")
+COUNT_COLUMNS = (*(f"{name}_{days}" for days in rules.WINDOWS for name in KINDS), "before_90")
 
 
 def today() -> date:
@@ -176,21 +171,73 @@ def contacts_of_sources(session: Session, sources: Sequence[tuple[str, str]]) ->
     return found
 
 
+@dataclass(frozen=True)
+class Standing:
+    """A contact's or a company's figures as pages, the API and the CLI show them."""
+
+    level: str
+    strength: float
+    trend: str
+    explanation: str
+    first_at: datetime | None
+    last_at: datetime | None
+    counts: dict[str, dict[str, int]]
+    """``{"30": {"emails_in": n, "emails_out": n, "meetings": n}, "90": ..., "365": ...}``"""
+    our_reply_seconds: int | None
+    their_reply_seconds: int | None
+    closest_teammate: str | None
+    teammates: int
+    as_of: date
+
+
+def standing(session: Session, model: type[Figures], subject_id: int) -> Standing:
+    """The stored row, or (missing, or of an earlier day) the figures computed afresh for
+    today without writing them: a page view never writes, and never shows stale counts."""
+    key = "contact_id" if model is ContactFigures else "company_id"
+    row = session.get(model, subject_id)
+    day = today()
+    if isinstance(row, ContactFigures | CompanyFigures) and row.as_of >= day:
+        values = {c.key: getattr(row, c.key) for c in table_of(model).columns}
+    else:
+        pairs = _contact_pairs if model is ContactFigures else _company_pairs
+        values = _compute(session, pairs, [subject_id], day)[0]
+    values.pop(key, None)
+    values.pop("subject", None)
+    counts = _counts(values)
+    return Standing(
+        level=values["level"],
+        strength=values["strength"],
+        trend=values["trend"],
+        explanation=rules.explain(
+            level_name=values["level"], counts=counts, last_at=values["last_at"], today=day
+        ),
+        first_at=values["first_at"],
+        last_at=values["last_at"],
+        counts={str(d): {k: values[f"{k}_{d}"] for k in KINDS} for d in rules.WINDOWS},
+        our_reply_seconds=values["our_reply_seconds"],
+        their_reply_seconds=values["their_reply_seconds"],
+        closest_teammate=values["closest_teammate"],
+        teammates=values["teammates"],
+        as_of=values["as_of"],
+    )
+
+
 def explanation(row: Figures | None, on: date | None = None) -> str:
     """The row's level with the reasons a person can check (see ``rules.explain``)."""
     if row is None:
         return "none: no interaction the team can see"
+    values = {c.key: getattr(row, c.key) for c in table_of(type(row)).columns}
     return rules.explain(
-        level_name=row.level, counts=counts_of(row), last_at=row.last_at, today=on or today()
+        level_name=row.level, counts=_counts(values), last_at=row.last_at, today=on or today()
     )
 
 
-def counts_of(row: Figures) -> rules.Counts:
+def _counts(values: dict[str, Any]) -> rules.Counts:
     return rules.Counts(
-        emails_in={d: getattr(row, f"emails_in_{d}") for d in rules.WINDOWS},
-        emails_out={d: getattr(row, f"emails_out_{d}") for d in rules.WINDOWS},
-        meetings={d: getattr(row, f"meetings_{d}") for d in rules.WINDOWS},
-        before_90=row.before_90,
+        emails_in={d: values[f"emails_in_{d}"] for d in rules.WINDOWS},
+        emails_out={d: values[f"emails_out_{d}"] for d in rules.WINDOWS},
+        meetings={d: values[f"meetings_{d}"] for d in rules.WINDOWS},
+        before_90=values["before_90"],
     )
 
 
@@ -246,12 +293,7 @@ def _compute(
     _reply_medians(session, pairs, end, rows)
     _teammates(session, pairs, end, rows)
     for row in rows.values():
-        counts = rules.Counts(
-            emails_in={d: row[f"emails_in_{d}"] for d in rules.WINDOWS},
-            emails_out={d: row[f"emails_out_{d}"] for d in rules.WINDOWS},
-            meetings={d: row[f"meetings_{d}"] for d in rules.WINDOWS},
-            before_90=row["before_90"],
-        )
+        counts = _counts(row)
         row["strength"] = rules.strength(counts)
         row["level"] = rules.level(row["strength"])
         row["trend"] = rules.trend(counts)

@@ -37,7 +37,8 @@ from agent.runtime.inert_text import plain
 from storage import audit, contact_lookup, edits, fields, history
 from storage import contacts as contact_queries
 from storage.ingest import NewContact
-from storage.models import Contact
+from storage.models import Contact, ContactFigures
+from storage.relationships import standing
 from storage.visibility import Viewer
 
 FIELDS_HELP = """
@@ -142,6 +143,7 @@ def contacts_show(
                 for i in shown_timeline.entries
             ],
             "private_hidden": shown_timeline.hidden,
+            "relationship": asdict(standing(session, ContactFigures, contact.id)),
         }
     if as_json:
         print_json(record)
@@ -161,6 +163,15 @@ def _print_contact(record: dict[str, Any], config_path: Path | None) -> None:
             console.print(f"  {label}: {_field_text(label, record[key])}{mark}", markup=False)
     if record["do_not_contact"] == "true":
         console.print("  do not contact", style="bold red")
+    standing_ = record["relationship"]
+    trend = f", {standing_['trend']}" if standing_["trend"] != "none" else ""
+    mate = standing_["closest_teammate"]
+    console.print(
+        f"  relationship: {standing_['explanation']}{trend}"
+        + (f"; closest teammate {mate}" if mate else ""),
+        markup=False,
+        highlight=False,
+    )
     for key, value in sorted(record["extra"].items()):
         console.print(f"  extra.{human(key)}: {human(value)}", markup=False)
     for s in record["suggestions"]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections import Counter
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import tomlkit
 from rich.text import Text
 from sqlalchemy import func, select
 
+from agent.cli.demo_clock import moved_copy, weeks_to_now
 from agent.cli.output import console, print_rows
 from agent.cli.progress import print_summary, sync_progress
 from agent.pipeline.policy import Policy
@@ -75,7 +77,10 @@ def demo_settings(database: Path, data: Path) -> Settings:
 def run_demo(database: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
-    settings = demo_settings(database.resolve(), demo_data())
+    data = moved_copy(
+        demo_data(), database.parent / "demo-data", weeks_to_now(demo_data(), date.today())
+    )
+    settings = demo_settings(database.resolve(), data.resolve())
     app = App.for_settings(settings)
     started = time.monotonic()
     app.upgrade()

@@ -9,7 +9,7 @@ the database can become markup, script or a misleading line.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from agent.runtime.inert_text import plain
+from agent.runtime.timing import duration_text
 from agent.web.context import USER_KEY, state_of
 from agent.web.security import csrf_token
 
@@ -38,6 +39,7 @@ def environment() -> Environment:
     )
     env.filters["when"] = when
     env.filters["ago"] = ago
+    env.filters["duration"] = lambda seconds: duration_text(timedelta(seconds=seconds))
     env.globals["query"] = lambda **params: urlencode({k: v for k, v in params.items() if v})
     return env
 
