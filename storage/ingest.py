@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from config.limits import bounded_id
 from storage import audit, fields, merge, relationships
+from storage import relationship_increments as increments
 from storage.batching import chunks
 from storage.models import (
     Company,
@@ -157,8 +158,10 @@ def write_batch(
 ) -> WriteStats:
     """Apply ``batch`` in the caller's transaction; ``actor`` signs the audit entries.
 
-    ``figures=False`` leaves relationship figures to :func:`storage.relationships.refresh_stale`
-    (a bulk import, or the benchmark measuring what keeping them current costs)."""
+    Relationship figures are kept current in the same transaction
+    (``storage.relationship_increments``); ``figures=False`` leaves them to
+    :func:`storage.relationships.refresh_stale` (the benchmark measuring what keeping them
+    current costs)."""
     stats = WriteStats()
     changes: list[audit.Change] = []
     records = _claim_keys(session, batch.interactions, stats)
@@ -172,13 +175,15 @@ def write_batch(
     _lock_contacts(session, touched | linked | set(created.values()))
     interaction_of = _upsert_interactions(session, records, stats, changes, actor)
     _add_sources(session, records, interaction_of, stats)
+    among = {*interaction_of.values(), *_earlier_participation(session, created)}
+    before = increments.pairs_in(session, among) if figures else None
     participants = _participant_rows(records, interaction_of, contact_of)
     _add_responses(session, batch.responses, contact_of, participants, stats)
     _upsert_participants(session, participants)
     if created:
         _link_earlier_participation(session, created)
     _record_facts(session, batch.facts, contact_of)
-    moved = relationships.companies_of(session, touched)
+    company_before = relationships.company_of_each(session, touched)
     changes += apply_merge(session, touched, actor=actor)
     refresh_last_contacted(session, linked | set(created.values()))
     removed = relationships.contacts_of_sources(session, [*batch.removed, *batch.withdrawn])
@@ -186,9 +191,26 @@ def write_batch(
     _remove_sources(session, batch.withdrawn, True, stats, changes, actor)
     _quarantine(session, batch.quarantined)
     audit.record(session, changes)
-    if figures:
-        changed = linked | set(created.values()) | removed | touched
-        relationships.refresh_contacts_and_companies(session, changed, also=moved)
+    if before is not None:
+        revised = {
+            c.entity_id for c in changes if (c.entity, c.action) == ("interaction", "update")
+        }
+        answered = {contact_of[r.email] for r in batch.responses if r.email in contact_of}
+        company_after = relationships.company_of_each(session, touched)
+        increments.keep_current(
+            session,
+            among,
+            before,
+            recompute_contacts={c for c, i in before.contacts if i in revised} | removed | answered,
+            created=created.values(),
+            recompute_companies={
+                company
+                for c in touched
+                if company_before.get(c) != company_after.get(c)
+                for company in (company_before.get(c), company_after.get(c))
+                if company is not None
+            },
+        )
     return stats
 
 
@@ -761,6 +783,22 @@ def _count_skips(session: Session, connector: str, skipped: Mapping[str, int]) -
             state,
             lambda counters: add_batch(counters, items=0, logged=0, quarantined=0, skipped=skipped),
         )
+
+
+def _earlier_participation(session: Session, created: dict[str, int]) -> set[int]:
+    """The interactions logged before these addresses became contacts: their figures (and
+    their companies') gain them when :func:`_link_earlier_participation` links them."""
+    found: set[int] = set()
+    table = table_of(InteractionParticipant)
+    for chunk in chunks(sorted(created)):
+        found.update(
+            session.scalars(
+                select(table.c.interaction_id).where(
+                    table.c.email.in_(chunk), table.c.contact_id.is_(None)
+                )
+            )
+        )
+    return found
 
 
 def _link_earlier_participation(session: Session, created: dict[str, int]) -> None:

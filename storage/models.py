@@ -400,8 +400,8 @@ class ApiToken(Base):
 class _Figures:
     """What the team's history with one contact or one company adds up to.
 
-    Kept current by :mod:`storage.relationships` in the transaction of every
-    batch that touches the subject, and computed for one day (``as_of``): the
+    Kept current in the transaction of every batch that touches the subject
+    (:mod:`storage.relationship_increments`), and computed for one day (``as_of``): the
     windowed counts and everything derived from them are relative to the end of
     that day, so a row is a pure function of the history and the day, and a full
     recomputation for the same day gives the same row. Only interactions the
@@ -422,16 +422,15 @@ class _Figures:
     meetings_365: Mapped[int] = mapped_column(Integer, default=0)
     before_90: Mapped[int] = mapped_column(Integer, default=0)
     """Interactions in the 90 days before the last 30: the trend's baseline."""
-    our_reply_seconds: Mapped[int | None]
-    """Median time from their message to our next message in the thread (365 days)."""
-    their_reply_seconds: Mapped[int | None]
-    """Median time from our message to their next message in the thread (365 days)."""
     strength: Mapped[float] = mapped_column(default=0.0)
     level: Mapped[str] = mapped_column(Str(10), default="none")
     trend: Mapped[str] = mapped_column(Str(10), default="none")
     closest_teammate: Mapped[str | None] = mapped_column(Str(320))
     teammates: Mapped[int] = mapped_column(Integer, default=0)
     """Teammates who took part in an interaction with the subject in 365 days."""
+    team: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """Per teammate, ``[interactions, last ISO time]`` in 365 days: what lets a new
+    interaction update the closest teammate without counting the history again."""
 
 
 class ContactFigures(_Figures, Base):

@@ -96,6 +96,22 @@ def trend(counts: Counts) -> str:
     return "steady"
 
 
+def closest(team: Mapping[str, Sequence[object]]) -> str | None:
+    """The teammate with the most interactions, then the latest, then by address (stable);
+    ``team`` maps an address to ``[interactions, last ISO time]``."""
+    if not team:
+        return None
+    ranked = sorted(
+        team.items(),
+        key=lambda item: (-int(str(item[1][0])), _negated(str(item[1][1])), item[0]),
+    )
+    return ranked[0][0]
+
+
+def _negated(stamp: str) -> float:
+    return -datetime.fromisoformat(stamp).timestamp()
+
+
 def level_at_least(floor: str) -> tuple[str, ...]:
     """The levels at or above ``floor``, for queries ("strength at least medium")."""
     return LEVELS[LEVELS.index(floor) :]

@@ -49,6 +49,10 @@ KINDS = ("emails_in", "emails_out", "meetings")
 COUNT_COLUMNS = (*(f"{name}_{days}" for days in rules.WINDOWS for name in KINDS), "before_90")
 
 
+NEVER = date(1970, 1, 1)
+"""The ``as_of`` of a row made to be locked before its first computation: stale."""
+
+
 def today() -> date:
     return utcnow().date()
 
@@ -60,12 +64,38 @@ def refresh(
     companies: Iterable[int] = (),
     as_of: date | None = None,
 ) -> None:
-    """Recompute the figures of these contacts and companies for ``as_of`` (today)."""
+    """Recompute the figures of these contacts and companies for ``as_of`` (today).
+
+    The rows are locked first (made, when missing), in key order: a batch adding
+    to a row waits for a recomputation of it and the other way round, so
+    neither overwrites what the other counted.
+    """
     day = as_of or today()
-    for chunk in chunks(sorted(set(contacts))):
-        _write(session, ContactFigures, "contact_id", _compute(session, _contact_pairs, chunk, day))
-    for chunk in chunks(sorted(set(companies))):
-        _write(session, CompanyFigures, "company_id", _compute(session, _company_pairs, chunk, day))
+    for model, key, pairs, ids in (
+        (ContactFigures, "contact_id", _contact_pairs, contacts),
+        (CompanyFigures, "company_id", _company_pairs, companies),
+    ):
+        for chunk in chunks(sorted(set(ids))):
+            lock_rows(session, model, key, chunk)
+            write_rows(session, model, key, _compute(session, pairs, chunk, day))
+
+
+def lock_rows(
+    session: Session, model: type[Figures], key: str, ids: Sequence[int], *, make: bool = True
+) -> None:
+    """Make the missing rows (``make``) and lock them, in key order (PostgreSQL; SQLite's
+    writer holds the whole database already)."""
+    table = table_of(model)
+    if make:
+        placeholder = {"as_of": NEVER, "team": {}, **dict.fromkeys(COUNT_COLUMNS, 0)}
+        placeholder |= {"strength": 0.0, "level": "none", "trend": "none", "teammates": 0}
+        statement = insert_for(session, table).on_conflict_do_nothing(index_elements=[key])
+        session.execute(statement, [{key: i, **placeholder} for i in ids])
+    if session.get_bind().dialect.name == "postgresql":
+        column = table.c[key]
+        session.execute(
+            select(column).where(column.in_(ids)).order_by(column).with_for_update()
+        ).all()
 
 
 def refresh_contacts_and_companies(
@@ -79,6 +109,15 @@ def refresh_contacts_and_companies(
     belonged to before a change): what a change to their history moves."""
     companies = companies_of(session, contact_ids) | set(also)
     refresh(session, contacts=contact_ids, companies=companies, as_of=as_of)
+
+
+def company_of_each(session: Session, contact_ids: Iterable[int]) -> dict[int, int | None]:
+    """Each contact's company now: a merged fact may move a contact to another one."""
+    found: dict[int, int | None] = {}
+    for chunk in chunks(sorted(set(contact_ids))):
+        rows = session.execute(select(Contact.id, Contact.company_id).where(Contact.id.in_(chunk)))
+        found |= {contact_id: company_id for contact_id, company_id in rows}
+    return found
 
 
 def companies_of(session: Session, contact_ids: Iterable[int]) -> set[int]:
@@ -184,6 +223,7 @@ class Standing:
     counts: dict[str, dict[str, int]]
     """``{"30": {"emails_in": n, "emails_out": n, "meetings": n}, "90": ..., "365": ...}``"""
     our_reply_seconds: int | None
+    """Median time from their message to our next one in a thread, 365 days."""
     their_reply_seconds: int | None
     closest_teammate: str | None
     teammates: int
@@ -192,17 +232,24 @@ class Standing:
 
 def standing(session: Session, model: type[Figures], subject_id: int) -> Standing:
     """The stored row, or (missing, or of an earlier day) the figures computed afresh for
-    today without writing them: a page view never writes, and never shows stale counts."""
+    today without writing them: a page view never writes, and never shows stale counts.
+
+    Reply times are computed here, from the subject's own threads of 365 days
+    (an indexed read, like the timeline's): a median is not kept by adding to
+    it, so the rows that every batch updates do not hold one.
+    """
     key = "contact_id" if model is ContactFigures else "company_id"
-    row = session.get(model, subject_id)
+    pairs = _contact_pairs if model is ContactFigures else _company_pairs
+    table = table_of(model)
     day = today()
-    if isinstance(row, ContactFigures | CompanyFigures) and row.as_of >= day:
-        values = {c.key: getattr(row, c.key) for c in table_of(model).columns}
+    row = session.execute(select(table).where(table.c[key] == subject_id)).mappings().first()
+    if row is not None and row["as_of"] >= day:
+        values = dict(row)
     else:
-        pairs = _contact_pairs if model is ContactFigures else _company_pairs
         values = _compute(session, pairs, [subject_id], day)[0]
-    values.pop(key, None)
-    values.pop("subject", None)
+    ours, theirs = _reply_medians(session, pairs([subject_id]).subquery(), end_of(day)).get(
+        subject_id, (None, None)
+    )
     counts = _counts(values)
     return Standing(
         level=values["level"],
@@ -214,8 +261,8 @@ def standing(session: Session, model: type[Figures], subject_id: int) -> Standin
         first_at=values["first_at"],
         last_at=values["last_at"],
         counts={str(d): {k: values[f"{k}_{d}"] for k in KINDS} for d in rules.WINDOWS},
-        our_reply_seconds=values["our_reply_seconds"],
-        their_reply_seconds=values["their_reply_seconds"],
+        our_reply_seconds=ours,
+        their_reply_seconds=theirs,
         closest_teammate=values["closest_teammate"],
         teammates=values["teammates"],
         as_of=values["as_of"],
@@ -247,7 +294,7 @@ Pairs = Callable[[Sequence[int]], Select[int | None, int]]
 """``(subject id, interaction id)`` for a chunk of subjects: who took part in what."""
 
 
-def _counted() -> ColumnElement[bool]:
+def counted() -> ColumnElement[bool]:
     return and_(
         Interaction.visibility != PRIVATE,
         Interaction.status != "cancelled",
@@ -256,7 +303,7 @@ def _counted() -> ColumnElement[bool]:
     )
 
 
-def _taking_part() -> ColumnElement[bool]:
+def taking_part() -> ColumnElement[bool]:
     return InteractionParticipant.response_status.is_(None) | (
         InteractionParticipant.response_status != "declined"
     )
@@ -266,7 +313,7 @@ def _contact_pairs(ids: Sequence[int]) -> Select[int | None, int]:
     p = InteractionParticipant
     return (
         select(p.contact_id.label("subject"), p.interaction_id.label("interaction"))
-        .where(p.contact_id.in_(ids), _taking_part())
+        .where(p.contact_id.in_(ids), taking_part())
         .distinct()
     )
 
@@ -276,7 +323,7 @@ def _company_pairs(ids: Sequence[int]) -> Select[int | None, int]:
     return (
         select(Contact.company_id.label("subject"), p.interaction_id.label("interaction"))
         .join(Contact, Contact.id == p.contact_id)
-        .where(Contact.company_id.in_(ids), _taking_part())
+        .where(Contact.company_id.in_(ids), taking_part())
         .distinct()
     )
 
@@ -284,20 +331,30 @@ def _company_pairs(ids: Sequence[int]) -> Select[int | None, int]:
 def _compute(
     session: Session, pairs_of: Pairs, ids: Sequence[int], day: date
 ) -> list[dict[str, Any]]:
-    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=timezone.utc)
+    end = end_of(day)
     pairs = pairs_of(ids).subquery()
     rows = {i: _empty(day) for i in ids}
     for subject, *figures in session.execute(_counts_query(pairs, end)):
         rows[subject].update(zip(COUNT_COLUMNS, (int(n or 0) for n in figures), strict=True))
     _first_and_last(session, pairs, end, rows)
-    _reply_medians(session, pairs, end, rows)
     _teammates(session, pairs, end, rows)
     for row in rows.values():
-        counts = _counts(row)
-        row["strength"] = rules.strength(counts)
-        row["level"] = rules.level(row["strength"])
-        row["trend"] = rules.trend(counts)
+        derive(row)
     return [{"subject": i, **row} for i, row in rows.items()]
+
+
+def derive(row: dict[str, Any]) -> None:
+    """What follows from the counts and the team: strength, level, trend, closest teammate."""
+    counts = _counts(row)
+    row["strength"] = rules.strength(counts)
+    row["level"] = rules.level(row["strength"])
+    row["trend"] = rules.trend(counts)
+    row["closest_teammate"] = rules.closest(row["team"])
+    row["teammates"] = len(row["team"])
+
+
+def end_of(day: date) -> datetime:
+    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=timezone.utc)
 
 
 def _empty(day: date) -> dict[str, Any]:
@@ -308,10 +365,9 @@ def _empty(day: date) -> dict[str, Any]:
         "last_at": None,
         "first_interaction_id": None,
         "last_interaction_id": None,
-        "our_reply_seconds": None,
-        "their_reply_seconds": None,
         "closest_teammate": None,
         "teammates": 0,
+        "team": {},
     }
 
 
@@ -336,7 +392,7 @@ def _counts_query(pairs: Any, end: datetime) -> Select[Any]:
     return (
         select(pairs.c.subject, *columns)
         .join(Interaction, Interaction.id == pairs.c.interaction)
-        .where(_counted(), Interaction.occurred_at < end)
+        .where(counted(), Interaction.occurred_at < end)
         .group_by(pairs.c.subject)
     )
 
@@ -356,7 +412,7 @@ def _first_and_last(
             ranked(Interaction.occurred_at.desc(), Interaction.id.desc()).label("d"),
         )
         .join(Interaction, Interaction.id == pairs.c.interaction)
-        .where(_counted(), Interaction.occurred_at < end)
+        .where(counted(), Interaction.occurred_at < end)
         .subquery()
     )
     query = select(
@@ -370,14 +426,14 @@ def _first_and_last(
 
 
 def _reply_medians(
-    session: Session, pairs: Any, end: datetime, rows: dict[int, dict[str, Any]]
-) -> None:
-    """Reply times from each subject's threads of the last 365 days (relationship_rules)."""
+    session: Session, pairs: Any, end: datetime
+) -> dict[int, tuple[int | None, int | None]]:
+    """Per subject, the median reply times each way in its threads of 365 days."""
     query = (
         select(pairs.c.subject, Interaction.thread, Interaction.occurred_at, Interaction.direction)
         .join(Interaction, Interaction.id == pairs.c.interaction)
         .where(
-            _counted(),
+            counted(),
             Interaction.kind == "email",
             Interaction.thread.is_not(None),
             Interaction.occurred_at < end,
@@ -387,17 +443,17 @@ def _reply_medians(
     messages: dict[int, list[rules.ThreadMessage]] = defaultdict(list)
     for subject, thread, at, direction in session.execute(query):
         messages[subject].append(rules.ThreadMessage(thread, at, direction == "outbound"))
+    medians = {}
     for subject, mail in messages.items():
         ours, theirs = rules.reply_times(mail)
-        rows[subject]["our_reply_seconds"] = rules.median_seconds(ours)
-        rows[subject]["their_reply_seconds"] = rules.median_seconds(theirs)
+        medians[subject] = (rules.median_seconds(ours), rules.median_seconds(theirs))
+    return medians
 
 
 def _teammates(
     session: Session, pairs: Any, end: datetime, rows: dict[int, dict[str, Any]]
 ) -> None:
-    """The teammates in each subject's interactions of 365 days, the closest first: most
-    interactions, then the most recent, then the address (so that the choice is stable)."""
+    """Each subject's teammates in 365 days: interactions and the last one's time."""
     team = sorted(team_of(session))
     if not team:
         return
@@ -409,23 +465,21 @@ def _teammates(
         .join(Interaction, Interaction.id == pairs.c.interaction)
         .join(mate, mate.c.interaction_id == Interaction.id)
         .where(
-            _counted(),
+            counted(),
             Interaction.occurred_at < end,
             Interaction.occurred_at >= end - timedelta(days=365),
             mate.c.email.in_(team),
         )
         .group_by(pairs.c.subject, mate.c.email)
     )
-    found: dict[int, list[tuple[int, datetime, str]]] = defaultdict(list)
     for subject, email, n, at in session.execute(query):
-        found[subject].append((n, at, email))
-    for subject, mates in found.items():
-        mates.sort(key=lambda m: (-m[0], -m[1].timestamp(), m[2]))
-        rows[subject]["closest_teammate"] = mates[0][2]
-        rows[subject]["teammates"] = len(mates)
+        rows[subject]["team"][email] = [n, at.isoformat()]
 
 
-def _write(session: Session, model: type[Figures], key: str, rows: list[dict[str, Any]]) -> None:
+def write_rows(
+    session: Session, model: type[Figures], key: str, rows: list[dict[str, Any]]
+) -> None:
+    """Rows keyed by ``subject`` written in one multi-row upsert."""
     if not rows:
         return
     table = table_of(model)

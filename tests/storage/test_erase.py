@@ -205,7 +205,7 @@ def test_forget_erases_the_person_and_nothing_else(
     assert counts | {"audit_entries": 0} == {
         "contacts": 1,
         "emails": 1,
-        "observations": 3,  # display, first and last name
+        "observations": 4,  # display, first and last name, and one read from her mail
         "conflicts": 1,
         "participants": 5,
         "interactions_deleted": 3,

@@ -36,13 +36,12 @@ def _figures_table(table: str, subject: str, subjects: str) -> None:
         sa.Column("first_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_at", sa.DateTime(timezone=True), nullable=True),
         *(sa.Column(name, sa.Integer(), nullable=False) for name in COUNTS),
-        sa.Column("our_reply_seconds", sa.Integer(), nullable=True),
-        sa.Column("their_reply_seconds", sa.Integer(), nullable=True),
         sa.Column("strength", sa.Double(), nullable=False),
         sa.Column("level", sa.String(length=10), nullable=False),
         sa.Column("trend", sa.String(length=10), nullable=False),
         sa.Column("closest_teammate", sa.String(length=320), nullable=True),
         sa.Column("teammates", sa.Integer(), nullable=False),
+        sa.Column("team", sa.JSON(), nullable=False),
         sa.ForeignKeyConstraint(
             [key], [f"{subjects}.id"], name=op.f(f"fk_{table}_{key}_{subjects}"), ondelete="CASCADE"
         ),
