@@ -16,9 +16,17 @@ from icalendar import Calendar
 
 from agent.mail import text
 from agent.mail.envelope import Envelope, build_envelope
+from agent.mail.sender_zone import utc_offset
+from agent.mail.signature_fields import SignatureFields, read_signature
 from agent.pipeline.filters import Skip, apply_filters
 from agent.pipeline.meetings import plan_meeting, plan_replies
-from agent.pipeline.people import name_facts, new_contacts, within_limit, without_suspects
+from agent.pipeline.people import (
+    name_facts,
+    new_contacts,
+    signature_facts,
+    within_limit,
+    without_suspects,
+)
 from agent.pipeline.planned import Answered, Planned
 from agent.pipeline.policy import Policy
 from config.limits import MAX_CALENDAR_BYTES
@@ -30,7 +38,7 @@ from connectors.records import (
     Limited,
     MailMessage,
 )
-from storage.ingest import InteractionRecord, ParticipantRecord
+from storage.ingest import Fact, InteractionRecord, ParticipantRecord
 
 
 def plan_mail(message: MailMessage, policy: Policy) -> Planned | list[Planned] | Skip:
@@ -53,7 +61,8 @@ def plan_mail(message: MailMessage, policy: Policy) -> Planned | list[Planned] |
     return Planned(
         _mail_record(message, parsed, envelope, participants, policy),
         new_contacts(creatable, policy),
-        name_facts(participants, envelope.occurred_at, policy),
+        name_facts(participants, envelope.occurred_at, policy)
+        + _sender_facts(parsed, envelope, policy),
         tuple(limited),
     )
 
@@ -118,6 +127,26 @@ def _summary_and_body(
     new_text = text.reply_body(parsed, sender=sender) or text.body_text(parsed)
     body = new_text if policy.store_bodies and new_text else None
     return text.snippet(new_text) or None, body
+
+
+def _sender_facts(parsed: Message, envelope: Envelope, policy: Policy) -> list[Fact]:
+    """The title, phones, company and website in an inbound message's signature, and the
+    sender's time zone from its Date header.
+
+    The signature is read from the message's own new text, quoted history
+    left out (``agent.mail.signature_fields``); never in a metadata-only
+    mailbox, where no body is read. The Date header is metadata, so the time
+    zone is read there too.
+    """
+    sender = envelope.sender
+    if envelope.direction != "inbound" or sender is None:
+        return []
+    fields = SignatureFields()
+    if policy.visibility != "metadata":
+        named = f"{sender.name} <{sender.email}>" if sender.name else sender.email
+        fields = read_signature(text.body_text(parsed), named)
+    time_zone = utc_offset(text.header_str(parsed, "date"))
+    return signature_facts(sender, fields, time_zone, envelope.occurred_at, policy)
 
 
 def _calendar_of(parsed: Message) -> Calendar | None:

@@ -21,6 +21,7 @@ from agent.mail.addresses import (
     split_name,
 )
 from agent.mail.envelope import Envelope
+from agent.mail.signature_fields import SignatureFields
 from agent.pipeline.filters import sender_domain
 from agent.pipeline.policy import Policy
 from agent.pipeline.spam import weak_signal
@@ -109,6 +110,37 @@ def name_facts(
         if last:
             facts.append(Fact(address.email, "last_name", last, policy.connector, observed_at))
     return facts
+
+
+def signature_facts(
+    sender: Address | None,
+    fields: SignatureFields,
+    time_zone: str | None,
+    observed_at: datetime,
+    policy: Policy,
+) -> list[Fact]:
+    """What a sender's signature and Date header say about them, as observations.
+
+    Dated by the message, so the newest signature wins and a late backfill
+    of old mail does not; a person's edit beats them all (``storage.merge``).
+    Owners, colleagues, automated and never-log senders get none.
+    """
+    if sender is None or self_or_internal(sender, policy):
+        return []
+    if is_automated_address(sender.email) or policy.filters.never_log.matches(sender.email):
+        return []
+    values = [
+        ("title", fields.title),
+        *(("phone", phone) for phone in fields.phones),
+        ("extra.company_name", fields.company),
+        ("extra.website", fields.website),
+        ("extra.time_zone", time_zone),
+    ]
+    return [
+        Fact(sender.email, field, value, policy.connector, observed_at)
+        for field, value in values
+        if value
+    ]
 
 
 def company_name(domain: str) -> str:
