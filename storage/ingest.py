@@ -175,7 +175,9 @@ def write_batch(
     _lock_contacts(session, touched | linked | set(created.values()))
     interaction_of = _upsert_interactions(session, records, stats, changes, actor)
     _add_sources(session, records, interaction_of, stats)
-    among = {*interaction_of.values(), *_earlier_participation(session, created)}
+    among = (
+        {*interaction_of.values(), *_earlier_participation(session, created)} if figures else set()
+    )
     before = increments.pairs_in(session, among) if figures else None
     participants = _participant_rows(records, interaction_of, contact_of)
     _add_responses(session, batch.responses, contact_of, participants, stats)
@@ -183,33 +185,25 @@ def write_batch(
     if created:
         _link_earlier_participation(session, created)
     _record_facts(session, batch.facts, contact_of)
-    company_before = relationships.company_of_each(session, touched)
+    company_before = relationships.company_of_each(session, touched) if figures else {}
     changes += apply_merge(session, touched, actor=actor)
     refresh_last_contacted(session, linked | set(created.values()))
-    removed = relationships.contacts_of_sources(session, [*batch.removed, *batch.withdrawn])
+    gone = [*batch.removed, *batch.withdrawn]
+    removed = relationships.contacts_of_sources(session, gone) if figures else set()
     _remove_sources(session, batch.removed, propagate_deletes, stats, changes, actor)
     _remove_sources(session, batch.withdrawn, True, stats, changes, actor)
     _quarantine(session, batch.quarantined)
     audit.record(session, changes)
     if before is not None:
-        revised = {
-            c.entity_id for c in changes if (c.entity, c.action) == ("interaction", "update")
-        }
-        answered = {contact_of[r.email] for r in batch.responses if r.email in contact_of}
-        company_after = relationships.company_of_each(session, touched)
-        increments.keep_current(
+        _keep_figures_current(
             session,
             among,
             before,
-            recompute_contacts={c for c, i in before.contacts if i in revised} | removed | answered,
-            created=created.values(),
-            recompute_companies={
-                company
-                for c in touched
-                if company_before.get(c) != company_after.get(c)
-                for company in (company_before.get(c), company_after.get(c))
-                if company is not None
-            },
+            changes=changes,
+            recompute=removed
+            | {contact_of[r.email] for r in batch.responses if r.email in contact_of},
+            created=set(created.values()),
+            moved=_moved(company_before, relationships.company_of_each(session, touched)),
         )
     return stats
 
@@ -783,6 +777,41 @@ def _count_skips(session: Session, connector: str, skipped: Mapping[str, int]) -
             state,
             lambda counters: add_batch(counters, items=0, logged=0, quarantined=0, skipped=skipped),
         )
+
+
+def _keep_figures_current(
+    session: Session,
+    among: set[int],
+    before: increments.Pairs,
+    *,
+    changes: Sequence[audit.Change],
+    recompute: set[int],
+    created: set[int],
+    moved: set[int],
+) -> None:
+    """Relationship figures after the batch: the people in revised meetings, those whose
+    history lost something (``recompute``), the companies contacts ``moved`` between, are
+    recomputed; the rest gain the batch's new interactions."""
+    revised = {c.entity_id for c in changes if c.entity == "interaction" and c.action == "update"}
+    increments.keep_current(
+        session,
+        among,
+        before,
+        recompute_contacts={c for c, i in before.contacts if i in revised} | recompute,
+        recompute_companies=moved,
+        created=created,
+    )
+
+
+def _moved(before: Mapping[int, int | None], after: Mapping[int, int | None]) -> set[int]:
+    """The companies that contacts left or joined."""
+    return {
+        company
+        for contact, was in before.items()
+        if was != after.get(contact)
+        for company in (was, after.get(contact))
+        if company is not None
+    }
 
 
 def _earlier_participation(session: Session, created: dict[str, int]) -> set[int]:
