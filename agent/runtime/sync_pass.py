@@ -44,7 +44,8 @@ from agent.runtime.logs import scrub
 from connectors.capabilities import Metered, Retrying
 from connectors.errors import AuthError, ConnectorError, CursorInvalid, TransientError
 from connectors.records import Batch, Connector, Cursor, Limited
-from storage import audit
+from storage import audit, connector_days
+from storage.connector_days import measures_of
 from storage.db import describe_error, is_data_error, retrying, transaction
 from storage.ingest import BatchWrite, WriteStats, contact_ids, write_batch
 from storage.leases import Lease, LeaseLost, verify
@@ -408,7 +409,7 @@ class _Writer:
                 if batch is not None:
                     state = get_state(session, self.name)
                     state.cursor = batch.cursor
-                    _count(state, batch, plan, collided)
+                    _count(session, state, batch, plan, collided)
             plan.limited += collided
             return stats
 
@@ -447,19 +448,21 @@ def _account_dry(
     _account(result, batch, plan, WriteStats())
 
 
-def _count(state: SyncState, batch: Batch, plan: BatchPlan, extra: Sequence[Limited]) -> None:
+def _count(
+    session: Session, state: SyncState, batch: Batch, plan: BatchPlan, extra: Sequence[Limited]
+) -> None:
+    """The batch's figures on the connector's totals and on today's row of
+    ``connector_days``, in the batch's transaction."""
     notes = [*plan.limited, *extra]
-    update_counters(
-        state,
-        lambda counters: add_batch(
-            counters,
-            items=len(batch.items),
-            logged=plan.logged,
-            quarantined=len(plan.write.quarantined),
-            skipped=plan.skipped,
-            limited=Counter(note.reason for note in notes),
-        ),
-    )
+    figures: dict[str, Any] = {
+        "items": len(batch.items),
+        "logged": plan.logged,
+        "quarantined": len(plan.write.quarantined),
+        "skipped": plan.skipped,
+        "limited": Counter(note.reason for note in notes),
+    }
+    update_counters(state, lambda counters: add_batch(counters, **figures))
+    connector_days.record(session, state.connector, _now().date(), measures_of(**figures))
     for note in notes:
         log.info("%s: %s: %s (%s)", state.connector, note.source_id, note.detail, note.reason)
 
