@@ -43,8 +43,12 @@ COMMANDS = {
     "users": "agent.cli.users:users",
     "tokens": "agent.cli.users:tokens",
     "audit": "agent.cli.audit:audit",
+    "tags": "agent.cli.tags:tags_group",
+    "segments": "agent.cli.segments:segments_group",
+    "report": "agent.cli.report:report",
     "addon": "agent.cli.gmail_addon:addon",
     "addin": "agent.cli.outlook_addin:addin",
+    "export": "agent.cli.export:export",
 }
 """Command name -> ``module:attribute``; a command's module is imported when it runs."""
 

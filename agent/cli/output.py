@@ -12,6 +12,7 @@ forget.
 
 from __future__ import annotations
 
+import csv
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -24,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agent.runtime.inert_text import json_text, plain
+from storage.export import inert_cell
 
 _UNSAFE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
 
@@ -116,3 +118,19 @@ def print_rows(
     for row in rows:
         table.add_row(*(Text(human(row.get(column))) for column in columns))
     console.print(table)
+
+
+def write_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
+    """``rows`` as CSV on stdout, a header of ``columns`` first; every cell one plain line
+    that a spreadsheet will not run as a formula (``storage.export.inert_cell``)."""
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([csv_cell(row.get(column)) for column in columns])
+
+
+def csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    text = value.isoformat() if isinstance(value, datetime | date) else plain(str(value))
+    return inert_cell(text)

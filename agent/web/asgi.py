@@ -21,7 +21,18 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.staticfiles import StaticFiles
 
 from agent.runtime.app import App
-from agent.web import addin, addon, admin, api, auth, pages
+from agent.web import (
+    addin,
+    addon,
+    admin,
+    api,
+    api_reports,
+    api_segments,
+    auth,
+    pages,
+    report_pages,
+    segments_pages,
+)
 from agent.web.context import Forbidden, NotSignedIn, WebState
 from agent.web.render import STATIC, environment, page
 from agent.web.security import SecurityHeaders, Throttle
@@ -64,7 +75,19 @@ def create_app(app: App) -> FastAPI:
         https_only=secure,
     )
     fastapi.add_middleware(SecurityHeaders, hsts=secure)
-    for router in (auth.router, pages.router, admin.router, api.router, addon.router, addin.router):
+    routers = (
+        auth,
+        pages,
+        report_pages,
+        segments_pages,
+        admin,
+        api,
+        api_reports,
+        api_segments,
+        addon,
+        addin,
+    )
+    for router in (module.router for module in routers):
         fastapi.include_router(router)
     fastapi.mount("/static", StaticFiles(directory=STATIC), name="static")
     fastapi.add_api_route("/healthz", _healthz, include_in_schema=False)

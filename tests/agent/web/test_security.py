@@ -33,6 +33,8 @@ from agent.web.asgi import SESSION_COOKIE, create_app
 from storage.db import make_engine
 from storage.edits import list_conflicts, set_fields, snapshot
 from storage.models import Interaction
+from storage.segments import add_segment
+from storage.tags import add_tag
 from tests.agent.web.conftest import Served
 from tests.support.web import (
     HOSTILE,
@@ -117,6 +119,8 @@ class Ids:
     conflict: int
     shared: int
     private: int
+    segment: str
+    tag: str
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +139,12 @@ def ids(served: Served, engine: Engine) -> Ids:
         sessions, DANA, {"lead_source": "fair"}, user=f"user:{served.team.member}", base=seen
     )
     (conflict,) = outcome.conflicts
-    return Ids(conflict=conflict.id, shared=shared, private=private)
+    with sessions.begin() as session:
+        add_segment(session, "warm", "contact", {"level_at_least": "weak"}, actor="user:test")
+        add_tag(
+            session, "contact", [served.team.dana_id], "customer", source="user:test", actor="t"
+        )
+    return Ids(conflict=conflict.id, shared=shared, private=private, segment="warm", tag="customer")
 
 
 def fill(path: str, served: Served, ids: Ids) -> str:
@@ -144,6 +153,8 @@ def fill(path: str, served: Served, ids: Ids) -> str:
         "company_id": served.team.company_id,
         "interaction_id": ids.shared,
         "conflict_id": ids.conflict,
+        "name": ids.segment,
+        "tag": ids.tag,
     }
     for name in re.findall(r"\{(\w+)\}", path):
         assert name in values, f"{path}: give the test a real id for {{{name}}}"
