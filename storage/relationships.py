@@ -28,7 +28,7 @@ from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import relationship_rules as rules
-from storage.batching import chunks
+from storage.batching import CHUNK, chunks
 from storage.db import transaction
 from storage.history import team_of
 from storage.models import (
@@ -49,6 +49,8 @@ KINDS = ("emails_in", "emails_out", "meetings")
 COUNT_COLUMNS = (*(f"{name}_{days}" for days in rules.WINDOWS for name in KINDS), "before_90")
 
 
+SPAN = 20_000
+"""Subjects recomputed together when many are (a new day's turn): one range of ids."""
 NEVER = date(1970, 1, 1)
 """The ``as_of`` of a row made to be locked before its first computation: stale."""
 
@@ -63,21 +65,25 @@ def refresh(
     contacts: Iterable[int] = (),
     companies: Iterable[int] = (),
     as_of: date | None = None,
+    span: bool = False,
 ) -> None:
     """Recompute the figures of these contacts and companies for ``as_of`` (today).
 
     The rows are locked first (made, when missing), in key order: a batch adding
     to a row waits for a recomputation of it and the other way round, so
-    neither overwrites what the other counted.
+    neither overwrites what the other counted. With ``span``, many subjects are
+    read by ranges of ids (:data:`SPAN` at a time) rather than lists: the
+    database then joins the history once per range instead of looking each
+    subject up.
     """
     day = as_of or today()
     for model, key, pairs, ids in (
         (ContactFigures, "contact_id", _contact_pairs, contacts),
         (CompanyFigures, "company_id", _company_pairs, companies),
     ):
-        for chunk in chunks(sorted(set(ids))):
+        for chunk in chunks(sorted(set(ids)), SPAN if span else CHUNK):
             lock_rows(session, model, key, chunk)
-            write_rows(session, model, key, _compute(session, pairs, chunk, day))
+            write_rows(session, model, key, _compute(session, pairs, chunk, day, span=span))
 
 
 def lock_rows(
@@ -163,11 +169,11 @@ def refresh_stale(
         )
         if limit is not None:
             stale = stale.limit(limit - done)
-        for chunk in chunks(list(session.scalars(stale))):
+        for chunk in chunks(list(session.scalars(stale)), SPAN):
             if model is ContactFigures:
-                refresh(session, contacts=chunk, as_of=day)
+                refresh(session, contacts=chunk, as_of=day, span=True)
             else:
-                refresh(session, companies=chunk, as_of=day)
+                refresh(session, companies=chunk, as_of=day, span=True)
             done += len(chunk)
             if progress is not None:
                 progress(len(chunk))
@@ -176,7 +182,7 @@ def refresh_stale(
     return done
 
 
-def refresh_stale_in_steps(sessions: sessionmaker[Session], *, step: int = 2000) -> int:
+def refresh_stale_in_steps(sessions: sessionmaker[Session], *, step: int = SPAN) -> int:
     """:func:`refresh_stale` a transaction per ``step`` rows, so that a day's turn over a
     large database never holds one long transaction; how many rows."""
     total = 0
@@ -247,7 +253,7 @@ def standing(session: Session, model: type[Figures], subject_id: int) -> Standin
         values = dict(row)
     else:
         values = _compute(session, pairs, [subject_id], day)[0]
-    ours, theirs = _reply_medians(session, pairs([subject_id]).subquery(), end_of(day)).get(
+    ours, theirs = _reply_medians(session, pairs([subject_id], False).subquery(), end_of(day)).get(
         subject_id, (None, None)
     )
     counts = _counts(values)
@@ -290,7 +296,7 @@ def _counts(values: dict[str, Any]) -> rules.Counts:
 
 # -- computing ---------------------------------------------------------------------------------
 
-Pairs = Callable[[Sequence[int]], Select[int | None, int]]
+Pairs = Callable[[Sequence[int], bool], Select[int | None, int]]
 """``(subject id, interaction id)`` for a chunk of subjects: who took part in what."""
 
 
@@ -309,33 +315,41 @@ def taking_part() -> ColumnElement[bool]:
     )
 
 
-def _contact_pairs(ids: Sequence[int]) -> Select[int | None, int]:
+def _among(column: Any, ids: Sequence[int], span: bool) -> ColumnElement[bool]:
+    among: ColumnElement[bool] = column.between(ids[0], ids[-1]) if span else column.in_(ids)
+    return among
+
+
+def _contact_pairs(ids: Sequence[int], span: bool) -> Select[int | None, int]:
     p = InteractionParticipant
     return (
         select(p.contact_id.label("subject"), p.interaction_id.label("interaction"))
-        .where(p.contact_id.in_(ids), taking_part())
+        .where(_among(p.contact_id, ids, span), taking_part())
         .distinct()
     )
 
 
-def _company_pairs(ids: Sequence[int]) -> Select[int | None, int]:
+def _company_pairs(ids: Sequence[int], span: bool) -> Select[int | None, int]:
     p = InteractionParticipant
     return (
         select(Contact.company_id.label("subject"), p.interaction_id.label("interaction"))
         .join(Contact, Contact.id == p.contact_id)
-        .where(Contact.company_id.in_(ids), taking_part())
+        .where(_among(Contact.company_id, ids, span), taking_part())
         .distinct()
     )
 
 
 def _compute(
-    session: Session, pairs_of: Pairs, ids: Sequence[int], day: date
+    session: Session, pairs_of: Pairs, ids: Sequence[int], day: date, *, span: bool = False
 ) -> list[dict[str, Any]]:
+    """The rows of ``ids`` (sorted; with ``span``, the subjects between the first and the
+    last are read too, and left out)."""
     end = end_of(day)
-    pairs = pairs_of(ids).subquery()
+    pairs = pairs_of(ids, span).subquery()
     rows = {i: _empty(day) for i in ids}
     for subject, *figures in session.execute(_counts_query(pairs, end)):
-        rows[subject].update(zip(COUNT_COLUMNS, (int(n or 0) for n in figures), strict=True))
+        if subject in rows:
+            rows[subject].update(zip(COUNT_COLUMNS, (int(n or 0) for n in figures), strict=True))
     _first_and_last(session, pairs, end, rows)
     _teammates(session, pairs, end, rows)
     for row in rows.values():
@@ -419,6 +433,8 @@ def _first_and_last(
         numbered.c.subject, numbered.c.id, numbered.c.occurred_at, numbered.c.a, numbered.c.d
     ).where((numbered.c.a == 1) | (numbered.c.d == 1))
     for subject, interaction_id, at, a, d in session.execute(query):
+        if subject not in rows:
+            continue
         if a == 1:
             rows[subject].update(first_at=at, first_interaction_id=interaction_id)
         if d == 1:
@@ -473,7 +489,8 @@ def _teammates(
         .group_by(pairs.c.subject, mate.c.email)
     )
     for subject, email, n, at in session.execute(query):
-        rows[subject]["team"][email] = [n, at.isoformat()]
+        if subject in rows:
+            rows[subject]["team"][email] = [n, at.isoformat()]
 
 
 def write_rows(
