@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, ScalarSelect, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
-from storage.models import Company, Contact, ContactEmail
+from storage.models import Company, CompanyDomain, Contact, ContactEmail
 
 MAX_CANDIDATES = 20
 
@@ -73,6 +73,19 @@ def first_email(contact_id: ColumnElement[Any] | InstrumentedAttribute[Any]) -> 
         .order_by(ContactEmail.id)
         .limit(1)
         .correlate_except(ContactEmail)
+        .scalar_subquery()
+    )
+
+
+def first_domain(company_id: ColumnElement[Any] | InstrumentedAttribute[Any]) -> ScalarSelect[Any]:
+    """The company's first domain (as ``Company.domain``), as a column of a query over rows
+    that name the company by ``company_id``."""
+    return (
+        select(CompanyDomain.domain)
+        .where(CompanyDomain.company_id == company_id)
+        .order_by(CompanyDomain.id)
+        .limit(1)
+        .correlate_except(CompanyDomain)
         .scalar_subquery()
     )
 

@@ -22,10 +22,10 @@ from sqlalchemy import ColumnElement, Select, and_, case, func, select
 from sqlalchemy.orm import Session, aliased
 
 from storage import relationships
+from storage.contact_lookup import first_domain
 from storage.history import team_of, unanswered
 from storage.models import (
     Company,
-    CompanyDomain,
     CompanyFigures,
     ConnectorDay,
     Contact,
@@ -377,17 +377,9 @@ def _cooling_contacts(session: Session, limit: int, today: date) -> list[Cooling
     return [_cooling_row("contact", i, name, email, f, today) for f, i, name, email in rows]
 
 
-def _first_domain() -> Any:
-    return (
-        select(func.min(CompanyDomain.domain))
-        .where(CompanyDomain.company_id == Company.id)
-        .scalar_subquery()
-    )
-
-
 def _cooling_companies(session: Session, limit: int, today: date) -> list[Cooling]:
     rows = session.execute(
-        select(CompanyFigures, Company.id, Company.name, _first_domain())
+        select(CompanyFigures, Company.id, Company.name, first_domain(Company.id))
         .join(Company, Company.id == CompanyFigures.company_id)
         .where(CompanyFigures.trend == "cooling")
         .order_by(CompanyFigures.strength.desc(), Company.id)
@@ -429,7 +421,12 @@ def coverage(
     interactions = f.emails_in_365 + f.emails_out_365 + f.meetings_365
     sole = session.execute(
         select(
-            Company.id, Company.name, _first_domain(), f.closest_teammate, interactions, f.strength
+            Company.id,
+            Company.name,
+            first_domain(Company.id),
+            f.closest_teammate,
+            interactions,
+            f.strength,
         )
         .join(f, f.company_id == Company.id)
         .where(f.teammates == 1)

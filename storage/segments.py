@@ -26,7 +26,7 @@ from sqlalchemy import ColumnElement, Select, delete, exists, func, literal, or_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from storage import audit
-from storage.contact_lookup import first_email
+from storage.contact_lookup import first_domain, first_email
 from storage.models import (
     Company,
     CompanyDomain,
@@ -298,17 +298,6 @@ _SHAPES = {
 }
 
 
-def _first_domain(company_id: Any) -> Any:
-    return (
-        select(CompanyDomain.domain)
-        .where(CompanyDomain.company_id == company_id)
-        .order_by(CompanyDomain.id)
-        .limit(1)
-        .correlate_except(CompanyDomain)
-        .scalar_subquery()
-    )
-
-
 def _conditions(shape: _Shape, definition: Definition, now: datetime) -> list[ColumnElement[bool]]:
     """One SQL condition per condition of the definition."""
     figures = shape.figures
@@ -392,7 +381,7 @@ def members(
             entity.id,
             shape.name,
             email,
-            _first_domain(shape.company_id),
+            first_domain(shape.company_id),
             func.coalesce(figures.level, literal("none")),
             strength,
             figures.last_at,

@@ -39,7 +39,7 @@ def environment() -> Environment:
     )
     env.filters["when"] = when
     env.filters["ago"] = ago
-    env.filters["duration"] = lambda seconds: duration_text(timedelta(seconds=seconds))
+    env.filters["duration"] = duration
     env.globals["query"] = lambda **params: urlencode({k: v for k, v in params.items() if v})
     return env
 
@@ -68,6 +68,10 @@ def when(value: datetime | None) -> str:
     if value is None:
         return "—"
     return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def duration(seconds: float | None) -> str:
+    return "—" if seconds is None else duration_text(timedelta(seconds=seconds))
 
 
 def ago(value: datetime | None) -> str:

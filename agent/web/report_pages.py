@@ -7,13 +7,11 @@ sources report shows connectors, so it is for admins, like the admin pages.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from agent.runtime.timing import duration_text
 from agent.web import charts
 from agent.web.context import AdminViewer, Database, PageViewer
 from agent.web.render import page
@@ -44,13 +42,8 @@ def activity_page(
         me=viewer,
         report=found,
         chart=activity_chart(found),
-        reply_time=reply_time,
         tab="activity",
     )
-
-
-def reply_time(seconds: int | None) -> str:
-    return "—" if seconds is None else duration_text(timedelta(seconds=seconds))
 
 
 def reasons(measures: dict[str, int], kind: str) -> str:
