@@ -217,6 +217,16 @@ def contacts_of_sources(session: Session, sources: Sequence[tuple[str, str]]) ->
 
 
 @dataclass(frozen=True)
+class Moment:
+    """The first or the last interaction: when, what, about what, with which teammates."""
+
+    at: datetime
+    kind: str
+    topic: str | None
+    teammates: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Standing:
     """A contact's or a company's figures as pages, the API and the CLI show them."""
 
@@ -234,6 +244,8 @@ class Standing:
     closest_teammate: str | None
     teammates: int
     as_of: date
+    first: Moment | None
+    last: Moment | None
 
 
 def standing(session: Session, model: type[Figures], subject_id: int) -> Standing:
@@ -272,7 +284,31 @@ def standing(session: Session, model: type[Figures], subject_id: int) -> Standin
         closest_teammate=values["closest_teammate"],
         teammates=values["teammates"],
         as_of=values["as_of"],
+        first=_moment(session, values["first_interaction_id"]),
+        last=_moment(session, values["last_interaction_id"]),
     )
+
+
+def _moment(session: Session, interaction_id: int | None) -> Moment | None:
+    """A counted interaction: one the whole team may read, subject included."""
+    row = None
+    if interaction_id is not None:
+        row = session.execute(
+            select(Interaction.occurred_at, Interaction.kind, Interaction.subject).where(
+                Interaction.id == interaction_id
+            )
+        ).first()
+    if row is None:
+        return None
+    mates = session.scalars(
+        select(InteractionParticipant.email)
+        .where(
+            InteractionParticipant.interaction_id == interaction_id,
+            InteractionParticipant.email.in_(sorted(team_of(session))),
+        )
+        .order_by(InteractionParticipant.id)
+    )
+    return Moment(row.occurred_at, row.kind, row.subject, tuple(dict.fromkeys(mates)))
 
 
 def explanation(row: Figures | None, on: date | None = None) -> str:

@@ -207,6 +207,10 @@ def _report(
             f"next: crm-sync --config {config} contacts show {contacts[0].emails[0]}",
             highlight=False,
         )
+    console.print(
+        f"      crm-sync --config {config} report cooling (or activity, coverage, sources)",
+        highlight=False,
+    )
     web = app.settings.web
     console.print(
         f"web:  crm-sync --config {config} serve, then open http://{web.host}:{web.port} and "

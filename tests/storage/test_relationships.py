@@ -175,6 +175,13 @@ def test_counts_reply_times_strength_and_trend_on_a_known_history(history: Engin
         shown = relationships.standing(session, ContactFigures, carol.contact_id)
         assert shown.our_reply_seconds == (2 * 3600 + 86400) // 2  # Alice 2 h, Bob a day
         assert shown.their_reply_seconds == 21 * 3600
+        assert shown.last is not None and shown.first is not None
+        assert (shown.last.kind, shown.last.topic, shown.last.teammates) == (
+            "email",
+            "subject c3",
+            ("alice@ours.example",),
+        )
+        assert (shown.first.topic, shown.first.teammates) == ("subject c4", ("bob@ours.example",))
 
         dave = _figures(session, "dave@acme.example")
         assert (dave.emails_in_30 + dave.emails_out_30, dave.before_90) == (0, 6)
