@@ -175,17 +175,15 @@ def write_batch(
     _lock_contacts(session, touched | linked | set(created.values()))
     interaction_of = _upsert_interactions(session, records, stats, changes, actor)
     _add_sources(session, records, interaction_of, stats)
-    among = (
-        {*interaction_of.values(), *_earlier_participation(session, created)} if figures else set()
-    )
-    before = increments.pairs_in(session, among) if figures else None
+    among, before = _figures_before(session, interaction_of, created, changes, figures)
     participants = _participant_rows(records, interaction_of, contact_of)
     _add_responses(session, batch.responses, contact_of, participants, stats)
     _upsert_participants(session, participants)
     if created:
         _link_earlier_participation(session, created)
     _record_facts(session, batch.facts, contact_of)
-    company_before = relationships.company_of_each(session, touched) if figures else {}
+    moving = figures and any(f.field == "company" for f in batch.facts)
+    company_before = relationships.company_of_each(session, touched) if moving else {}
     changes += apply_merge(session, touched, actor=actor)
     refresh_last_contacted(session, linked | set(created.values()))
     gone = [*batch.removed, *batch.withdrawn]
@@ -203,7 +201,7 @@ def write_batch(
             recompute=removed
             | {contact_of[r.email] for r in batch.responses if r.email in contact_of},
             created=set(created.values()),
-            moved=_moved(company_before, relationships.company_of_each(session, touched)),
+            moved=_moved(company_before, relationships.company_of_each(session, company_before)),
         )
     return stats
 
@@ -779,6 +777,22 @@ def _count_skips(session: Session, connector: str, skipped: Mapping[str, int]) -
         )
 
 
+def _figures_before(
+    session: Session,
+    interaction_of: Mapping[str, int],
+    created: Mapping[str, int],
+    changes: Sequence[audit.Change],
+    figures: bool,
+) -> tuple[set[int], increments.Pairs | None]:
+    """The interactions whose people the batch may change, and who took part in them
+    before it (nobody, in those it creates: they are not asked for)."""
+    if not figures:
+        return set(), None
+    new = {c.entity_id for c in changes if c.entity == "interaction" and c.action == "create"}
+    among = {*interaction_of.values(), *_earlier_participation(session, created)}
+    return among, increments.pairs_in(session, among - new)
+
+
 def _keep_figures_current(
     session: Session,
     among: set[int],
@@ -814,7 +828,7 @@ def _moved(before: Mapping[int, int | None], after: Mapping[int, int | None]) ->
     }
 
 
-def _earlier_participation(session: Session, created: dict[str, int]) -> set[int]:
+def _earlier_participation(session: Session, created: Mapping[str, int]) -> set[int]:
     """The interactions logged before these addresses became contacts: their figures (and
     their companies') gain them when :func:`_link_earlier_participation` links them."""
     found: set[int] = set()

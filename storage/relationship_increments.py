@@ -56,37 +56,61 @@ Fact = tuple[datetime, str, str]
 
 @dataclass(frozen=True)
 class Pairs:
-    """Who took part in a set of interactions: contacts, through them companies, and the
-    teammates of each interaction that has participants."""
+    """Who took part in a set of interactions: contacts, through them companies, the
+    teammates of each interaction, and what each counted interaction was."""
 
     contacts: frozenset[Pair] = frozenset()
     companies: frozenset[Pair] = frozenset()
     teams: dict[int, frozenset[str]] = field(default_factory=dict)
+    facts: dict[int, Fact] = field(default_factory=dict)
+    """The interactions that count for figures (``storage.relationships.counted``) and
+    happened before the end of today."""
 
 
 def pairs_in(session: Session, interaction_ids: Iterable[int]) -> Pairs:
+    """One query per chunk of interactions: their participants, with what figures need."""
     contacts: set[Pair] = set()
     companies: set[Pair] = set()
     teams: dict[int, set[str]] = defaultdict(set)
+    facts: dict[int, Fact] = {}
     team = team_of(session)
-    p = InteractionParticipant
+    end = end_of(today())
+    p, i = InteractionParticipant, Interaction
     for chunk in chunks(sorted(set(interaction_ids))):
         rows = session.execute(
-            select(p.interaction_id, p.email, p.contact_id, Contact.company_id, taking_part())
+            select(
+                p.interaction_id,
+                p.email,
+                p.contact_id,
+                Contact.company_id,
+                taking_part(),
+                i.occurred_at,
+                i.kind,
+                i.direction,
+                counted(),
+            )
+            .join(i, i.id == p.interaction_id)
             .outerjoin(Contact, Contact.id == p.contact_id)
             .where(p.interaction_id.in_(chunk))
         )
-        for interaction_id, email, contact_id, company_id, takes_part in rows:
+        for row in rows:
+            interaction_id, email, contact_id, company_id, takes_part = row[:5]
+            at, kind, direction, counts = row[5:]
             mates = teams[interaction_id]
             if email in team:
                 mates.add(email)
+            if counts and at < end:
+                facts[interaction_id] = (at, kind, direction)
             if contact_id is None or not takes_part:
                 continue
             contacts.add((contact_id, interaction_id))
             if company_id is not None:
                 companies.add((company_id, interaction_id))
     return Pairs(
-        frozenset(contacts), frozenset(companies), {i: frozenset(m) for i, m in teams.items()}
+        frozenset(contacts),
+        frozenset(companies),
+        {i: frozenset(m) for i, m in teams.items()},
+        facts,
     )
 
 
@@ -116,10 +140,7 @@ def keep_current(
         ContactFigures: _by_subject(after.contacts - before.contacts, contacts),
         CompanyFigures: _by_subject(after.companies - before.companies, companies),
     }
-    end = end_of(today())
-    touched = {i for pairs in new.values() for ids in pairs.values() for i in ids}
-    facts = _counted_facts(session, touched, end)
-    mates = _teammates_in(session, facts)
+    facts, mates = after.facts, after.teams
     contacts |= _add(session, ContactFigures, "contact_id", new[ContactFigures], facts, mates)
     companies |= _add(session, CompanyFigures, "company_id", new[CompanyFigures], facts, mates)
     refresh(session, contacts=contacts | set(created), companies=companies)
@@ -139,7 +160,7 @@ def _add(
     key: str,
     by_subject: dict[int, set[int]],
     facts: dict[int, Fact],
-    mates: dict[int, set[str]],
+    mates: dict[int, frozenset[str]],
 ) -> set[int]:
     """Add each subject's new interactions to its current row; the subjects whose row is
     not current (to be recomputed instead)."""
@@ -176,40 +197,11 @@ def _current(row: dict[str, Any], day: date) -> bool:
     )
 
 
-def _counted_facts(session: Session, interaction_ids: set[int], end: datetime) -> dict[int, Fact]:
-    """``when, kind, direction`` of the interactions that count (see
-    ``storage.relationships``), by id."""
-    facts: dict[int, Fact] = {}
-    for chunk in chunks(sorted(interaction_ids)):
-        rows = session.execute(
-            select(
-                Interaction.id, Interaction.occurred_at, Interaction.kind, Interaction.direction
-            ).where(Interaction.id.in_(chunk), counted(), Interaction.occurred_at < end)
-        )
-        facts |= {i: (at, kind, direction) for i, at, kind, direction in rows}
-    return facts
-
-
-def _teammates_in(session: Session, interaction_ids: Iterable[int]) -> dict[int, set[str]]:
-    team = sorted(team_of(session))
-    found: dict[int, set[str]] = defaultdict(set)
-    if not team:
-        return found
-    p = InteractionParticipant
-    for chunk in chunks(sorted(interaction_ids)):
-        rows = session.execute(
-            select(p.interaction_id, p.email).where(p.interaction_id.in_(chunk), p.email.in_(team))
-        )
-        for interaction_id, email in rows:
-            found[interaction_id].add(email)
-    return found
-
-
 def _count(
     values: dict[str, Any],
     fact: Fact,
     interaction_id: int,
-    mates: set[str],
+    mates: frozenset[str],
     end: datetime,
 ) -> None:
     """One more interaction on a row, as a full recomputation would count it."""

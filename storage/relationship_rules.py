@@ -33,6 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from statistics import median
+from typing import Any
 
 WINDOWS = (30, 90, 365)
 DECAY = {30: 1.0, 90: 0.5, 365: 0.2}
@@ -96,20 +97,15 @@ def trend(counts: Counts) -> str:
     return "steady"
 
 
-def closest(team: Mapping[str, Sequence[object]]) -> str | None:
+def closest(team: Mapping[str, Sequence[Any]]) -> str | None:
     """The teammate with the most interactions, then the latest, then by address (stable);
-    ``team`` maps an address to ``[interactions, last ISO time]``."""
+    ``team`` maps an address to ``[interactions, last time]``, the time in ISO form as
+    ``datetime.isoformat`` writes a UTC time, which orders as text as it does as time."""
     if not team:
         return None
-    ranked = sorted(
-        team.items(),
-        key=lambda item: (-int(str(item[1][0])), _negated(str(item[1][1])), item[0]),
-    )
-    return ranked[0][0]
-
-
-def _negated(stamp: str) -> float:
-    return -datetime.fromisoformat(stamp).timestamp()
+    most = max(n for n, _ in team.values())
+    latest = max(str(at) for n, at in team.values() if n == most)
+    return min(email for email, (n, at) in team.items() if n == most and str(at) == latest)
 
 
 def level_at_least(floor: str) -> tuple[str, ...]:

@@ -412,3 +412,24 @@ def test_a_new_day_brings_stale_rows_forward_in_steps(history: Engine) -> None:
         days |= set(session.scalars(select(CompanyFigures.as_of)))
         assert days == {relationships.today()}
         assert _snapshot(session) == _recomputed(session, relationships.today())
+
+
+_utc_times = st.datetimes(
+    min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(timezone.utc)
+)
+
+
+@given(_utc_times, _utc_times)
+def test_stored_times_order_as_text_as_they_do_as_times(a: datetime, b: datetime) -> None:
+    """The team map keeps times as ISO text; the closest teammate compares them as text."""
+    assert (a.isoformat() < b.isoformat()) == (a < b)
+
+
+def test_the_closest_teammate_has_most_interactions_then_the_latest_then_the_first_address() -> (
+    None
+):
+    early, late = "2026-01-01T09:00:00+00:00", "2026-01-01T09:00:00.500000+00:00"
+    assert rules.closest({}) is None
+    assert rules.closest({"b@x": [3, early], "a@x": [2, late]}) == "b@x"
+    assert rules.closest({"b@x": [2, late], "a@x": [2, early]}) == "b@x"
+    assert rules.closest({"b@x": [2, late], "a@x": [2, late]}) == "a@x"
