@@ -210,6 +210,7 @@ def _report(
     console.print(
         f"      crm-sync --config {config} report cooling (or activity, coverage, sources)",
         highlight=False,
+        soft_wrap=True,
     )
     web = app.settings.web
     console.print(
