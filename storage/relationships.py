@@ -49,6 +49,8 @@ KINDS = ("emails_in", "emails_out", "meetings")
 COUNT_COLUMNS = (*(f"{name}_{days}" for days in rules.WINDOWS for name in KINDS), "before_90")
 
 
+REPLY_SAMPLE = 300
+"""Messages a contact's or company's reply times are read from: the newest, in 365 days."""
 SPAN = 20_000
 """Subjects recomputed together when many are (a new day's turn): one range of ids."""
 NEVER = date(1970, 1, 1)
@@ -252,9 +254,10 @@ def standing(session: Session, model: type[Figures], subject_id: int) -> Standin
     """The stored row, or (missing, or of an earlier day) the figures computed afresh for
     today without writing them: a page view never writes, and never shows stale counts.
 
-    Reply times are computed here, from the subject's own threads of 365 days
-    (an indexed read, like the timeline's): a median is not kept by adding to
-    it, so the rows that every batch updates do not hold one.
+    Reply times are computed here, from the newest messages of the subject's own
+    threads (:data:`REPLY_SAMPLE`, 365 days; an indexed read, like the timeline's): a
+    median is not kept by adding to it, so the rows that every batch updates do not
+    hold one.
     """
     key = "contact_id" if model is ContactFigures else "company_id"
     pairs = _contact_pairs if model is ContactFigures else _company_pairs
@@ -480,7 +483,9 @@ def _first_and_last(
 def _reply_medians(
     session: Session, pairs: Any, end: datetime
 ) -> dict[int, tuple[int | None, int | None]]:
-    """Per subject, the median reply times each way in its threads of 365 days."""
+    """The median reply times each way of the one subject ``pairs`` holds, over the newest
+    :data:`REPLY_SAMPLE` messages of its threads within 365 days: a page view reads a
+    bounded number of rows, however busy the customer."""
     query = (
         select(pairs.c.subject, Interaction.thread, Interaction.occurred_at, Interaction.direction)
         .join(Interaction, Interaction.id == pairs.c.interaction)
@@ -491,6 +496,8 @@ def _reply_medians(
             Interaction.occurred_at < end,
             Interaction.occurred_at >= end - timedelta(days=365),
         )
+        .order_by(Interaction.occurred_at.desc())
+        .limit(REPLY_SAMPLE)
     )
     messages: dict[int, list[rules.ThreadMessage]] = defaultdict(list)
     for subject, thread, at, direction in session.execute(query):

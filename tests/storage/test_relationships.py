@@ -433,3 +433,15 @@ def test_the_closest_teammate_has_most_interactions_then_the_latest_then_the_fir
     assert rules.closest({"b@x": [3, early], "a@x": [2, late]}) == "b@x"
     assert rules.closest({"b@x": [2, late], "a@x": [2, early]}) == "b@x"
     assert rules.closest({"b@x": [2, late], "a@x": [2, late]}) == "a@x"
+
+
+def test_reply_times_are_read_from_the_newest_messages_only(
+    history: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However busy a customer, a page reads a bounded number of messages: with room for two,
+    Carol's newest two (ours, then her answer 21 hours later) are all that is timed."""
+    monkeypatch.setattr(relationships, "REPLY_SAMPLE", 2)
+    with Session(history) as session:
+        carol = _figures(session, "carol@acme.example")
+        shown = relationships.standing(session, ContactFigures, carol.contact_id)
+        assert (shown.our_reply_seconds, shown.their_reply_seconds) == (None, 21 * 3600)
