@@ -334,6 +334,22 @@ def api_token(url: str) -> str:
         engine.dispose()
 
 
+def current_figures(kind: str, url: str) -> None:
+    """Relationship figures made and brought to today, as the agent's hourly job keeps them
+    (the generated database has none): without them every contact page would compute a
+    busy customer's figures from their whole history, which no running team's pages do."""
+    from storage.db import make_engine, session_factory
+    from storage.relationships import refresh_stale_in_steps
+
+    engine = make_engine(url)
+    try:
+        started = time.perf_counter()
+        rows = refresh_stale_in_steps(session_factory(engine))
+        emit(f"web.figures.{kind}", time.perf_counter() - started, "s", rows=rows)
+    finally:
+        engine.dispose()
+
+
 # -- the requests ----------------------------------------------------------------------------
 
 
@@ -373,6 +389,7 @@ def route_paths(url: str, seed: int) -> dict[str, list[str]]:
 def measure(
     kind: str, url: str, args: argparse.Namespace, workdir: Path
 ) -> dict[tuple[str, int], dict[str, Any]]:
+    current_figures(kind, url)
     paths = route_paths(url, args.seed)
     token = api_token(url)
     server = Server(kind, url, args.workers, workdir)
