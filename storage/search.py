@@ -14,9 +14,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
     CompoundSelect,
+    Integer,
     Select,
+    any_,
     case,
+    cast,
     false,
     func,
     literal_column,
@@ -74,15 +79,33 @@ def search(session: Session, query: str, *, limit: int = 20) -> SearchResult:
         domains = _substring(session, CompanyDomain.domain, CompanyDomain.company_id, needle)
     # Unions, not ORs of IN: each branch is an index probe and the database joins the
     # few ids found, where an OR would test every contact against every branch.
+    postgres = session.get_bind().dialect.name == "postgresql"
     company_ids = union(companies, domains)
     contact_ids = union(
-        names, emails, select(Contact.id).where(Contact.company_id.in_(company_ids))
+        names, emails, select(Contact.id).where(_among(Contact.company_id, company_ids, postgres))
     )
     return SearchResult(
         query=needle,
-        contacts=tuple(_contacts(session, contact_ids, needle, limit)),
+        contacts=tuple(
+            _contacts(session, _among(Contact.id, contact_ids, postgres), needle, limit)
+        ),
         companies=tuple(_companies(session, company_ids, needle, limit)),
     )
+
+
+def _among(
+    column: InstrumentedAttribute[int] | InstrumentedAttribute[int | None],
+    ids: CompoundSelect[Any],
+    postgres: bool,
+) -> ColumnElement[bool]:
+    """``column IN ids``. PostgreSQL gets ``= ANY`` of the ids gathered into one array first:
+    it cannot foresee how few rows a trigram match finds, and planned ``IN`` as a hash join
+    over a scan of every contact (33 ms for "software" on 100,000 contacts; 21 ms so)."""
+    if not postgres:
+        return column.in_(ids)
+    found = ids.subquery()
+    gathered = select(func.array_agg(found.c[0])).scalar_subquery()
+    return column == any_(cast(gathered, ARRAY(Integer)))
 
 
 def _substring(
@@ -116,7 +139,7 @@ def _prefix(
 
 
 def _contacts(
-    session: Session, ids: CompoundSelect[Any], needle: str, limit: int
+    session: Session, found: ColumnElement[bool], needle: str, limit: int
 ) -> list[ContactHit]:
     email = first_email(Contact.id)
     starts = case(
@@ -126,7 +149,7 @@ def _contacts(
     rows = session.execute(
         select(Contact.id, Contact.display_name, email, Company.name, Contact.last_contacted_at)
         .outerjoin(Company, Company.id == Contact.company_id)
-        .where(Contact.id.in_(ids))
+        .where(found)
         .order_by(starts, Contact.last_contacted_at.desc().nulls_last(), Contact.id)
         .limit(limit)
     )
