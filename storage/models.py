@@ -24,7 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -432,6 +432,14 @@ class _Figures:
     """Per teammate, ``[interactions, last ISO time]`` in 365 days: what lets a new
     interaction update the closest teammate without counting the history again."""
 
+    @declared_attr
+    def first_interaction_id(cls) -> Mapped[int | None]:
+        return mapped_column(ForeignKey("interactions.id", ondelete="SET NULL"))
+
+    @declared_attr
+    def last_interaction_id(cls) -> Mapped[int | None]:
+        return mapped_column(ForeignKey("interactions.id", ondelete="SET NULL"))
+
 
 class ContactFigures(_Figures, Base):
     __tablename__ = "contact_figures"
@@ -439,12 +447,6 @@ class ContactFigures(_Figures, Base):
 
     contact_id: Mapped[int] = mapped_column(
         ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
-    )
-    first_interaction_id: Mapped[int | None] = mapped_column(
-        ForeignKey("interactions.id", ondelete="SET NULL")
-    )
-    last_interaction_id: Mapped[int | None] = mapped_column(
-        ForeignKey("interactions.id", ondelete="SET NULL")
     )
 
 
@@ -454,12 +456,6 @@ class CompanyFigures(_Figures, Base):
 
     company_id: Mapped[int] = mapped_column(
         ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True
-    )
-    first_interaction_id: Mapped[int | None] = mapped_column(
-        ForeignKey("interactions.id", ondelete="SET NULL")
-    )
-    last_interaction_id: Mapped[int | None] = mapped_column(
-        ForeignKey("interactions.id", ondelete="SET NULL")
     )
 
 
