@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, CompoundSelect, Select, and_, func, select, union
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, defer
 
 from storage.models import (
     Contact,
@@ -218,9 +218,11 @@ def unanswered(
 
 
 def _newest_first(viewer: Viewer, *where: ColumnElement[bool]) -> Select[Any]:
-    """The interactions matching ``where`` that ``viewer`` may read, newest first."""
+    """The interactions matching ``where`` that ``viewer`` may read, newest first; their
+    bodies, which no entry shows, are left in the database."""
     return (
         select(Interaction)
+        .options(defer(Interaction.body, raiseload=True))
         .where(*where, visible(viewer))
         .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
     )
