@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from storage.contact_lookup import escape_like, first_email
+from storage.contact_lookup import escape_like, first_domain, first_email
 from storage.models import Company, CompanyDomain, Contact, ContactEmail
 
 MAX_QUERY = 200
@@ -141,17 +141,30 @@ def _prefix(
 def _contacts(
     session: Session, found: ColumnElement[bool], needle: str, limit: int
 ) -> list[ContactHit]:
-    email = first_email(Contact.id)
+    """The first ``limit`` contacts ranked, then their company and address: a broad term
+    ("works": 9,627 people) joined every match to its company before keeping 20."""
     starts = case(
         (func.lower(Contact.display_name).like(f"{escape_like(needle)}%", escape="\\"), 0),
         else_=1,
-    )
-    rows = session.execute(
-        select(Contact.id, Contact.display_name, email, Company.name, Contact.last_contacted_at)
-        .outerjoin(Company, Company.id == Contact.company_id)
+    ).label("starts")
+    ranked = (
+        select(Contact.id, Contact.display_name, Contact.company_id, Contact.last_contacted_at)
+        .add_columns(starts)
         .where(found)
         .order_by(starts, Contact.last_contacted_at.desc().nulls_last(), Contact.id)
         .limit(limit)
+        .subquery()
+    )
+    rows = session.execute(
+        select(
+            ranked.c.id,
+            ranked.c.display_name,
+            first_email(ranked.c.id),
+            Company.name,
+            ranked.c.last_contacted_at,
+        )
+        .outerjoin(Company, Company.id == ranked.c.company_id)
+        .order_by(ranked.c.starts, ranked.c.last_contacted_at.desc().nulls_last(), ranked.c.id)
     )
     return [ContactHit(*row) for row in rows]
 
@@ -159,19 +172,11 @@ def _contacts(
 def _companies(
     session: Session, ids: CompoundSelect[Any], needle: str, limit: int
 ) -> list[CompanyHit]:
-    first_domain = (
-        select(CompanyDomain.domain)
-        .where(CompanyDomain.company_id == Company.id)
-        .order_by(CompanyDomain.id)
-        .limit(1)
-        .correlate(Company)
-        .scalar_subquery()
-    )
     starts = case(
         (func.lower(Company.name).like(f"{escape_like(needle)}%", escape="\\"), 0), else_=1
     )
     rows = session.execute(
-        select(Company.id, Company.name, first_domain)
+        select(Company.id, Company.name, first_domain(Company.id))
         .where(Company.id.in_(ids))
         .order_by(starts, Company.name, Company.id)
         .limit(limit)
