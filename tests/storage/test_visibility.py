@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session
 
 from storage import history
@@ -101,3 +101,19 @@ def test_my_activity_and_threads_waiting_for_an_answer(engine: Engine) -> None:
         assert team.shared_subject not in waiting
         assert "Re: " + team.shared_subject not in waiting
         assert len(waiting) == 1
+
+
+def test_a_timeline_never_reads_the_bodies_it_does_not_show(engine: Engine) -> None:
+    """Entries show a snippet; a page of 25 stored bodies would be read for nothing."""
+    team = seed_team(engine)
+    with Session(engine) as session, session.begin():
+        for row in session.scalars(select(Interaction)):
+            row.body = "the whole stored body " * 50
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    with Session(engine) as session:
+        viewer = Viewer.cli(include_private=True)
+        shown = history.timeline(session, viewer, history.contact_interactions(team.dana_id))
+        assert shown.entries
+    read = [s for s in statements if "FROM interactions" in s]
+    assert read and not any("interactions.body" in s for s in read)
