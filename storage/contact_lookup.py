@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, ScalarSelect, func, select
-from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
+from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload, selectinload
 
 from storage.models import Company, CompanyDomain, Contact, ContactEmail
 
@@ -36,7 +36,7 @@ def contact_by_id(session: Session, contact_id: int) -> Contact | None:
         .where(Contact.id == contact_id)
         .options(
             selectinload(Contact.emails),
-            selectinload(Contact.company).selectinload(Company.domains),
+            joinedload(Contact.company).selectinload(Company.domains),
         )
     )
 

@@ -272,6 +272,7 @@ def standing(session: Session, model: type[Figures], subject_id: int) -> Standin
         subject_id, (None, None)
     )
     counts = _counts(values)
+    first, last = _moments(session, values["first_interaction_id"], values["last_interaction_id"])
     return Standing(
         level=values["level"],
         strength=values["strength"],
@@ -287,31 +288,41 @@ def standing(session: Session, model: type[Figures], subject_id: int) -> Standin
         closest_teammate=values["closest_teammate"],
         teammates=values["teammates"],
         as_of=values["as_of"],
-        first=_moment(session, values["first_interaction_id"]),
-        last=_moment(session, values["last_interaction_id"]),
+        first=first,
+        last=last,
     )
 
 
-def _moment(session: Session, interaction_id: int | None) -> Moment | None:
-    """A counted interaction: one the whole team may read, subject included."""
-    row = None
-    if interaction_id is not None:
-        row = session.execute(
-            select(Interaction.occurred_at, Interaction.kind, Interaction.subject).where(
-                Interaction.id == interaction_id
+def _moments(session: Session, *interaction_ids: int | None) -> list[Moment | None]:
+    """Counted interactions (ones the whole team may read, subject included), in the order
+    asked, each with its teammates: two queries for the lot."""
+    wanted = {i for i in interaction_ids if i is not None}
+    rows = {}
+    mates: dict[int, list[str]] = {i: [] for i in wanted}
+    if wanted:
+        rows = {
+            row.id: row
+            for row in session.execute(
+                select(
+                    Interaction.id, Interaction.occurred_at, Interaction.kind, Interaction.subject
+                ).where(Interaction.id.in_(sorted(wanted)))
             )
-        ).first()
-    if row is None:
-        return None
-    mates = session.scalars(
-        select(InteractionParticipant.email)
-        .where(
-            InteractionParticipant.interaction_id == interaction_id,
-            InteractionParticipant.email.in_(sorted(team_of(session))),
-        )
-        .order_by(InteractionParticipant.id)
-    )
-    return Moment(row.occurred_at, row.kind, row.subject, tuple(dict.fromkeys(mates)))
+        }
+        for interaction_id, email in session.execute(
+            select(InteractionParticipant.interaction_id, InteractionParticipant.email)
+            .where(
+                InteractionParticipant.interaction_id.in_(sorted(wanted)),
+                InteractionParticipant.email.in_(sorted(team_of(session))),
+            )
+            .order_by(InteractionParticipant.id)
+        ):
+            mates[interaction_id].append(email)
+    return [
+        Moment(row.occurred_at, row.kind, row.subject, tuple(dict.fromkeys(mates[i])))
+        if i is not None and (row := rows.get(i)) is not None
+        else None
+        for i in interaction_ids
+    ]
 
 
 def explanation(row: Figures | None, on: date | None = None) -> str:
