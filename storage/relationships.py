@@ -296,33 +296,28 @@ def standing(session: Session, model: type[Figures], subject_id: int) -> Standin
 def _moments(session: Session, *interaction_ids: int | None) -> list[Moment | None]:
     """Counted interactions (ones the whole team may read, subject included), in the order
     asked, each with its teammates: two queries for the lot."""
-    wanted = {i for i in interaction_ids if i is not None}
-    rows = {}
-    mates: dict[int, list[str]] = {i: [] for i in wanted}
-    if wanted:
-        rows = {
-            row.id: row
-            for row in session.execute(
-                select(
-                    Interaction.id, Interaction.occurred_at, Interaction.kind, Interaction.subject
-                ).where(Interaction.id.in_(sorted(wanted)))
-            )
-        }
-        for interaction_id, email in session.execute(
-            select(InteractionParticipant.interaction_id, InteractionParticipant.email)
-            .where(
-                InteractionParticipant.interaction_id.in_(sorted(wanted)),
-                InteractionParticipant.email.in_(sorted(team_of(session))),
-            )
-            .order_by(InteractionParticipant.id)
-        ):
-            mates[interaction_id].append(email)
-    return [
-        Moment(row.occurred_at, row.kind, row.subject, tuple(dict.fromkeys(mates[i])))
-        if i is not None and (row := rows.get(i)) is not None
-        else None
-        for i in interaction_ids
-    ]
+    wanted = sorted({i for i in interaction_ids if i is not None})
+    if not wanted:
+        return [None] * len(interaction_ids)
+    rows = session.execute(
+        select(
+            Interaction.id, Interaction.occurred_at, Interaction.kind, Interaction.subject
+        ).where(Interaction.id.in_(wanted))
+    ).all()
+    mates: dict[int, list[str]] = defaultdict(list)
+    for interaction_id, email in session.execute(
+        select(InteractionParticipant.interaction_id, InteractionParticipant.email)
+        .where(
+            InteractionParticipant.interaction_id.in_(wanted),
+            InteractionParticipant.email.in_(sorted(team_of(session))),
+        )
+        .order_by(InteractionParticipant.id)
+    ):
+        mates[interaction_id].append(email)
+    found = {
+        i: Moment(at, kind, topic, tuple(dict.fromkeys(mates[i]))) for i, at, kind, topic in rows
+    }
+    return [found.get(i) if i is not None else None for i in interaction_ids]
 
 
 def explanation(row: Figures | None, on: date | None = None) -> str:

@@ -67,19 +67,19 @@ def search(session: Session, query: str, *, limit: int = 20) -> SearchResult:
     needle = " ".join(query.split())[:MAX_QUERY].lower()
     if not needle:
         return SearchResult(query="")
+    postgres = session.get_bind().dialect.name == "postgresql"
     if len(needle) < TRIGRAM:
         names = select(Contact.id).where(false())
         companies = select(Company.id).where(false())
         emails = _prefix(ContactEmail.email, ContactEmail.contact_id, needle)
         domains = _prefix(CompanyDomain.domain, CompanyDomain.company_id, needle)
     else:
-        names = _substring(session, Contact.display_name, Contact.id, needle)
-        emails = _substring(session, ContactEmail.email, ContactEmail.contact_id, needle)
-        companies = _substring(session, Company.name, Company.id, needle)
-        domains = _substring(session, CompanyDomain.domain, CompanyDomain.company_id, needle)
+        names = _substring(Contact.display_name, Contact.id, needle, postgres)
+        emails = _substring(ContactEmail.email, ContactEmail.contact_id, needle, postgres)
+        companies = _substring(Company.name, Company.id, needle, postgres)
+        domains = _substring(CompanyDomain.domain, CompanyDomain.company_id, needle, postgres)
     # Unions, not ORs of IN: each branch is an index probe and the database joins the
     # few ids found, where an OR would test every contact against every branch.
-    postgres = session.get_bind().dialect.name == "postgresql"
     company_ids = union(companies, domains)
     contact_ids = union(
         names, emails, select(Contact.id).where(_among(Contact.company_id, company_ids, postgres))
@@ -109,14 +109,14 @@ def _among(
 
 
 def _substring(
-    session: Session,
     column: InstrumentedAttribute[str] | InstrumentedAttribute[str | None],
     key: InstrumentedAttribute[int],
     needle: str,
+    postgres: bool,
 ) -> Select[Any]:
     """``key`` of the rows whose ``column`` contains ``needle``."""
     table = column.class_.__tablename__
-    if session.get_bind().dialect.name == "sqlite":
+    if not postgres:
         # A phrase of three characters or more matches as a substring, case folded the
         # Unicode way (LIKE would fold ASCII only); the quotes make every character literal.
         phrase = '"' + needle.replace('"', '""') + '"'
