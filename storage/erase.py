@@ -87,6 +87,7 @@ ERASURE_TABLES = (
     "company_domains",
     "conflicts",
     "contact_emails",
+    "contact_search",
     "contacts",
     "interaction_participants",
     "interaction_sources",

@@ -1,10 +1,13 @@
 """Finding contacts and companies by part of a name, an address, a company or a domain.
 
-Each database answers from its own substring index (migration 0006): the
-FTS5 trigram tables on SQLite, ``pg_trgm`` GIN indexes on PostgreSQL. Both
-need three characters to use the index, so a shorter query matches the start
-of an address or a domain instead, which their unique B-tree indexes serve.
-A search never scans the contacts.
+Each database answers from its own substring index: the FTS5 trigram tables
+on SQLite (migration 0006); on PostgreSQL, ``pg_trgm`` GIN indexes on
+companies and domains (0006) and on ``contact_search``, one row per contact
+with its name, addresses, company and domains and when the team was last in
+touch, so that people are found and ranked from one index and one row each
+(0009). Both need three characters to use the index, so a shorter query
+matches the start of an address or a domain instead, which their unique
+B-tree indexes serve. A search never scans the contacts.
 """
 
 from __future__ import annotations
@@ -18,18 +21,23 @@ from sqlalchemy import (
     ARRAY,
     ColumnElement,
     CompoundSelect,
+    DateTime,
     Integer,
     Select,
+    Text,
     any_,
     bindparam,
     case,
     cast,
+    column,
     false,
     func,
     literal_column,
     select,
+    table,
     text,
     union,
+    union_all,
 )
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -39,6 +47,14 @@ from storage.models import Company, CompanyDomain, Contact, ContactEmail
 MAX_QUERY = 200
 """Characters of a query kept: enough for any address, bounded for the index."""
 TRIGRAM = 3
+CONTACT_SEARCH = table(
+    "contact_search",
+    column("contact_id", Integer),
+    column("name", Text),
+    column("words", Text),
+    column("last_contacted_at", DateTime(timezone=True)),
+)
+"""PostgreSQL's searchable row per contact (migration 0009), kept by triggers: read only."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +122,8 @@ def _statements(postgres: bool, short: bool) -> tuple[Select[Any], Select[Any]]:
     # Unions, not ORs of IN: each branch is an index probe and the database joins the
     # few ids found, where an OR would test every contact against every branch.
     company_ids = union(companies, domains)
+    if postgres and not short:
+        return _contact_search(), _companies(company_ids)
     contact_ids = union(
         names, emails, select(Contact.id).where(_among(Contact.company_id, company_ids, postgres))
     )
@@ -180,6 +198,51 @@ def _contacts(found: ColumnElement[bool]) -> Select[Any]:
     )
 
 
+def _contact_search() -> Select[Any]:
+    """PostgreSQL, three characters or more: the first contacts ranked, from the rows of
+    ``contact_search``. The best of those whose name starts with the needle and the best
+    of those whose words contain it hold the first ``limit`` of the whole ranking: every
+    name that starts with the needle contains it too."""
+    rows = CONTACT_SEARCH.c
+    newest_first = (rows.last_contacted_at.desc().nulls_last(), rows.contact_id)
+
+    def best(starts: int, condition: ColumnElement[bool]) -> Select[Any]:
+        return (
+            select(rows.contact_id, literal_column(str(starts)).label("starts"))
+            .add_columns(rows.last_contacted_at)
+            .where(condition)
+            .order_by(*newest_first)
+            .limit(bindparam("limit"))
+        )
+
+    both = union_all(
+        best(0, rows.name.like(bindparam("starts"), escape="\\")),
+        best(1, rows.words.like(bindparam("contains"), escape="\\")),
+    ).subquery()
+    starts = func.min(both.c.starts)
+    ranked = (
+        select(both.c.contact_id, starts.label("starts"), both.c.last_contacted_at)
+        .group_by(both.c.contact_id, both.c.last_contacted_at)
+        .order_by(starts, both.c.last_contacted_at.desc().nulls_last(), both.c.contact_id)
+        .limit(bindparam("limit"))
+        .subquery()
+    )
+    return (
+        select(
+            ranked.c.contact_id,
+            Contact.display_name,
+            first_email(ranked.c.contact_id),
+            Company.name,
+            ranked.c.last_contacted_at,
+        )
+        .join(Contact, Contact.id == ranked.c.contact_id)
+        .outerjoin(Company, Company.id == Contact.company_id)
+        .order_by(
+            ranked.c.starts, ranked.c.last_contacted_at.desc().nulls_last(), ranked.c.contact_id
+        )
+    )
+
+
 def _companies(ids: CompoundSelect[Any]) -> Select[Any]:
     starts = case((func.lower(Company.name).like(bindparam("starts"), escape="\\"), 0), else_=1)
     return (
@@ -195,5 +258,5 @@ def rebuild_index(session: Session) -> None:
     (an erasure needs that: FTS5 keeps a deleted row's terms until its segments merge)."""
     if session.get_bind().dialect.name != "sqlite":
         return
-    for table in ("contacts", "contact_emails", "companies", "company_domains"):
-        session.execute(text(f"INSERT INTO {table}_fts({table}_fts) VALUES ('rebuild')"))
+    for name in ("contacts", "contact_emails", "companies", "company_domains"):
+        session.execute(text(f"INSERT INTO {name}_fts({name}_fts) VALUES ('rebuild')"))

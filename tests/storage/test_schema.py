@@ -50,8 +50,9 @@ DESIGN_TABLES = {
     "segments",
     "connector_days",
 }
-SEARCH_INDEX = re.compile(r"_fts(_[a-z]+)?$")
-"""SQLite's full-text search tables (migration 0006): an index, not a contract table."""
+SEARCH_INDEX = re.compile(r"_fts(_[a-z]+)?$|^contact_search$")
+"""The search indexes kept by triggers, SQLite's full-text tables (migration 0006) and
+PostgreSQL's ``contact_search`` (0009): indexes, not contract tables."""
 
 
 def data_tables(engine: Engine) -> set[str]:

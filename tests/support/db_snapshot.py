@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, MetaData, select
 
-_SEARCH_INDEX = re.compile(r"_fts(_[a-z]+)?$")
+_SEARCH_INDEX = re.compile(r"_fts(_[a-z]+)?$|^contact_search$")
 Snapshot = dict[str, dict[tuple[Any, ...], tuple[Any, ...]]]
 """Table -> primary key -> row."""
 
@@ -19,7 +19,7 @@ def snapshot(engine: Engine) -> Snapshot:
     with engine.connect() as connection:
         for name, table in metadata.tables.items():
             if _SEARCH_INDEX.search(name):
-                continue  # SQLite's full-text index: derived from the tables, not data
+                continue  # a search index kept by triggers: derived from the tables, not data
             key = [c.name for c in table.primary_key.columns]
             found[name] = {
                 tuple(row._mapping[k] for k in key): tuple(row)
