@@ -1,0 +1,110 @@
+"""``serve`` with several workers: every worker takes its share of the connections."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.cli import run_cli
+from tests.support.web import WebServer, free_port, seeded_database
+
+CLIENTS = 64
+pytestmark = pytest.mark.skipif(
+    sys.platform != "linux", reason="reads the connections' owners from /proc, Linux's"
+)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def _sockets_per_process(pids: list[int], port: int, state: str) -> dict[int, set[str]]:
+    """The sockets on local ``port`` in ``state`` (/proc/net/tcp's code: ``01``
+    established, ``0A`` listening) that each process holds."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == state:
+            inodes.add(f"socket:[{fields[9]}]")
+    held: dict[int, set[str]] = {}
+    for pid in pids:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target in inodes:
+                held.setdefault(pid, set()).add(target)
+    return held
+
+
+def _workers_listening(server: WebServer, count: int, timeout: float = 60) -> dict[int, set[str]]:
+    """Each worker's listening sockets, once ``count`` workers listen (``/healthz``
+    answers as soon as the first does)."""
+    assert server.process is not None
+    deadline = time.monotonic() + timeout
+    while True:
+        listening = _sockets_per_process(_children(server.process.pid), server.port, "0A")
+        if len(listening) == count:
+            return listening
+        assert time.monotonic() < deadline, f"{count} workers did not listen in {timeout} s"
+        time.sleep(0.1)
+
+
+def test_keep_alive_clients_are_dealt_to_every_worker(tmp_path: Path) -> None:
+    """One listening socket shared by all workers let one take 15 of 16 clients; each
+    worker listens on its own socket of the port's group and the kernel deals them out
+    (by a hash of each connection's addresses: a share under a quarter of 64 is a chance
+    of about 1 in 15,000)."""
+    with (
+        seeded_database("sqlite", tmp_path) as (url, _team),
+        WebServer(tmp_path, url, web="workers = 2") as server,
+    ):
+        listening = _workers_listening(server, 2)
+        first, second = listening.values()
+        assert not first & second, "the workers share one listening socket"
+        clients = [http.client.HTTPConnection("127.0.0.1", server.port) for _ in range(CLIENTS)]
+        try:
+            for client in clients:
+                client.request("GET", "/healthz")
+                assert client.getresponse().read() == b'{"status":"ok"}'
+            connected = _sockets_per_process(list(listening), server.port, "01")
+        finally:
+            for client in clients:
+                client.close()
+    assert not [pid for pid in listening if Path(f"/proc/{pid}").exists()], "workers left behind"
+    shares = sorted(len(sockets) for sockets in connected.values())
+    assert len(shares) == 2 and sum(shares) == CLIENTS, shares
+    assert shares[0] >= CLIENTS // 4, shares
+
+
+def test_a_port_taken_by_another_program_is_a_clear_error(tmp_path: Path) -> None:
+    port = free_port()
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", port))
+    taken.listen()
+    try:
+        with seeded_database("sqlite", tmp_path) as (url, _team):
+            (tmp_path / "crm-sync.toml").write_text(
+                f'[database]\nurl = "{url}"\n\n[web]\nsession_secret = "{"s" * 40}"\n'
+            )
+            done = run_cli("serve", "--port", str(port), "--workers", "2", cwd=tmp_path)
+    finally:
+        taken.close()
+    assert done.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
