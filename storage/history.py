@@ -234,14 +234,19 @@ def entries_of(session: Session, rows: Sequence[Interaction]) -> tuple[Entry, ..
     people: dict[int, list[Person]] = {i: [] for i in ids}
     if ids:
         team = team_of(session)
-        for p in session.scalars(
-            select(InteractionParticipant)
+        found = session.execute(
+            select(
+                InteractionParticipant.interaction_id,
+                InteractionParticipant.email,
+                InteractionParticipant.name,
+                InteractionParticipant.role,
+                InteractionParticipant.contact_id,
+            )
             .where(InteractionParticipant.interaction_id.in_(ids))
             .order_by(InteractionParticipant.interaction_id, InteractionParticipant.id)
-        ):
-            people[p.interaction_id].append(
-                Person(p.email, p.name, p.role, p.contact_id, p.email in team)
-            )
+        )
+        for interaction_id, email, name, role, contact_id in found:
+            people[interaction_id].append(Person(email, name, role, contact_id, email in team))
     return tuple(
         Entry(
             id=row.id,
