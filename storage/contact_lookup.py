@@ -30,15 +30,18 @@ class Candidate:
 
 
 def contact_by_id(session: Session, contact_id: int) -> Contact | None:
-    """The contact with ``contact_id``, its addresses and company loaded."""
-    return session.scalar(
+    """The contact with ``contact_id``, its addresses and company loaded. The addresses
+    come in the contact's own statement (one round trip less for every page); the
+    company's domains in their own, so that rows never multiply addresses by domains."""
+    found = session.execute(
         select(Contact)
         .where(Contact.id == contact_id)
         .options(
-            selectinload(Contact.emails),
+            joinedload(Contact.emails),
             joinedload(Contact.company).selectinload(Company.domains),
         )
     )
+    return found.unique().scalar_one_or_none()
 
 
 def contacts_named(session: Session, name: str) -> list[Candidate]:
