@@ -41,6 +41,7 @@ from storage.models import (
     InteractionSource,
     Observation,
 )
+from storage.search import search
 from tests.support.db_snapshot import diff, snapshot
 from tests.support.mailbuilder import message
 
@@ -168,6 +169,7 @@ def test_forget_erases_the_person_and_nothing_else(
     assert _timeline(sessions) == LOGGED
     with sessions() as session:
         ann = _contact_id(session, "ann@acme.example")
+        assert ann in {hit.id for hit in search(session, "ann@acme").contacts}
         ids = _interaction_ids(session)
         gone = [ids[k] for k in ("offer", "team", "sync-ann")]  # Ann was the only outsider
         hers = {
@@ -239,6 +241,11 @@ def test_forget_erases_the_person_and_nothing_else(
     ]
     assert entries[0].after == counts
     assert entries[1].entity_id == ann
+    with sessions() as session:  # nor can search find her (SQLite's index, PostgreSQL's rows)
+        found = {
+            hit.id for q in ("ann@acme", "ann lee", "acme") for hit in search(session, q).contacts
+        }
+    assert ann not in found
 
 
 def test_forgetting_an_address_without_a_contact_removes_only_its_participation(
