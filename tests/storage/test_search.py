@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from storage.db import make_engine, upgrade
 from storage.models import Company, CompanyDomain, Contact, ContactEmail
 from storage.search import ContactHit, search
 
@@ -102,6 +103,21 @@ def test_search_follows_every_change_that_decides_a_match_or_a_rank(engine: Engi
         session.delete(session.query(Company).filter_by(name="Globex Tools").one())
     assert _found(engine, "globex") == []
     assert _found(engine, "whitf") == ["Dana Whitfield"]
+
+
+def test_an_upgrade_makes_the_people_already_there_searchable(db_url: str) -> None:
+    """Migration 0009 fills PostgreSQL's rows from the contacts a database already holds."""
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0008")
+        with Session(engine) as session, session.begin():
+            _seed(session)
+        upgrade(engine)
+        assert _found(engine, "whitf") == ["Dana Whitfield"]
+        assert _found(engine, "acme widgets") == ["Dana Whitfield"]
+        assert _found(engine, "other.exa") == ["Raj Patel"]
+    finally:
+        engine.dispose()
 
 
 def test_search_ranks_names_that_start_with_it_then_the_latest_contact(engine: Engine) -> None:
