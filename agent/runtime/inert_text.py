@@ -23,6 +23,8 @@ _SEQUENCE = re.compile(
 _BREAK = re.compile(r"[\t\n\u2028\u2029]")
 _TAB = re.compile(r"[\t\u2028\u2029]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_ANY = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+"""Every character the three patterns above act on: text without one is already plain."""
 _JSON_RAW = re.compile(r"[\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
 
 
@@ -36,7 +38,14 @@ def plain(text: str, *, multiline: bool = False) -> str:
     spaces, so one field stays on one line; ``multiline`` keeps ``\\n`` for
     text printed as several lines on purpose. Rich markup is left as it is:
     the CLI's consoles parse none (``agent.cli.output``).
+
+    Text holding none of those characters, nearly all of it, is returned as it
+    is after one scan (a page prints hundreds of values).
     """
+    return text if _ANY.search(text) is None else _scrubbed(text, multiline)
+
+
+def _scrubbed(text: str, multiline: bool) -> str:
     text = _SEQUENCE.sub("", text)
     text = (_TAB if multiline else _BREAK).sub(" ", text)
     return _CONTROL.sub("", text)

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import Engine
 
 from agent.runtime import logs
-from agent.runtime.inert_text import json_text, plain
+from agent.runtime.inert_text import _scrubbed, json_text, plain
 from storage.db import session_factory
 from storage.models import (
     Company,
@@ -96,6 +96,15 @@ def _unsafe(text: str) -> list[str]:
 def test_plain_leaves_only_what_a_reader_sees(text: str, expected: str) -> None:
     assert plain(text) == expected
     assert _unsafe(plain(text, multiline=True)) == []
+
+
+def test_plain_passes_text_as_it_is_only_when_no_character_would_change() -> None:
+    """The quick path returns text after one scan; the full one must agree on every
+    character of the Basic Multilingual Plane, alone and between letters."""
+    for code in range(0x10000):
+        for text in (chr(code), f"a{chr(code)}b", f"{chr(code)}[31m"):
+            for multiline in (False, True):
+                assert plain(text, multiline=multiline) == _scrubbed(text, multiline), hex(code)
 
 
 def test_plain_keeps_lines_only_when_asked() -> None:
