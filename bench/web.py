@@ -26,6 +26,11 @@ database x route x concurrency the p50/p95/p99 latency, requests per second
 and the count of errors (anything but 2xx, and broken connections), with the
 mean body size, the client's CPU seconds and the machine's load average (a
 busy machine shows in the latencies), then the two databases' p95 side by side.
+Where there is a /proc, each figure also has the CPU milliseconds per request
+(warm-up included) of the server's processes and of the whole machine
+(PostgreSQL and the client with them): in a closed loop on a saturated machine
+the mean latency is about clients x machine CPU per request / CPUs, which says
+how much cheaper a request must get for a target.
 """
 
 from __future__ import annotations
@@ -122,9 +127,10 @@ async def _client(spec: dict[str, Any]) -> dict[str, Any]:
     latencies: list[float] = []
     statuses: Counter[str] = Counter()
     body_bytes = 0
+    answered = 0
 
     async def worker(number: int) -> None:
-        nonlocal body_bytes
+        nonlocal body_bytes, answered
         reader, writer = await asyncio.open_connection(host, port, limit=2**22)
         index = number
         try:
@@ -143,6 +149,7 @@ async def _client(spec: dict[str, Any]) -> dict[str, Any]:
                     writer.close()
                     reader, writer = await asyncio.open_connection(host, port, limit=2**22)
                     continue
+                answered += 1
                 if started >= measure_from:
                     latencies.append(time.perf_counter() - started)
                     statuses[str(status)] += 1
@@ -161,6 +168,7 @@ async def _client(spec: dict[str, Any]) -> dict[str, Any]:
         "window": stop_at - measure_from,
         "body_bytes": body_bytes,
         "cpu_seconds": usage.ru_utime + usage.ru_stime,
+        "answered": answered,
     }
 
 
@@ -197,6 +205,50 @@ def run_load(
     if done.returncode != 0:
         raise SystemExit(f"the load client failed:\n{done.stderr[-3000:]}")
     return dict(json.loads(done.stdout))
+
+
+def _ticks() -> float:
+    return float(os.sysconf("SC_CLK_TCK"))
+
+
+def machine_cpu_seconds() -> float | None:
+    """CPU time the machine spent busy since boot (every process: the app, PostgreSQL,
+    the client), or ``None`` where there is no /proc/stat."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return None
+    idle, iowait = fields[3], fields[4]
+    return (sum(fields) - idle - iowait) / _ticks()
+
+
+def tree_cpu_seconds(root: int) -> float | None:
+    """CPU time used so far by ``root`` and its descendants, or ``None`` without /proc."""
+    try:
+        entries = [e for e in os.listdir("/proc") if e.isdigit()]
+    except OSError:
+        return None
+    parent: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for entry in entries:
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(entry)] = int(fields[1])
+        used[int(entry)] = (int(fields[11]) + int(fields[12])) / _ticks()
+    total, pending = 0.0, [root]
+    while pending:
+        pid = pending.pop()
+        total += used.get(pid, 0.0)
+        pending.extend(child for child, ppid in parent.items() if ppid == pid)
+    return total
+
+
+def _per_request(before: float | None, after: float | None, requests: int) -> float | None:
+    if before is None or after is None or not requests:
+        return None
+    return round((after - before) * 1000 / requests, 2)
 
 
 def percentile(ordered: Sequence[float], share: float) -> float:
@@ -403,8 +455,16 @@ def measure(
                 else {"Cookie": cookie}
             )
             for concurrency in args.concurrency:
+                server_before = tree_cpu_seconds(server.process.pid)
+                machine_before = machine_cpu_seconds()
                 result = run_load(
                     server.port, paths[route], headers, concurrency, args.warmup, args.seconds
+                )
+                server_cpu = _per_request(
+                    server_before, tree_cpu_seconds(server.process.pid), result["answered"]
+                )
+                machine_cpu = _per_request(
+                    machine_before, machine_cpu_seconds(), result["answered"]
                 )
                 ordered = sorted(result["latencies"])
                 statuses = result["statuses"]
@@ -422,6 +482,8 @@ def measure(
                     "errors": errors,
                     "body_kib": round(result["body_bytes"] / max(1, len(ordered)) / 1024, 1),
                     "client_cpu_s": round(result["cpu_seconds"], 2),
+                    "server_cpu_ms_per_request": server_cpu,
+                    "machine_cpu_ms_per_request": machine_cpu,
                     "loadavg_1m": round(os.getloadavg()[0], 2),
                 }
                 if errors:
