@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from storage import history
 from storage.contact_lookup import contact_by_id
-from storage.models import Interaction, SyncState
+from storage.models import Interaction, InteractionParticipant, SyncState
 from storage.profiles import company_profile, contact_profile
 from storage.users import get_user, viewer_of
 from storage.visibility import Viewer
@@ -86,6 +86,29 @@ def test_teammates_and_last_conversation_count_only_what_the_reader_may_see(engi
         assert team.private_subject not in _subjects(company.timeline)
         assert company.first_at is not None and company.last_at is not None
         assert company.first_at < company.last_at
+
+
+def test_a_private_thread_counts_every_teammate_in_it_for_its_owner_only(engine: Engine) -> None:
+    """Bob, copied on Cat's private thread, is one of the teammates who know Dana for Cat
+    (her mailbox holds it) and sees nothing of it himself; teammates are named by the user
+    owning their mailbox, whoever reads."""
+    team = seed_team(engine)
+    with Session(engine) as session, session.begin():
+        private = session.scalars(
+            select(Interaction.id).where(Interaction.subject == team.private_subject)
+        ).one()
+        session.add(InteractionParticipant(interaction_id=private, email=team.member, role="cc"))
+    with Session(engine) as session:
+        bob, cat = (get_user(session, e) for e in (team.member, team.other))
+        assert bob is not None and cat is not None
+        among = history.contact_interactions(team.dana_id)
+        as_cat = history.who_knows(session, viewer_of(cat), among)
+        as_bob = history.who_knows(session, viewer_of(bob), among)
+    assert [(m.email, m.name, m.interactions) for m in as_cat] == [
+        (team.member, "Bob", 3),
+        (team.other, "Cat", 1),
+    ]
+    assert [(m.email, m.name, m.interactions) for m in as_bob] == [(team.member, "Bob", 2)]
 
 
 def test_my_activity_and_threads_waiting_for_an_answer(engine: Engine) -> None:
