@@ -68,6 +68,8 @@ if str(HERE) not in sys.path:
 
 import web_data  # noqa: E402  (bench/ is not a package)
 
+from tests.support.processes import children  # noqa: E402
+
 HOST = "127.0.0.1"
 USER = web_data.rep_email(1)
 ROUTES = ("search", "contact", "company", "api_contact", "api_search")
@@ -223,25 +225,18 @@ def machine_cpu_seconds() -> float | None:
 
 
 def tree_cpu_seconds(root: int) -> float | None:
-    """CPU time used so far by ``root`` and its descendants, or ``None`` without /proc."""
-    try:
-        entries = [e for e in os.listdir("/proc") if e.isdigit()]
-    except OSError:
-        return None
-    parent: dict[int, int] = {}
-    used: dict[int, float] = {}
-    for entry in entries:
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parent[int(entry)] = int(fields[1])
-        used[int(entry)] = (int(fields[11]) + int(fields[12])) / _ticks()
+    """CPU time used so far by ``root`` and the processes under it, or ``None`` without /proc."""
     total, pending = 0.0, [root]
     while pending:
         pid = pending.pop()
-        total += used.get(pid, 0.0)
-        pending.extend(child for child, ppid in parent.items() if ppid == pid)
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            if pid == root:
+                return None
+            continue  # it ended meanwhile
+        total += (int(fields[11]) + int(fields[12])) / _ticks()
+        pending.extend(children(pid))
     return total
 
 

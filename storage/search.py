@@ -24,6 +24,7 @@ from sqlalchemy import (
     DateTime,
     Integer,
     Select,
+    Subquery,
     Text,
     any_,
     bindparam,
@@ -185,24 +186,13 @@ def _contacts(found: ColumnElement[bool]) -> Select[Any]:
         else_=1,
     ).label("starts")
     ranked = (
-        select(Contact.id, Contact.display_name, Contact.company_id, Contact.last_contacted_at)
-        .add_columns(starts)
+        select(Contact.id, starts, Contact.last_contacted_at)
         .where(found)
-        .order_by(starts, Contact.last_contacted_at.desc().nulls_last(), Contact.id)
+        .order_by(starts, *_latest_first(Contact.last_contacted_at, Contact.id))
         .limit(bindparam("limit"))
         .subquery()
     )
-    return (
-        select(
-            ranked.c.id,
-            ranked.c.display_name,
-            first_email(ranked.c.id),
-            Company.name,
-            ranked.c.last_contacted_at,
-        )
-        .outerjoin(Company, Company.id == ranked.c.company_id)
-        .order_by(ranked.c.starts, ranked.c.last_contacted_at.desc().nulls_last(), ranked.c.id)
-    )
+    return _hits(ranked)
 
 
 def _contact_search() -> Select[Any]:
@@ -211,14 +201,13 @@ def _contact_search() -> Select[Any]:
     of those whose words contain it hold the first ``limit`` of the whole ranking: every
     name that starts with the needle contains it too."""
     rows = CONTACT_SEARCH.c
-    newest_first = (rows.last_contacted_at.desc().nulls_last(), rows.contact_id)
 
     def best(starts: int, condition: ColumnElement[bool]) -> Select[Any]:
         return (
-            select(rows.contact_id, literal_column(str(starts)).label("starts"))
+            select(rows.contact_id.label("id"), literal_column(str(starts)).label("starts"))
             .add_columns(rows.last_contacted_at)
             .where(condition)
-            .order_by(*newest_first)
+            .order_by(*_latest_first(rows.last_contacted_at, rows.contact_id))
             .limit(bindparam("limit"))
         )
 
@@ -228,26 +217,38 @@ def _contact_search() -> Select[Any]:
     ).subquery()
     starts = func.min(both.c.starts)
     ranked = (
-        select(both.c.contact_id, starts.label("starts"), both.c.last_contacted_at)
-        .group_by(both.c.contact_id, both.c.last_contacted_at)
-        .order_by(starts, both.c.last_contacted_at.desc().nulls_last(), both.c.contact_id)
+        select(both.c.id, starts.label("starts"), both.c.last_contacted_at)
+        .group_by(both.c.id, both.c.last_contacted_at)
+        .order_by(starts, *_latest_first(both.c.last_contacted_at, both.c.id))
         .limit(bindparam("limit"))
         .subquery()
     )
+    return _hits(ranked)
+
+
+def _hits(ranked: Subquery) -> Select[Any]:
+    """The contacts ``ranked`` (``id``, ``starts``, ``last_contacted_at``, at most ``limit``
+    of them) with their name, first address and company, in rank order."""
     return (
         select(
-            ranked.c.contact_id,
+            ranked.c.id,
             Contact.display_name,
-            first_email(ranked.c.contact_id),
+            first_email(ranked.c.id),
             Company.name,
             ranked.c.last_contacted_at,
         )
-        .join(Contact, Contact.id == ranked.c.contact_id)
+        .join(Contact, Contact.id == ranked.c.id)
         .outerjoin(Company, Company.id == Contact.company_id)
-        .order_by(
-            ranked.c.starts, ranked.c.last_contacted_at.desc().nulls_last(), ranked.c.contact_id
-        )
+        .order_by(ranked.c.starts, *_latest_first(ranked.c.last_contacted_at, ranked.c.id))
     )
+
+
+def _latest_first(
+    last: ColumnElement[Any] | InstrumentedAttribute[Any],
+    key: ColumnElement[Any] | InstrumentedAttribute[Any],
+) -> tuple[Any, ...]:
+    """The people most recently in touch first, the never contacted last, ties by id."""
+    return last.desc().nulls_last(), key
 
 
 def _companies(ids: CompoundSelect[Any]) -> Select[Any]:

@@ -44,6 +44,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from imapclient import IMAPClient
 
+from tests.support.processes import children
+
 REPO = Path(__file__).resolve().parents[2]
 INSTALL_SCRIPT = REPO / "tests" / "setup" / "install_dovecot.sh"
 HOW_TO_INSTALL = (
@@ -429,7 +431,7 @@ class DovecotServer:
         """
         assert self._process is not None
         killed = 0
-        for pid in _children(self._process.pid):
+        for pid in children(self._process.pid):
             if _command_name(pid) == "imap":
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
@@ -512,11 +514,6 @@ def _appended_uid(response: bytes) -> int:
     marker = "APPENDUID "
     start = text.index(marker) + len(marker)
     return int(text[start:].split("]", 1)[0].split()[1])
-
-
-def _children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(child) for child in path.read_text().split()] if path.exists() else []
 
 
 def _command_name(pid: int) -> str:

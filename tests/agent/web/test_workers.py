@@ -12,25 +12,13 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import run_cli
+from tests.support.processes import children
 from tests.support.web import WebServer, free_port, seeded_database
 
 CLIENTS = 64
 pytestmark = pytest.mark.skipif(
     sys.platform != "linux", reason="reads the connections' owners from /proc, Linux's"
 )
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry))
-    return found
 
 
 def _sockets_per_process(pids: list[int], port: int, state: str) -> dict[int, set[str]]:
@@ -59,7 +47,7 @@ def _workers_listening(server: WebServer, count: int, timeout: float = 60) -> di
     assert server.process is not None
     deadline = time.monotonic() + timeout
     while True:
-        listening = _sockets_per_process(_children(server.process.pid), server.port, "0A")
+        listening = _sockets_per_process(children(server.process.pid), server.port, "0A")
         if len(listening) == count:
             return listening
         assert time.monotonic() < deadline, f"{count} workers did not listen in {timeout} s"
