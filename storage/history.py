@@ -12,7 +12,7 @@ part in.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,11 +29,19 @@ from storage.models import (
     UserMailbox,
     utcnow,
 )
-from storage.visibility import Viewer, hidden_count, owned_by, visible
+from storage.visibility import (
+    Viewer,
+    hidden_count,
+    owned_by,
+    visible,
+    visible_participation,
+)
 
 PAGE = 25
 MAX_PAGE = 400
 """Pages deeper than this are not offered: older history is a search or an export."""
+KNOWN_SAMPLE = 1_000
+"""Interactions, the newest, that say which teammates know someone (``who_knows``)."""
 
 
 @dataclass(frozen=True)
@@ -96,70 +104,58 @@ def team_of(session: Session) -> frozenset[str]:
     return held
 
 
-def contact_interactions(contact_id: int) -> Select[Any]:
-    return select(InteractionParticipant.interaction_id).where(
-        InteractionParticipant.contact_id == contact_id
-    )
+Among = ColumnElement[bool]
+"""Whose history: a condition on :class:`InteractionParticipant` rows (one contact's, the
+people of one company), so that a history is read in time order from the participants'
+own index, interaction rows being read only for the entries shown."""
 
 
-def company_interactions(company_id: int) -> Select[Any]:
-    return (
-        select(InteractionParticipant.interaction_id)
-        .join(Contact, Contact.id == InteractionParticipant.contact_id)
-        .where(Contact.company_id == company_id)
+def contact_interactions(contact_id: int) -> Among:
+    return InteractionParticipant.contact_id == contact_id
+
+
+def company_interactions(company_id: int) -> Among:
+    return InteractionParticipant.contact_id.in_(
+        select(Contact.id).where(Contact.company_id == company_id)
     )
 
 
 def timeline(
-    session: Session, viewer: Viewer, among: Select[Any], *, page: int = 1, size: int = PAGE
+    session: Session, viewer: Viewer, among: Among, *, page: int = 1, size: int = PAGE
 ) -> Timeline:
-    """The interactions ``among`` ids, newest first, ``size`` at a time."""
+    """The interactions ``among`` people, newest first, ``size`` at a time."""
     page = max(1, min(page, MAX_PAGE))
-    within = Interaction.id.in_(among)
-    rows = session.scalars(
-        _newest_first(viewer, within).offset((page - 1) * size).limit(size + 1)
-    ).all()
-    entries = entries_of(session, rows[:size])
-    return Timeline(
-        entries=entries,
-        page=page,
-        has_more=len(rows) > size and page < MAX_PAGE,
-        hidden=hidden_count(session, viewer, within) if page == 1 else 0,
-    )
+    ids = session.scalars(_newest_ids(viewer, among).offset((page - 1) * size).limit(size + 1))
+    return _page(session, viewer, ids.all(), page, size, lambda: _hidden(session, viewer, among))
 
 
-def last_conversation(session: Session, viewer: Viewer, among: Select[Any]) -> Entry | None:
-    row = session.scalars(_newest_first(viewer, Interaction.id.in_(among)).limit(1)).first()
-    return entries_of(session, [row])[0] if row is not None else None
+def last_conversation(session: Session, viewer: Viewer, among: Among) -> Entry | None:
+    found = session.scalars(_newest_ids(viewer, among).limit(1)).first()
+    return interaction(session, viewer, found) if found is not None else None
 
 
 def first_and_last(
-    session: Session, viewer: Viewer, among: Select[Any]
+    session: Session, viewer: Viewer, among: Among
 ) -> tuple[datetime | None, datetime | None]:
+    at = InteractionParticipant.occurred_at
     first, last = session.execute(
-        select(func.min(Interaction.occurred_at), func.max(Interaction.occurred_at)).where(
-            Interaction.id.in_(among), visible(viewer)
-        )
+        select(func.min(at), func.max(at)).where(among, visible_participation(viewer))
     ).one()
     return first, last
 
 
-def who_knows(
-    session: Session, viewer: Viewer, among: Select[Any], *, limit: int = 10
-) -> list[Teammate]:
-    """The teammates who took part in the most visible interactions ``among``, then the
-    most recent."""
+def who_knows(session: Session, viewer: Viewer, among: Among, *, limit: int = 10) -> list[Teammate]:
+    """The teammates who took part in the most of the newest :data:`KNOWN_SAMPLE` visible
+    interactions ``among`` people, then the most recent: a page view reads a bounded
+    number of rows, however long the history."""
+    newest = _newest_ids(viewer, among).limit(KNOWN_SAMPLE).subquery()
     team = aliased(InteractionParticipant)
-    count = func.count(func.distinct(Interaction.id))
-    last = func.max(Interaction.occurred_at)
+    count = func.count(func.distinct(newest.c.interaction_id))
+    last = func.max(newest.c.occurred_at)
     rows = session.execute(
         select(team.email, count, last)
-        .join(Interaction, Interaction.id == team.interaction_id)
-        .where(
-            Interaction.id.in_(among),
-            team.email.in_(sorted(team_of(session))),
-            visible(viewer),
-        )
+        .join(team, team.interaction_id == newest.c.interaction_id)
+        .where(team.email.in_(sorted(team_of(session))))
         .group_by(team.email)
         .order_by(count.desc(), last.desc(), team.email)
         .limit(limit)
@@ -182,8 +178,18 @@ def my_interactions(viewer: Viewer) -> ColumnElement[bool]:
 
 
 def my_recent(session: Session, viewer: Viewer, *, page: int = 1) -> Timeline:
-    among = select(Interaction.id).where(my_interactions(viewer))
-    return timeline(session, viewer, among, page=page)
+    page = max(1, min(page, MAX_PAGE))
+    mine = my_interactions(viewer)
+    found = session.scalars(
+        select(Interaction.id)
+        .where(mine, visible(viewer))
+        .order_by(*_NEWEST)
+        .offset((page - 1) * PAGE)
+        .limit(PAGE + 1)
+    )
+    return _page(
+        session, viewer, found.all(), page, PAGE, lambda: hidden_count(session, viewer, mine)
+    )
 
 
 def unanswered(
@@ -217,6 +223,9 @@ def unanswered(
     return entries_of(session, rows)
 
 
+_NEWEST = (Interaction.occurred_at.desc(), Interaction.id.desc())
+
+
 def _newest_first(viewer: Viewer, *where: ColumnElement[bool]) -> Select[Any]:
     """The interactions matching ``where`` that ``viewer`` may read, newest first; their
     bodies, which no entry shows, are left in the database."""
@@ -224,7 +233,54 @@ def _newest_first(viewer: Viewer, *where: ColumnElement[bool]) -> Select[Any]:
         select(Interaction)
         .options(defer(Interaction.body, raiseload=True))
         .where(*where, visible(viewer))
-        .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
+        .order_by(*_NEWEST)
+    )
+
+
+def _newest_ids(viewer: Viewer, among: Among) -> Select[int, datetime | None]:
+    """The ids and times of the interactions ``among`` people that ``viewer`` may read,
+    newest first, each once (a person can hold two roles in one), from the participants'
+    history index."""
+    p = InteractionParticipant
+    return (
+        select(p.interaction_id, p.occurred_at)
+        .where(among, visible_participation(viewer))
+        .group_by(p.occurred_at, p.interaction_id)
+        .order_by(p.occurred_at.desc(), p.interaction_id.desc())
+    )
+
+
+def _hidden(session: Session, viewer: Viewer, among: Among) -> int:
+    """:func:`storage.visibility.hidden_count` of the interactions ``among`` people, from
+    their private participant rows only."""
+    if viewer.include_private:
+        return 0
+    p = InteractionParticipant
+    held: ColumnElement[bool] = p.private.is_(True)
+    if viewer.user_id is not None:
+        held = held & ~owned_by(viewer.user_id, p.interaction_id)
+    return int(
+        session.scalar(select(func.count(func.distinct(p.interaction_id))).where(among, held)) or 0
+    )
+
+
+def _page(
+    session: Session,
+    viewer: Viewer,
+    ids: Sequence[int],
+    page: int,
+    size: int,
+    hidden: Callable[[], int],
+) -> Timeline:
+    """A timeline page from the ids of up to ``size + 1`` entries, newest first; the held-back
+    count is asked on the first page only."""
+    shown = set(ids[:size])
+    rows = session.scalars(_newest_first(viewer, Interaction.id.in_(shown))).all() if shown else []
+    return Timeline(
+        entries=entries_of(session, rows),
+        page=page,
+        has_more=len(ids) > size and page < MAX_PAGE,
+        hidden=hidden() if page == 1 else 0,
     )
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    FetchedValue,
     ForeignKey,
     Index,
     Integer,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, relationship
@@ -230,15 +232,22 @@ class Interaction(Base):
 
 class InteractionParticipant(Base):
     __tablename__ = "interaction_participants"
-    __table_args__ = (UniqueConstraint("interaction_id", "email", "role"),)
+    __table_args__ = (
+        UniqueConstraint("interaction_id", "email", "role"),
+        Index(
+            "ix_interaction_participants_history",
+            "contact_id",
+            "occurred_at",
+            "interaction_id",
+            "private",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     interaction_id: Mapped[int] = mapped_column(
         ForeignKey("interactions.id", ondelete="CASCADE"), index=True
     )
-    contact_id: Mapped[int | None] = mapped_column(
-        ForeignKey("contacts.id", ondelete="SET NULL"), index=True
-    )
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
     email: Mapped[str] = mapped_column(Str(320), index=True)
     name: Mapped[str | None] = mapped_column(Str(300))
     role: Mapped[str] = mapped_column(Str(20))
@@ -246,6 +255,12 @@ class InteractionParticipant(Base):
     responded_at: Mapped[datetime | None]
     """When ``response_status`` was given (a reply's DTSTAMP, a meeting's revision): several
     agents write answers in any order, and an older one never replaces a newer one."""
+    occurred_at: Mapped[datetime | None] = mapped_column(server_default=FetchedValue())
+    private: Mapped[bool] = mapped_column(server_default=false())
+    """Copies of the interaction's time and of whether it is private, kept equal to it by
+    the database's triggers (migration 0010) whoever writes: with them and the history
+    index, a person's newest interactions, held-back count and teammates are read from
+    their participant rows in time order, without visiting their whole history."""
 
     interaction: Mapped[Interaction] = relationship(back_populates="participants")
 

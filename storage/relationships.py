@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from storage import relationship_rules as rules
 from storage.batching import CHUNK, chunks
 from storage.db import transaction
-from storage.history import team_of
+from storage.history import Among, company_interactions, contact_interactions, team_of
 from storage.models import (
     Company,
     CompanyFigures,
@@ -268,9 +268,8 @@ def standing(session: Session, model: type[Figures], subject_id: int) -> Standin
         values = dict(row)
     else:
         values = _compute(session, pairs, [subject_id], day)[0]
-    ours, theirs = _reply_medians(session, pairs([subject_id], False).subquery(), end_of(day)).get(
-        subject_id, (None, None)
-    )
+    among = (contact_interactions if model is ContactFigures else company_interactions)(subject_id)
+    ours, theirs = _reply_medians(session, among, end_of(day))
     counts = _counts(values)
     first, last = _moments(session, values["first_interaction_id"], values["last_interaction_id"])
     return Standing(
@@ -486,33 +485,40 @@ def _first_and_last(
             rows[subject].update(last_at=at, last_interaction_id=interaction_id)
 
 
-def _reply_medians(
-    session: Session, pairs: Any, end: datetime
-) -> dict[int, tuple[int | None, int | None]]:
-    """The median reply times each way of the one subject ``pairs`` holds, over the newest
-    :data:`REPLY_SAMPLE` messages of its threads within 365 days: a page view reads a
-    bounded number of rows, however busy the customer."""
-    query = (
-        select(pairs.c.subject, Interaction.thread, Interaction.occurred_at, Interaction.direction)
-        .join(Interaction, Interaction.id == pairs.c.interaction)
+def _reply_medians(session: Session, among: Among, end: datetime) -> tuple[int | None, int | None]:
+    """The median reply times each way of one subject (``among`` its participant rows), over
+    the newest :data:`REPLY_SAMPLE` messages of its threads within 365 days, read newest
+    first from the participants' history index: a page view reads a bounded number of
+    rows, however busy the customer. (An email has no answers to decline, so every
+    participant of one takes part.)"""
+    p = InteractionParticipant
+    newest = (
+        select(p.interaction_id, p.occurred_at)
         .where(
-            counted(),
-            Interaction.kind == "email",
-            Interaction.thread.is_not(None),
-            Interaction.occurred_at < end,
-            Interaction.occurred_at >= end - timedelta(days=365),
+            among,
+            p.private.is_(False),
+            p.occurred_at < end,
+            p.occurred_at >= end - timedelta(days=365),
         )
-        .order_by(Interaction.occurred_at.desc())
+        .group_by(p.occurred_at, p.interaction_id)
+        .order_by(p.occurred_at.desc(), p.interaction_id.desc())
+        .subquery()
+    )
+    query = (
+        select(Interaction.thread, newest.c.occurred_at, Interaction.direction)
+        .join(Interaction, Interaction.id == newest.c.interaction_id)
+        .where(counted(), Interaction.kind == "email", Interaction.thread.is_not(None))
+        .order_by(newest.c.occurred_at.desc(), newest.c.interaction_id.desc())
         .limit(REPLY_SAMPLE)
     )
-    messages: dict[int, list[rules.ThreadMessage]] = defaultdict(list)
-    for subject, thread, at, direction in session.execute(query):
-        messages[subject].append(rules.ThreadMessage(thread, at, direction == "outbound"))
-    medians = {}
-    for subject, mail in messages.items():
-        ours, theirs = rules.reply_times(mail)
-        medians[subject] = (rules.median_seconds(ours), rules.median_seconds(theirs))
-    return medians
+    mail = [
+        rules.ThreadMessage(thread, at, direction == "outbound")
+        for thread, at, direction in session.execute(query)
+    ]
+    if not mail:
+        return None, None
+    ours, theirs = rules.reply_times(mail)
+    return rules.median_seconds(ours), rules.median_seconds(theirs)
 
 
 def _teammates(

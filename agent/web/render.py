@@ -22,6 +22,7 @@ from agent.runtime.inert_text import plain
 from agent.runtime.timing import duration_text
 from agent.web.context import USER_KEY, state_of
 from agent.web.security import csrf_token
+from storage.history import KNOWN_SAMPLE
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -40,6 +41,7 @@ def environment() -> Environment:
     env.filters["when"] = when
     env.filters["ago"] = ago
     env.filters["duration"] = duration
+    env.globals["known_sample"] = KNOWN_SAMPLE
     env.globals["query"] = lambda **params: urlencode({k: v for k, v in params.items() if v})
     return env
 
