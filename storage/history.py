@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, CompoundSelect, Select, and_, func, select, union
-from sqlalchemy.orm import Session, aliased, defer
+from sqlalchemy import ColumnElement, Result, Row, Select, and_, func, null, select, union_all
+from sqlalchemy.orm import Session, aliased
 
 from storage.models import (
     Contact,
@@ -93,14 +93,26 @@ class Teammate:
 def team_of(session: Session) -> frozenset[str]:
     """Every address that is the team's own, read once per session: a page asks several
     times, and they change only when an admin adds a user or a connector."""
-    held = session.info.get("team_addresses")
+    return frozenset(_team(session))
+
+
+def _team(session: Session) -> dict[str, str | None]:
+    """The team's addresses, each with the name of the user whose mailbox it is (their
+    display name, else their sign-in address) or ``None``: one read per session."""
+    held: dict[str, str | None] | None = session.info.get("team")
     if held is None:
-        addresses: CompoundSelect[Any] = union(
-            select(User.email),
-            select(UserMailbox.account),
-            select(SyncState.account).where(SyncState.account.is_not(None)),
+        owner = func.coalesce(User.display_name, User.email)
+        rows: Result[str, str | None] = session.execute(
+            union_all(
+                select(User.email, null()),
+                select(UserMailbox.account, owner).join(User, User.id == UserMailbox.user_id),
+                select(SyncState.account, null()).where(SyncState.account.is_not(None)),
+            )
         )
-        held = session.info["team_addresses"] = frozenset(session.scalars(addresses))
+        held = {}
+        for address, name in rows:
+            held[address] = held.get(address) or name
+        session.info["team"] = held
     return held
 
 
@@ -160,7 +172,7 @@ def who_knows(session: Session, viewer: Viewer, among: Among, *, limit: int = 10
         .order_by(count.desc(), last.desc(), team.email)
         .limit(limit)
     ).all()
-    names = _user_names(session, [email for email, _, _ in rows])
+    names = _team(session)
     return [Teammate(email, names.get(email), n, at) for email, n, at in rows]
 
 
@@ -219,22 +231,31 @@ def unanswered(
         .subquery()
     )
     ids = select(ranked.c.id).where(and_(ranked.c.n == 1, ranked.c.direction == "inbound"))
-    rows = session.scalars(_newest_first(viewer, Interaction.id.in_(ids)).limit(limit)).all()
+    rows = session.execute(_newest_first(viewer, Interaction.id.in_(ids)).limit(limit)).all()
     return entries_of(session, rows)
 
 
 _NEWEST = (Interaction.occurred_at.desc(), Interaction.id.desc())
 
 
-def _newest_first(viewer: Viewer, *where: ColumnElement[bool]) -> Select[Any]:
-    """The interactions matching ``where`` that ``viewer`` may read, newest first; their
-    bodies, which no entry shows, are left in the database."""
-    return (
-        select(Interaction)
-        .options(defer(Interaction.body, raiseload=True))
-        .where(*where, visible(viewer))
-        .order_by(*_NEWEST)
-    )
+_ENTRY = (
+    Interaction.id,
+    Interaction.kind,
+    Interaction.occurred_at,
+    Interaction.subject,
+    Interaction.summary,
+    Interaction.direction,
+    Interaction.visibility,
+    Interaction.thread,
+    Interaction.status,
+)
+"""What a timeline entry shows of an interaction: never its body."""
+
+
+def _newest_first(viewer: Viewer, *where: ColumnElement[bool]) -> Select[*tuple[Any, ...]]:
+    """The interactions matching ``where`` that ``viewer`` may read, newest first, as plain
+    rows of what an entry shows (mapped objects cost more than the query on a page)."""
+    return select(*_ENTRY).where(*where, visible(viewer)).order_by(*_NEWEST)
 
 
 def _newest_ids(viewer: Viewer, among: Among) -> Select[int, datetime | None]:
@@ -275,7 +296,7 @@ def _page(
     """A timeline page from the ids of up to ``size + 1`` entries, newest first; the held-back
     count is asked on the first page only."""
     shown = set(ids[:size])
-    rows = session.scalars(_newest_first(viewer, Interaction.id.in_(shown))).all() if shown else []
+    rows = session.execute(_newest_first(viewer, Interaction.id.in_(shown))).all() if shown else []
     return Timeline(
         entries=entries_of(session, rows),
         page=page,
@@ -284,7 +305,7 @@ def _page(
     )
 
 
-def entries_of(session: Session, rows: Sequence[Interaction]) -> tuple[Entry, ...]:
+def entries_of(session: Session, rows: Sequence[Row[Any]]) -> tuple[Entry, ...]:
     """Timeline entries with their people, in one query for the lot."""
     ids = [row.id for row in rows]
     people: dict[int, list[Person]] = {i: [] for i in ids}
@@ -320,19 +341,8 @@ def entries_of(session: Session, rows: Sequence[Interaction]) -> tuple[Entry, ..
     )
 
 
-def _user_names(session: Session, emails: Sequence[str]) -> dict[str, str | None]:
-    if not emails:
-        return {}
-    rows = session.execute(
-        select(UserMailbox.account, User.display_name, User.email)
-        .join(User, User.id == UserMailbox.user_id)
-        .where(UserMailbox.account.in_(emails))
-    )
-    return {account: name or email for account, name, email in rows}
-
-
 def interaction(session: Session, viewer: Viewer, interaction_id: int) -> Entry | None:
     """One interaction, or ``None`` when it does not exist or the viewer may not see it: the
     two look the same, so an id tells nothing about a thread one may not read."""
-    row = session.scalars(_newest_first(viewer, Interaction.id == interaction_id)).first()
+    row = session.execute(_newest_first(viewer, Interaction.id == interaction_id)).first()
     return entries_of(session, [row])[0] if row is not None else None

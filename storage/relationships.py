@@ -294,27 +294,29 @@ def standing(session: Session, model: type[Figures], subject_id: int) -> Standin
 
 def _moments(session: Session, *interaction_ids: int | None) -> list[Moment | None]:
     """Counted interactions (ones the whole team may read, subject included), in the order
-    asked, each with its teammates: two queries for the lot."""
+    asked, each with its teammates: one query for the lot."""
     wanted = sorted({i for i in interaction_ids if i is not None})
     if not wanted:
         return [None] * len(interaction_ids)
+    mate = InteractionParticipant
     rows = session.execute(
-        select(
-            Interaction.id, Interaction.occurred_at, Interaction.kind, Interaction.subject
-        ).where(Interaction.id.in_(wanted))
-    ).all()
-    mates: dict[int, list[str]] = defaultdict(list)
-    for interaction_id, email in session.execute(
-        select(InteractionParticipant.interaction_id, InteractionParticipant.email)
-        .where(
-            InteractionParticipant.interaction_id.in_(wanted),
-            InteractionParticipant.email.in_(sorted(team_of(session))),
+        select(Interaction.id, Interaction.occurred_at, Interaction.kind, Interaction.subject)
+        .add_columns(mate.email)
+        .outerjoin(
+            mate, (mate.interaction_id == Interaction.id) & mate.email.in_(sorted(team_of(session)))
         )
-        .order_by(InteractionParticipant.id)
-    ):
-        mates[interaction_id].append(email)
+        .where(Interaction.id.in_(wanted))
+        .order_by(Interaction.id, mate.id)
+    )
+    moments: dict[int, tuple[datetime, str, str | None]] = {}
+    mates: dict[int, list[str]] = defaultdict(list)
+    for interaction_id, at, kind, topic, email in rows:
+        moments[interaction_id] = (at, kind, topic)
+        if email is not None:
+            mates[interaction_id].append(email)
     found = {
-        i: Moment(at, kind, topic, tuple(dict.fromkeys(mates[i]))) for i, at, kind, topic in rows
+        i: Moment(at, kind, topic, tuple(dict.fromkeys(mates[i])))
+        for i, (at, kind, topic) in moments.items()
     }
     return [found.get(i) if i is not None else None for i in interaction_ids]
 
