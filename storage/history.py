@@ -93,13 +93,20 @@ class Teammate:
 def team_of(session: Session) -> frozenset[str]:
     """Every address that is the team's own, read once per session: a page asks several
     times, and they change only when an admin adds a user or a connector."""
-    return frozenset(_team(session))
+    return _team(session).addresses
 
 
-def _team(session: Session) -> dict[str, str | None]:
-    """The team's addresses, each with the name of the user whose mailbox it is (their
-    display name, else their sign-in address) or ``None``: one read per session."""
-    held: dict[str, str | None] | None = session.info.get("team")
+@dataclass(frozen=True)
+class _Team:
+    names: dict[str, str | None]
+    """Each address with the name of the user whose mailbox it is (their display name, else
+    their sign-in address), or ``None``."""
+    addresses: frozenset[str]
+
+
+def _team(session: Session) -> _Team:
+    """The team's addresses and their owners' names: one read per session."""
+    held: _Team | None = session.info.get("team")
     if held is None:
         owner = func.coalesce(User.display_name, User.email)
         rows: Result[str, str | None] = session.execute(
@@ -109,10 +116,10 @@ def _team(session: Session) -> dict[str, str | None]:
                 select(SyncState.account, null()).where(SyncState.account.is_not(None)),
             )
         )
-        held = {}
+        names: dict[str, str | None] = {}
         for address, name in rows:
-            held[address] = held.get(address) or name
-        session.info["team"] = held
+            names[address] = names.get(address) or name
+        held = session.info["team"] = _Team(names, frozenset(names))
     return held
 
 
@@ -136,13 +143,12 @@ def timeline(
     session: Session, viewer: Viewer, among: Among, *, page: int = 1, size: int = PAGE
 ) -> Timeline:
     """The interactions ``among`` people, newest first, ``size`` at a time."""
-    page = max(1, min(page, MAX_PAGE))
-    ids = session.scalars(_newest_ids(viewer, among).offset((page - 1) * size).limit(size + 1))
-    return _page(session, viewer, ids.all(), page, size, lambda: _hidden(session, viewer, among))
+    ids = newest_ids(viewer, among)
+    return _page(session, viewer, ids, page, size, lambda: _hidden(session, viewer, among))
 
 
 def last_conversation(session: Session, viewer: Viewer, among: Among) -> Entry | None:
-    found = session.scalars(_newest_ids(viewer, among).limit(1)).first()
+    found = session.scalars(newest_ids(viewer, among).limit(1)).first()
     return interaction(session, viewer, found) if found is not None else None
 
 
@@ -160,7 +166,7 @@ def who_knows(session: Session, viewer: Viewer, among: Among, *, limit: int = 10
     """The teammates who took part in the most of the newest :data:`KNOWN_SAMPLE` visible
     interactions ``among`` people, then the most recent: a page view reads a bounded
     number of rows, however long the history."""
-    newest = _newest_ids(viewer, among).limit(KNOWN_SAMPLE).subquery()
+    newest = newest_ids(viewer, among).limit(KNOWN_SAMPLE).subquery()
     team = aliased(InteractionParticipant)
     count = func.count(func.distinct(newest.c.interaction_id))
     last = func.max(newest.c.occurred_at)
@@ -172,7 +178,7 @@ def who_knows(session: Session, viewer: Viewer, among: Among, *, limit: int = 10
         .order_by(count.desc(), last.desc(), team.email)
         .limit(limit)
     ).all()
-    names = _team(session)
+    names = _team(session).names
     return [Teammate(email, names.get(email), n, at) for email, n, at in rows]
 
 
@@ -190,18 +196,9 @@ def my_interactions(viewer: Viewer) -> ColumnElement[bool]:
 
 
 def my_recent(session: Session, viewer: Viewer, *, page: int = 1) -> Timeline:
-    page = max(1, min(page, MAX_PAGE))
     mine = my_interactions(viewer)
-    found = session.scalars(
-        select(Interaction.id)
-        .where(mine, visible(viewer))
-        .order_by(*_NEWEST)
-        .offset((page - 1) * PAGE)
-        .limit(PAGE + 1)
-    )
-    return _page(
-        session, viewer, found.all(), page, PAGE, lambda: hidden_count(session, viewer, mine)
-    )
+    ids = select(Interaction.id).where(mine, visible(viewer)).order_by(*_NEWEST)
+    return _page(session, viewer, ids, page, PAGE, lambda: hidden_count(session, viewer, mine))
 
 
 def unanswered(
@@ -258,7 +255,7 @@ def _newest_first(viewer: Viewer, *where: ColumnElement[bool]) -> Select[*tuple[
     return select(*_ENTRY).where(*where, visible(viewer)).order_by(*_NEWEST)
 
 
-def _newest_ids(viewer: Viewer, among: Among) -> Select[int, datetime | None]:
+def newest_ids(viewer: Viewer, among: Among) -> Select[int, datetime | None]:
     """The ids and times of the interactions ``among`` people that ``viewer`` may read,
     newest first, each once (a person can hold two roles in one), from the participants'
     history index."""
@@ -288,13 +285,15 @@ def _hidden(session: Session, viewer: Viewer, among: Among) -> int:
 def _page(
     session: Session,
     viewer: Viewer,
-    ids: Sequence[int],
+    newest: Select[*tuple[Any, ...]],
     page: int,
     size: int,
     hidden: Callable[[], int],
 ) -> Timeline:
-    """A timeline page from the ids of up to ``size + 1`` entries, newest first; the held-back
-    count is asked on the first page only."""
+    """Page ``page`` (at most :data:`MAX_PAGE`) of ``size`` entries from ``newest``, a query
+    of interaction ids newest first; the held-back count is asked on the first page only."""
+    page = max(1, min(page, MAX_PAGE))
+    ids = session.scalars(newest.offset((page - 1) * size).limit(size + 1)).all()
     shown = set(ids[:size])
     rows = session.execute(_newest_first(viewer, Interaction.id.in_(shown))).all() if shown else []
     return Timeline(

@@ -30,7 +30,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from storage import relationship_rules as rules
 from storage.batching import CHUNK, chunks
 from storage.db import transaction
-from storage.history import Among, company_interactions, contact_interactions, team_of
+from storage.history import (
+    Among,
+    company_interactions,
+    contact_interactions,
+    newest_ids,
+    team_of,
+)
 from storage.models import (
     Company,
     CompanyFigures,
@@ -42,7 +48,7 @@ from storage.models import (
     utcnow,
 )
 from storage.upsert import insert_for, table_of
-from storage.visibility import PRIVATE
+from storage.visibility import PRIVATE, Viewer
 
 Figures = ContactFigures | CompanyFigures
 KINDS = ("emails_in", "emails_out", "meetings")
@@ -493,19 +499,9 @@ def _reply_medians(session: Session, among: Among, end: datetime) -> tuple[int |
     first from the participants' history index: a page view reads a bounded number of
     rows, however busy the customer. (An email has no answers to decline, so every
     participant of one takes part.)"""
-    p = InteractionParticipant
-    newest = (
-        select(p.interaction_id, p.occurred_at)
-        .where(
-            among,
-            p.private.is_(False),
-            p.occurred_at < end,
-            p.occurred_at >= end - timedelta(days=365),
-        )
-        .group_by(p.occurred_at, p.interaction_id)
-        .order_by(p.occurred_at.desc(), p.interaction_id.desc())
-        .subquery()
-    )
+    at = InteractionParticipant.occurred_at
+    window = among & (at < end) & (at >= end - timedelta(days=365))
+    newest = newest_ids(Viewer.cli(), window).subquery()
     query = (
         select(Interaction.thread, newest.c.occurred_at, Interaction.direction)
         .join(Interaction, Interaction.id == newest.c.interaction_id)

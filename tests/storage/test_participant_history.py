@@ -132,7 +132,7 @@ def test_a_persons_newest_page_is_read_from_the_history_index(engine: Engine) ->
     with Session(engine) as session:
         bob = get_user(session, team.member)
         assert bob is not None
-        ids = history._newest_ids(viewer_of(bob), history.contact_interactions(team.dana_id))
+        ids = history.newest_ids(viewer_of(bob), history.contact_interactions(team.dana_id))
         statement = ids.limit(26).compile(engine)
         connection = session.connection()
         if engine.dialect.name == "postgresql":
