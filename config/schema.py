@@ -271,6 +271,9 @@ class WebConfig(_Strict):
     (``[secrets]``), so that every ``serve`` process of the team agrees on it."""
     session_hours: Annotated[int, Field(ge=1, le=24 * 30)] = 12
     workers: Annotated[int, Field(ge=1, le=64)] = 1
+    concurrent_requests: Annotated[int, Field(ge=1, le=64)] = 2
+    """Requests each worker runs at once; the others wait their turn in arrival order
+    (``agent.web.context``): Python runs one thread of a process at a time."""
     google_client_id: str | None = None
     google_client_secret: str | None = None
     """Sign-in with Google (OpenID Connect) when both are set; give the secret as ``${VAR}``."""

@@ -33,7 +33,7 @@ from agent.web import (
     report_pages,
     segments_pages,
 )
-from agent.web.context import Forbidden, NotSignedIn, WebState
+from agent.web.context import Forbidden, NotSignedIn, Turns, WebState
 from agent.web.render import STATIC, environment, page
 from agent.web.security import SecurityHeaders, Throttle
 from config import ConfigError
@@ -65,6 +65,7 @@ def create_app(app: App) -> FastAPI:
         templates=environment(),
         throttle=Throttle(web.login_attempts),
         google=oauth is not None,
+        turns=Turns(web.concurrent_requests),
     )
     fastapi.add_middleware(
         SessionMiddleware,

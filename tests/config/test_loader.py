@@ -355,6 +355,16 @@ RANGES = [
         "filters.spam_headers: must be true or false (got 'yes')",
     ),
     ("filters-unknown-key", "[filters]\nspam = false\n", "filters.spam: unknown key"),
+    (
+        "web-no-request-at-once",
+        "[web]\nconcurrent_requests = 0\n",
+        "web.concurrent_requests: Input should be greater than or equal to 1",
+    ),
+    (
+        "web-too-many-requests-at-once",
+        "[web]\nconcurrent_requests = 65\n",
+        "web.concurrent_requests: Input should be less than or equal to 64",
+    ),
 ]
 
 
