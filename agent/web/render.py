@@ -30,8 +30,11 @@ FLASH_KEY = "flash"
 
 
 def environment() -> Environment:
+    """Templates are files of the installed package, so they are read once per process:
+    with ``auto_reload`` Jinja would look at each file's time on every page."""
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
+        auto_reload=False,
         autoescape=select_autoescape(default=True, default_for_string=True),
         undefined=StrictUndefined,
         finalize=lambda value: plain(value) if isinstance(value, str) else value,
