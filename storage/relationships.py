@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
+from functools import cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
@@ -352,6 +353,7 @@ Pairs = Callable[[Sequence[int], bool], Select[int | None, int]]
 """``(subject id, interaction id)`` for a chunk of subjects: who took part in what."""
 
 
+@cache
 def counted() -> ColumnElement[bool]:
     return and_(
         Interaction.visibility != PRIVATE,

@@ -11,11 +11,16 @@ Putting the rule in the query, never in a template or a route, is what
 makes the web pages, the JSON API, the add-ons, the CLI and exports agree:
 a reader that forgets to filter cannot exist, because the reads in
 ``storage`` take a :class:`Viewer` and have no way to skip it.
+
+Each condition is built once per reader and kept (``lru_cache``): a clause
+never changes once built, and building these cost more than a page's use of
+them (a contact page asks for them four times).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from sqlalchemy import ColumnElement, and_, case, func, select, true
 from sqlalchemy.orm import InstrumentedAttribute, Session
@@ -30,6 +35,8 @@ from storage.models import (
 
 PRIVATE = "private"
 ROLES = ("admin", "member")
+KEPT = 1024
+"""Conditions kept per kind: a team's readers, each in a few roles, fit many times over."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,7 @@ class Viewer:
         return self.email
 
 
+@lru_cache(maxsize=KEPT)
 def visible(viewer: Viewer) -> ColumnElement[bool]:
     """The condition on :class:`Interaction` rows ``viewer`` may read."""
     if viewer.include_private:
@@ -70,6 +78,7 @@ def visible(viewer: Viewer) -> ColumnElement[bool]:
     return case((shared, true()), else_=owned_by(viewer.user_id))
 
 
+@lru_cache(maxsize=KEPT)
 def visible_participation(viewer: Viewer) -> ColumnElement[bool]:
     """:func:`visible` asked of :class:`InteractionParticipant` rows, whose ``private`` the
     database keeps equal to their interaction's (migration 0010): a person's history is
@@ -85,6 +94,7 @@ def visible_participation(viewer: Viewer) -> ColumnElement[bool]:
     )
 
 
+@lru_cache(maxsize=KEPT)
 def owned_by(
     user_id: int, interaction: InstrumentedAttribute[int] | None = None
 ) -> ColumnElement[bool]:
