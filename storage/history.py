@@ -291,15 +291,16 @@ def _page(
     hidden: Callable[[], int],
 ) -> Timeline:
     """Page ``page`` (at most :data:`MAX_PAGE`) of ``size`` entries from ``newest``, a query
-    of interaction ids newest first; the held-back count is asked on the first page only."""
+    of interaction ids newest first, read with their rows in one statement (one more row
+    than shown says whether there is an older page); the held-back count is asked on the
+    first page only."""
     page = max(1, min(page, MAX_PAGE))
-    ids = session.scalars(newest.offset((page - 1) * size).limit(size + 1)).all()
-    shown = set(ids[:size])
-    rows = session.execute(_newest_first(viewer, Interaction.id.in_(shown))).all() if shown else []
+    window = newest.offset((page - 1) * size).limit(size + 1).subquery()
+    rows = session.execute(_newest_first(viewer, Interaction.id.in_(select(window.c[0])))).all()
     return Timeline(
-        entries=entries_of(session, rows),
+        entries=entries_of(session, rows[:size]),
         page=page,
-        has_more=len(ids) > size and page < MAX_PAGE,
+        has_more=len(rows) > size and page < MAX_PAGE,
         hidden=hidden() if page == 1 else 0,
     )
 
