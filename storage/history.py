@@ -167,7 +167,7 @@ def who_knows(session: Session, viewer: Viewer, among: Among, *, limit: int = 10
     interactions ``among`` people, then the most recent: a page view reads a bounded
     number of rows, however long the history."""
     newest = newest_ids(viewer, among).limit(KNOWN_SAMPLE).subquery()
-    team = aliased(InteractionParticipant)
+    team = _TEAMMATE
     count = func.count(func.distinct(newest.c.interaction_id))
     last = func.max(newest.c.occurred_at)
     rows = session.execute(
@@ -233,6 +233,9 @@ def unanswered(
 
 
 _NEWEST = (Interaction.occurred_at.desc(), Interaction.id.desc())
+_TEAMMATE = aliased(InteractionParticipant, name="teammate")
+"""Made once: a new alias adapts every column it is asked for again, which cost more than
+the query it was made for."""
 
 
 _ENTRY = (
