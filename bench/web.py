@@ -30,7 +30,10 @@ Where there is a /proc, each figure also has the CPU milliseconds per request
 (warm-up included) of the server's processes and of the whole machine
 (PostgreSQL and the client with them): in a closed loop on a saturated machine
 the mean latency is about clients x machine CPU per request / CPUs, which says
-how much cheaper a request must get for a target.
+how much cheaper a request must get for a target. And each figure has the
+connections each worker held halfway through: Linux deals the 16 clients'
+keep-alive connections to the workers by a hash, rarely 8 and 8, and the
+clients of the busier worker wait longer.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 from collections import Counter
@@ -238,6 +242,37 @@ def tree_cpu_seconds(root: int) -> float | None:
         total += (int(fields[11]) + int(fields[12])) / _ticks()
         pending.extend(children(pid))
     return total
+
+
+def connections_per_worker(server: int, port: int) -> list[int] | None:
+    """The established connections to ``port`` that each process listening on it holds, most
+    first, or ``None`` without /proc. Linux deals each new connection to one worker's socket
+    by a hash of its addresses, so 16 clients' connections split unevenly (3 and 13 seen),
+    and the clients of the busier worker wait longer: the split explains a p95."""
+    listening: set[str] = set()
+    established: set[str] = set()
+    try:
+        rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return None
+    for row in rows:
+        fields = row.split()
+        if int(fields[1].rsplit(":", 1)[1], 16) == port:
+            {"0A": listening, "01": established}.get(fields[3], set()).add(fields[9])
+    counts = []
+    for pid in [server, *children(server)]:
+        try:
+            folder = f"/proc/{pid}/fd"
+            sockets = {os.readlink(f"{folder}/{fd}")[8:-1] for fd in os.listdir(folder)}
+        except OSError:
+            continue
+        if sockets & listening:
+            counts.append(len(sockets & established))
+    return sorted(counts, reverse=True)
+
+
+def _sample_split(into: list[list[int] | None], server: int, port: int) -> None:
+    into.append(connections_per_worker(server, port))
 
 
 def _per_request(before: float | None, after: float | None, requests: int) -> float | None:
@@ -452,9 +487,17 @@ def measure(
             for concurrency in args.concurrency:
                 server_before = tree_cpu_seconds(server.process.pid)
                 machine_before = machine_cpu_seconds()
+                split: list[list[int] | None] = []
+                sample = threading.Timer(
+                    args.warmup + args.seconds / 2,
+                    _sample_split,
+                    (split, server.process.pid, server.port),
+                )
+                sample.start()
                 result = run_load(
                     server.port, paths[route], headers, concurrency, args.warmup, args.seconds
                 )
+                sample.join()
                 server_cpu = _per_request(
                     server_before, tree_cpu_seconds(server.process.pid), result["answered"]
                 )
@@ -479,6 +522,7 @@ def measure(
                     "client_cpu_s": round(result["cpu_seconds"], 2),
                     "server_cpu_ms_per_request": server_cpu,
                     "machine_cpu_ms_per_request": machine_cpu,
+                    "connections_per_worker": split[0] if split else None,
                     "loadavg_1m": round(os.getloadavg()[0], 2),
                 }
                 if errors:
