@@ -9,6 +9,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import MutableSequence
 from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import Any
@@ -16,7 +17,8 @@ from typing import Any
 import uvicorn
 
 from agent.runtime.app import App
-from agent.web.asgi import create_app
+from agent.web.asgi import app_from_environment, create_app
+from agent.web.balance import Balance, Share
 
 FACTORY = "agent.web.asgi:app_from_environment"
 QUIET: dict[str, Any] = {"log_level": "warning", "access_log": False, "server_header": False}
@@ -60,9 +62,14 @@ def listener(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(host: str, port: int) -> None:
-    config = uvicorn.Config(FACTORY, factory=True, **QUIET)
-    uvicorn.Server(config).run(sockets=[listener(host, port)])
+def _worker(host: str, port: int, index: int, counts: MutableSequence[int]) -> None:
+    """One worker of a :class:`WorkerPool`: the app built from the environment's config, which
+    keeps about its share of the pool's connections (``agent.web.balance``)."""
+    running: list[uvicorn.Server] = []
+    share = Share(counts, index, lambda: len(running[0].server_state.connections))
+    config = uvicorn.Config(Balance(app_from_environment(), share), **QUIET)
+    running.append(uvicorn.Server(config))
+    running[0].run(sockets=[listener(host, port)])
 
 
 class WorkerPool:
@@ -73,6 +80,8 @@ class WorkerPool:
         self.host, self.port, self.workers = host, port, workers
         self.stopping = threading.Event()
         self.context = multiprocessing.get_context("spawn")
+        self.counts = self.context.Array("i", workers, lock=False)
+        """Each worker's open connections, as it last counted them."""
 
     def run(self) -> None:
         try:
@@ -81,7 +90,7 @@ class WorkerPool:
             raise SystemExit(f"error: cannot listen on {self.host}:{self.port}: {exc}") from None
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._stop)
-        running = [self._start() for _ in range(self.workers)]
+        running = [self._start(index) for index in range(self.workers)]
         try:
             while not self.stopping.wait(0.5):
                 for index, (process, started) in enumerate(running):
@@ -95,12 +104,14 @@ class WorkerPool:
                     log.warning(
                         "web worker exited with code %s; starting another", process.exitcode
                     )
-                    running[index] = self._start()
+                    running[index] = self._start(index)
         finally:
             self._stop_all([process for process, _ in running])
 
-    def _start(self) -> tuple[BaseProcess, float]:
-        process = self.context.Process(target=_worker, args=(self.host, self.port), daemon=False)
+    def _start(self, index: int) -> tuple[BaseProcess, float]:
+        process = self.context.Process(
+            target=_worker, args=(self.host, self.port, index, self.counts), daemon=False
+        )
         process.start()
         return process, time.monotonic()
 
