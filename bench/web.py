@@ -32,8 +32,10 @@ Where there is a /proc, each figure also has the CPU milliseconds per request
 the mean latency is about clients x machine CPU per request / CPUs, which says
 how much cheaper a request must get for a target. And each figure has the
 connections each worker held halfway through: Linux deals the 16 clients'
-keep-alive connections to the workers by a hash, rarely 8 and 8, and the
-clients of the busier worker wait longer.
+keep-alive connections to the workers by a hash, rarely 8 and 8, and a
+worker holding more than its share closes some after answering
+(``agent.web.balance``): ``reconnects`` counts the connections the client
+opened again while measuring, each timed as part of its next request.
 """
 
 from __future__ import annotations
@@ -134,10 +136,12 @@ async def _client(spec: dict[str, Any]) -> dict[str, Any]:
     statuses: Counter[str] = Counter()
     body_bytes = 0
     answered = 0
+    reconnects = 0
 
     async def worker(number: int) -> None:
-        nonlocal body_bytes, answered
+        nonlocal body_bytes, answered, reconnects
         reader, writer = await asyncio.open_connection(host, port, limit=2**22)
+        closed = False  # by the server, after the last answer: the next request opens one
         index = number
         try:
             while True:
@@ -147,6 +151,10 @@ async def _client(spec: dict[str, Any]) -> dict[str, Any]:
                 request = requests[index % len(requests)]
                 index += concurrency
                 try:
+                    if closed:
+                        reader, writer = await asyncio.open_connection(host, port, limit=2**22)
+                        closed = False
+                        reconnects += started >= measure_from
                     writer.write(request)
                     status, keep, length = await _read_response(reader)
                 except (ConnectionError, asyncio.IncompleteReadError, ValueError) as exc:
@@ -162,7 +170,7 @@ async def _client(spec: dict[str, Any]) -> dict[str, Any]:
                     body_bytes += length
                 if not keep:
                     writer.close()
-                    reader, writer = await asyncio.open_connection(host, port, limit=2**22)
+                    closed = True
         finally:
             writer.close()
 
@@ -175,6 +183,7 @@ async def _client(spec: dict[str, Any]) -> dict[str, Any]:
         "body_bytes": body_bytes,
         "cpu_seconds": usage.ru_utime + usage.ru_stime,
         "answered": answered,
+        "reconnects": reconnects,
     }
 
 
@@ -523,6 +532,7 @@ def measure(
                     "server_cpu_ms_per_request": server_cpu,
                     "machine_cpu_ms_per_request": machine_cpu,
                     "connections_per_worker": split[0] if split else None,
+                    "reconnects": result["reconnects"],
                     "loadavg_1m": round(os.getloadavg()[0], 2),
                 }
                 if errors:
