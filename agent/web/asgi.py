@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -33,7 +34,7 @@ from agent.web import (
     report_pages,
     segments_pages,
 )
-from agent.web.context import Forbidden, NotSignedIn, Turns, WebState
+from agent.web.context import Forbidden, NotSignedIn, WebState
 from agent.web.render import STATIC, environment, page
 from agent.web.security import SecurityHeaders, Throttle
 from config import ConfigError
@@ -65,7 +66,7 @@ def create_app(app: App) -> FastAPI:
         templates=environment(),
         throttle=Throttle(web.login_attempts),
         google=oauth is not None,
-        turns=Turns(web.concurrent_requests),
+        turns=anyio.Semaphore(web.concurrent_requests),
     )
     fastapi.add_middleware(
         SessionMiddleware,

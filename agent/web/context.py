@@ -48,19 +48,6 @@ class Forbidden(Exception):
     """Signed in, but not allowed: 403."""
 
 
-class Turns:
-    """The worker's turns (made on first use, inside the event loop that serves)."""
-
-    def __init__(self, at_once: int) -> None:
-        self.at_once = at_once
-        self._semaphore: anyio.Semaphore | None = None
-
-    def __call__(self) -> anyio.Semaphore:
-        if self._semaphore is None:
-            self._semaphore = anyio.Semaphore(self.at_once)
-        return self._semaphore
-
-
 @dataclass
 class WebState:
     """What every request shares: set once when the app is built."""
@@ -70,7 +57,8 @@ class WebState:
     templates: Environment
     throttle: Throttle
     google: bool
-    turns: Turns
+    turns: anyio.Semaphore
+    """The worker's turns (anyio binds one made outside an event loop to the loop that serves)."""
 
 
 def state_of(request: Request) -> WebState:
@@ -80,7 +68,7 @@ def state_of(request: Request) -> WebState:
 
 async def turn(request: Request) -> AsyncIterator[None]:
     """Held from before the request's first read until its handler returns."""
-    async with state_of(request).turns():
+    async with state_of(request).turns:
         yield
 
 
