@@ -74,7 +74,12 @@ if str(HERE) not in sys.path:
 
 import web_data  # noqa: E402  (bench/ is not a package)
 
-from tests.support.processes import children  # noqa: E402
+from tests.support.processes import (  # noqa: E402
+    ESTABLISHED,
+    LISTENING,
+    children,
+    sockets_on_port,
+)
 
 HOST = "127.0.0.1"
 USER = web_data.rep_email(1)
@@ -258,26 +263,12 @@ def connections_per_worker(server: int, port: int) -> list[int] | None:
     first, or ``None`` without /proc. Linux deals each new connection to one worker's socket
     by a hash of its addresses, so 16 clients' connections split unevenly (3 and 13 seen),
     and the clients of the busier worker wait longer: the split explains a p95."""
-    listening: set[str] = set()
-    established: set[str] = set()
-    try:
-        rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
-    except OSError:
+    if not Path("/proc/net/tcp").exists():
         return None
-    for row in rows:
-        fields = row.split()
-        if int(fields[1].rsplit(":", 1)[1], 16) == port:
-            {"0A": listening, "01": established}.get(fields[3], set()).add(fields[9])
-    counts = []
-    for pid in [server, *children(server)]:
-        try:
-            folder = f"/proc/{pid}/fd"
-            sockets = {os.readlink(f"{folder}/{fd}")[8:-1] for fd in os.listdir(folder)}
-        except OSError:
-            continue
-        if sockets & listening:
-            counts.append(len(sockets & established))
-    return sorted(counts, reverse=True)
+    pids = [server, *children(server)]
+    workers = sockets_on_port(pids, port, LISTENING)
+    held = sockets_on_port(list(workers), port, ESTABLISHED)
+    return sorted((len(held.get(pid, ())) for pid in workers), reverse=True)
 
 
 def _sample_split(into: list[list[int] | None], server: int, port: int) -> None:

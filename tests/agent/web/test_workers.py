@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.client
-import os
 import socket
 import sys
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import run_cli
-from tests.support.processes import children
+from tests.support.processes import ESTABLISHED, LISTENING, children, sockets_on_port
 from tests.support.web import WebServer, free_port, seeded_database
 
 CLIENTS = 64
@@ -21,33 +20,13 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _sockets_per_process(pids: list[int], port: int, state: str) -> dict[int, set[str]]:
-    """The sockets on local ``port`` in ``state`` (/proc/net/tcp's code: ``01``
-    established, ``0A`` listening) that each process holds."""
-    inodes = set()
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if int(fields[1].split(":")[1], 16) == port and fields[3] == state:
-            inodes.add(f"socket:[{fields[9]}]")
-    held: dict[int, set[str]] = {}
-    for pid in pids:
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if target in inodes:
-                held.setdefault(pid, set()).add(target)
-    return held
-
-
 def _workers_listening(server: WebServer, count: int, timeout: float = 60) -> dict[int, set[str]]:
     """Each worker's listening sockets, once ``count`` workers listen (``/healthz``
     answers as soon as the first does)."""
     assert server.process is not None
     deadline = time.monotonic() + timeout
     while True:
-        listening = _sockets_per_process(children(server.process.pid), server.port, "0A")
+        listening = sockets_on_port(children(server.process.pid), server.port, LISTENING)
         if len(listening) == count:
             return listening
         assert time.monotonic() < deadline, f"{count} workers did not listen in {timeout} s"
@@ -104,7 +83,7 @@ ROUNDS = 30
 
 def _split(server: WebServer, workers: list[int]) -> list[int]:
     """The connections each worker holds, most first."""
-    held = _sockets_per_process(workers, server.port, "01")
+    held = sockets_on_port(workers, server.port, ESTABLISHED)
     return sorted((len(held.get(pid, ())) for pid in workers), reverse=True)
 
 
