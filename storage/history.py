@@ -12,12 +12,26 @@ part in.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Result, Row, Select, and_, func, null, select, union_all
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Integer,
+    Result,
+    Row,
+    Select,
+    and_,
+    bindparam,
+    func,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session, aliased
 
 from storage.models import (
@@ -30,6 +44,7 @@ from storage.models import (
     utcnow,
 )
 from storage.visibility import (
+    KEPT,
     Viewer,
     hidden_count,
     owned_by,
@@ -37,6 +52,7 @@ from storage.visibility import (
     visible_participation,
 )
 
+Rows = Select[*tuple[Any, ...]]
 PAGE = 25
 MAX_PAGE = 400
 """Pages deeper than this are not offered: older history is a search or an export."""
@@ -104,18 +120,22 @@ class _Team:
     addresses: frozenset[str]
 
 
+_OWNER = func.coalesce(User.display_name, User.email)
+_TEAM_NAMES: CompoundSelect[str, str | None] = union_all(
+    select(User.email.label("address"), null().label("owner")),
+    select(UserMailbox.account, _OWNER).join(User, User.id == UserMailbox.user_id),
+    select(SyncState.account, null()).where(SyncState.account.is_not(None)),
+)
+TEAM = select(_TEAM_NAMES.subquery().c.address)
+"""Every address of the team, for a query to test against (``email.in_(TEAM)``): the
+statement stays the same whoever joins the team."""
+
+
 def _team(session: Session) -> _Team:
     """The team's addresses and their owners' names: one read per session."""
     held: _Team | None = session.info.get("team")
     if held is None:
-        owner = func.coalesce(User.display_name, User.email)
-        rows: Result[str, str | None] = session.execute(
-            union_all(
-                select(User.email, null()),
-                select(UserMailbox.account, owner).join(User, User.id == UserMailbox.user_id),
-                select(SyncState.account, null()).where(SyncState.account.is_not(None)),
-            )
-        )
+        rows: Result[str, str | None] = session.execute(_TEAM_NAMES)
         names: dict[str, str | None] = {}
         for address, name in rows:
             names[address] = names.get(address) or name
@@ -123,32 +143,66 @@ def _team(session: Session) -> _Team:
     return held
 
 
-Among = ColumnElement[bool]
-"""Whose history: a condition on :class:`InteractionParticipant` rows (one contact's, the
-people of one company), so that a history is read in time order from the participants'
-own index, interaction rows being read only for the entries shown."""
+_SUBJECT = bindparam("subject", type_=Integer)
+
+
+@dataclass(frozen=True)
+class Among:
+    """Whose history: one contact's (``company`` false) or the people of one company's,
+    ``subject`` by id. A history is read in time order from the participants' own index,
+    interaction rows being read only for the entries shown.
+
+    The statements that read a history are built once per reader and kept (building
+    one cost more Python than running it): they hold :attr:`condition`, which names
+    the subject by a parameter, and are run with :attr:`params`."""
+
+    company: bool
+    subject: int
+
+    @property
+    def condition(self) -> ColumnElement[bool]:
+        return subject_condition(self.company)
+
+    @property
+    def params(self) -> dict[str, int]:
+        return {"subject": self.subject}
+
+
+_OF_CONTACT = InteractionParticipant.contact_id == _SUBJECT
+_OF_COMPANY = InteractionParticipant.contact_id.in_(
+    select(Contact.id).where(Contact.company_id == _SUBJECT)
+)
+
+
+def subject_condition(company: bool) -> ColumnElement[bool]:
+    """:attr:`Among.condition` for any contact's (or company's) history."""
+    return _OF_COMPANY if company else _OF_CONTACT
 
 
 def contact_interactions(contact_id: int) -> Among:
-    return InteractionParticipant.contact_id == contact_id
+    return Among(company=False, subject=contact_id)
 
 
 def company_interactions(company_id: int) -> Among:
-    return InteractionParticipant.contact_id.in_(
-        select(Contact.id).where(Contact.company_id == company_id)
-    )
+    return Among(company=True, subject=company_id)
 
 
 def timeline(
     session: Session, viewer: Viewer, among: Among, *, page: int = 1, size: int = PAGE
 ) -> Timeline:
     """The interactions ``among`` people, newest first, ``size`` at a time."""
-    ids = newest_ids(viewer, among)
-    return _page(session, viewer, ids, page, size, lambda: _hidden(session, viewer, among))
+    page = _bounded(page)
+    rows = _timeline_rows(viewer, among.company, page, size)
+    return _page(session, rows, among.params, page, size, lambda: _hidden(session, viewer, among))
+
+
+@lru_cache(maxsize=KEPT)
+def _timeline_rows(viewer: Viewer, company: bool, page: int, size: int) -> Rows:
+    return _window(viewer, newest_ids(viewer, subject_condition(company)), page, size)
 
 
 def last_conversation(session: Session, viewer: Viewer, among: Among) -> Entry | None:
-    found = session.scalars(newest_ids(viewer, among).limit(1)).first()
+    found = session.scalars(newest_ids(viewer, among.condition).limit(1), among.params).first()
     return interaction(session, viewer, found) if found is not None else None
 
 
@@ -157,7 +211,8 @@ def first_and_last(
 ) -> tuple[datetime | None, datetime | None]:
     at = InteractionParticipant.occurred_at
     first, last = session.execute(
-        select(func.min(at), func.max(at)).where(among, visible_participation(viewer))
+        select(func.min(at), func.max(at)).where(among.condition, visible_participation(viewer)),
+        among.params,
     ).one()
     return first, last
 
@@ -166,20 +221,26 @@ def who_knows(session: Session, viewer: Viewer, among: Among, *, limit: int = 10
     """The teammates who took part in the most of the newest :data:`KNOWN_SAMPLE` visible
     interactions ``among`` people, then the most recent: a page view reads a bounded
     number of rows, however long the history."""
-    newest = newest_ids(viewer, among).limit(KNOWN_SAMPLE).subquery()
+    statement = _who_knows(viewer, among.company, KNOWN_SAMPLE, limit)
+    rows = session.execute(statement, among.params).all()
+    names = _team(session).names
+    return [Teammate(email, names.get(email), n, at) for email, n, at in rows]
+
+
+@lru_cache(maxsize=KEPT)
+def _who_knows(viewer: Viewer, company: bool, sample: int, limit: int) -> Rows:
+    newest = newest_ids(viewer, subject_condition(company)).limit(sample).subquery()
     team = _TEAMMATE
     count = func.count(func.distinct(newest.c.interaction_id))
     last = func.max(newest.c.occurred_at)
-    rows = session.execute(
+    return (
         select(team.email, count, last)
         .join(team, team.interaction_id == newest.c.interaction_id)
-        .where(team.email.in_(sorted(team_of(session))))
+        .where(team.email.in_(TEAM))
         .group_by(team.email)
         .order_by(count.desc(), last.desc(), team.email)
         .limit(limit)
-    ).all()
-    names = _team(session).names
-    return [Teammate(email, names.get(email), n, at) for email, n, at in rows]
+    )
 
 
 def my_interactions(viewer: Viewer) -> ColumnElement[bool]:
@@ -196,9 +257,16 @@ def my_interactions(viewer: Viewer) -> ColumnElement[bool]:
 
 
 def my_recent(session: Session, viewer: Viewer, *, page: int = 1) -> Timeline:
-    mine = my_interactions(viewer)
-    ids = select(Interaction.id).where(mine, visible(viewer)).order_by(*_NEWEST)
-    return _page(session, viewer, ids, page, PAGE, lambda: hidden_count(session, viewer, mine))
+    page = _bounded(page)
+    rows = _my_rows(viewer, page)
+    hidden = lambda: hidden_count(session, viewer, my_interactions(viewer))  # noqa: E731
+    return _page(session, rows, {}, page, PAGE, hidden)
+
+
+@lru_cache(maxsize=KEPT)
+def _my_rows(viewer: Viewer, page: int) -> Rows:
+    ids = select(Interaction.id).where(my_interactions(viewer), visible(viewer))
+    return _window(viewer, ids.order_by(*_NEWEST), page, PAGE)
 
 
 def unanswered(
@@ -252,16 +320,16 @@ _ENTRY = (
 """What a timeline entry shows of an interaction: never its body."""
 
 
-def _newest_first(viewer: Viewer, *where: ColumnElement[bool]) -> Select[*tuple[Any, ...]]:
+def _newest_first(viewer: Viewer, *where: ColumnElement[bool]) -> Rows:
     """The interactions matching ``where`` that ``viewer`` may read, newest first, as plain
     rows of what an entry shows (mapped objects cost more than the query on a page)."""
     return select(*_ENTRY).where(*where, visible(viewer)).order_by(*_NEWEST)
 
 
-def newest_ids(viewer: Viewer, among: Among) -> Select[int, datetime | None]:
-    """The ids and times of the interactions ``among`` people that ``viewer`` may read,
-    newest first, each once (a person can hold two roles in one), from the participants'
-    history index."""
+def newest_ids(viewer: Viewer, among: ColumnElement[bool]) -> Select[int, datetime | None]:
+    """The ids and times of the interactions whose participant rows match ``among`` (an
+    :attr:`Among.condition`) that ``viewer`` may read, newest first, each once (a person
+    can hold two roles in one), from the participants' history index."""
     p = InteractionParticipant
     return (
         select(p.interaction_id, p.occurred_at)
@@ -276,30 +344,43 @@ def _hidden(session: Session, viewer: Viewer, among: Among) -> int:
     their private participant rows only."""
     if viewer.include_private:
         return 0
+    return int(session.scalar(_hidden_count(viewer, among.company), among.params) or 0)
+
+
+@lru_cache(maxsize=KEPT)
+def _hidden_count(viewer: Viewer, company: bool) -> Rows:
     p = InteractionParticipant
     held: ColumnElement[bool] = p.private.is_(True)
     if viewer.user_id is not None:
         held = held & ~owned_by(viewer.user_id, p.interaction_id)
-    return int(
-        session.scalar(select(func.count(func.distinct(p.interaction_id))).where(among, held)) or 0
-    )
+    among = subject_condition(company)
+    return select(func.count(func.distinct(p.interaction_id))).where(among, held)
+
+
+def _bounded(page: int) -> int:
+    """Pages deeper than :data:`MAX_PAGE` are not offered."""
+    return max(1, min(page, MAX_PAGE))
+
+
+def _window(viewer: Viewer, newest: Rows, page: int, size: int) -> Rows:
+    """The rows of page ``page`` of ``size`` entries from ``newest``, a query of interaction
+    ids newest first, read with their ids in one statement; one row more than shown says
+    whether there is an older page."""
+    window = newest.offset((page - 1) * size).limit(size + 1).subquery()
+    return _newest_first(viewer, Interaction.id.in_(select(window.c[0])))
 
 
 def _page(
     session: Session,
-    viewer: Viewer,
-    newest: Select[*tuple[Any, ...]],
+    rows_statement: Rows,
+    params: Mapping[str, Any],
     page: int,
     size: int,
     hidden: Callable[[], int],
 ) -> Timeline:
-    """Page ``page`` (at most :data:`MAX_PAGE`) of ``size`` entries from ``newest``, a query
-    of interaction ids newest first, read with their rows in one statement (one more row
-    than shown says whether there is an older page); the held-back count is asked on the
-    first page only."""
-    page = max(1, min(page, MAX_PAGE))
-    window = newest.offset((page - 1) * size).limit(size + 1).subquery()
-    rows = session.execute(_newest_first(viewer, Interaction.id.in_(select(window.c[0])))).all()
+    """A page of a timeline from its rows' statement (:func:`_window`); the held-back count
+    is asked on the first page only."""
+    rows = session.execute(rows_statement, params).all()
     return Timeline(
         entries=entries_of(session, rows[:size]),
         page=page,

@@ -25,17 +25,29 @@ from datetime import date, datetime, time, timedelta, timezone
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import relationship_rules as rules
 from storage.batching import CHUNK, chunks
 from storage.db import transaction
 from storage.history import (
+    TEAM,
     Among,
     company_interactions,
     contact_interactions,
     newest_ids,
+    subject_condition,
     team_of,
 )
 from storage.models import (
@@ -266,11 +278,9 @@ def standing(session: Session, model: type[Figures], subject_id: int) -> Standin
     median is not kept by adding to it, so the rows that every batch updates do not
     hold one.
     """
-    key = "contact_id" if model is ContactFigures else "company_id"
     pairs = _contact_pairs if model is ContactFigures else _company_pairs
-    table = table_of(model)
     day = today()
-    row = session.execute(select(table).where(table.c[key] == subject_id)).mappings().first()
+    row = session.execute(_figures_row(model), {"subject": subject_id}).mappings().first()
     if row is not None and row["as_of"] >= day:
         values = dict(row)
     else:
@@ -299,22 +309,20 @@ def standing(session: Session, model: type[Figures], subject_id: int) -> Standin
     )
 
 
+@cache
+def _figures_row(model: type[Figures]) -> Select[Any]:
+    table = table_of(model)
+    key = "contact_id" if model is ContactFigures else "company_id"
+    return select(table).where(table.c[key] == bindparam("subject"))
+
+
 def _moments(session: Session, *interaction_ids: int | None) -> list[Moment | None]:
     """Counted interactions (ones the whole team may read, subject included), in the order
     asked, each with its teammates: one query for the lot."""
     wanted = sorted({i for i in interaction_ids if i is not None})
     if not wanted:
         return [None] * len(interaction_ids)
-    mate = InteractionParticipant
-    rows = session.execute(
-        select(Interaction.id, Interaction.occurred_at, Interaction.kind, Interaction.subject)
-        .add_columns(mate.email)
-        .outerjoin(
-            mate, (mate.interaction_id == Interaction.id) & mate.email.in_(sorted(team_of(session)))
-        )
-        .where(Interaction.id.in_(wanted))
-        .order_by(Interaction.id, mate.id)
-    )
+    rows = session.execute(_MOMENTS, {"wanted": wanted})
     moments: dict[int, tuple[datetime, str, str | None]] = {}
     mates: dict[int, list[str]] = defaultdict(list)
     for interaction_id, at, kind, topic, email in rows:
@@ -326,6 +334,16 @@ def _moments(session: Session, *interaction_ids: int | None) -> list[Moment | No
         for i, (at, kind, topic) in moments.items()
     }
     return [found.get(i) if i is not None else None for i in interaction_ids]
+
+
+_MATE = InteractionParticipant
+_MOMENTS = (
+    select(Interaction.id, Interaction.occurred_at, Interaction.kind, Interaction.subject)
+    .add_columns(_MATE.email)
+    .outerjoin(_MATE, (_MATE.interaction_id == Interaction.id) & _MATE.email.in_(TEAM))
+    .where(Interaction.id.in_(bindparam("wanted", expanding=True)))
+    .order_by(Interaction.id, _MATE.id)
+)
 
 
 def explanation(row: Figures | None, on: date | None = None) -> str:
@@ -501,24 +519,35 @@ def _reply_medians(session: Session, among: Among, end: datetime) -> tuple[int |
     first from the participants' history index: a page view reads a bounded number of
     rows, however busy the customer. (An email has no answers to decline, so every
     participant of one takes part.)"""
-    at = InteractionParticipant.occurred_at
-    window = among & (at < end) & (at >= end - timedelta(days=365))
-    newest = newest_ids(Viewer.cli(), window).subquery()
-    query = (
-        select(Interaction.thread, newest.c.occurred_at, Interaction.direction)
-        .join(Interaction, Interaction.id == newest.c.interaction_id)
-        .where(counted(), Interaction.kind == "email", Interaction.thread.is_not(None))
-        .order_by(newest.c.occurred_at.desc(), newest.c.interaction_id.desc())
-        .limit(REPLY_SAMPLE)
-    )
+    window = {**among.params, "end": end, "since": end - timedelta(days=365)}
     mail = [
         rules.ThreadMessage(thread, at, direction == "outbound")
-        for thread, at, direction in session.execute(query)
+        for thread, at, direction in session.execute(
+            _reply_sample(among.company, REPLY_SAMPLE), window
+        )
     ]
     if not mail:
         return None, None
     ours, theirs = rules.reply_times(mail)
     return rules.median_seconds(ours), rules.median_seconds(theirs)
+
+
+@cache
+def _reply_sample(company: bool, sample: int) -> Select[Any]:
+    at = InteractionParticipant.occurred_at
+    window = subject_condition(company) & (at < _END) & (at >= _SINCE)
+    newest = newest_ids(Viewer.cli(), window).subquery()
+    return (
+        select(Interaction.thread, newest.c.occurred_at, Interaction.direction)
+        .join(Interaction, Interaction.id == newest.c.interaction_id)
+        .where(counted(), Interaction.kind == "email", Interaction.thread.is_not(None))
+        .order_by(newest.c.occurred_at.desc(), newest.c.interaction_id.desc())
+        .limit(sample)
+    )
+
+
+_END: BindParameter[datetime] = bindparam("end")
+_SINCE: BindParameter[datetime] = bindparam("since")
 
 
 def _teammates(

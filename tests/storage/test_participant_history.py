@@ -132,14 +132,15 @@ def test_a_persons_newest_page_is_read_from_the_history_index(engine: Engine) ->
     with Session(engine) as session:
         bob = get_user(session, team.member)
         assert bob is not None
-        ids = history.newest_ids(viewer_of(bob), history.contact_interactions(team.dana_id))
-        statement = ids.limit(26).compile(engine)
+        among = history.contact_interactions(team.dana_id)
+        statement = history.newest_ids(viewer_of(bob), among.condition).limit(26).compile(engine)
+        values = statement.construct_params(among.params)
         connection = session.connection()
         if engine.dialect.name == "postgresql":
             connection.exec_driver_sql("SET enable_seqscan = off")
-            plan = connection.exec_driver_sql(f"EXPLAIN {statement}", statement.params).all()
+            plan = connection.exec_driver_sql(f"EXPLAIN {statement}", values).all()
         else:
-            params = tuple(statement.params[name] for name in statement.positiontup or ())
+            params = tuple(values[name] for name in statement.positiontup or ())
             plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params).all()
     assert any("ix_interaction_participants_history" in str(row) for row in plan), plan
     assert not any("Sort" in str(row) or "TEMP B-TREE" in str(row) for row in plan), plan
