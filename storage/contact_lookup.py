@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, ScalarSelect, func, select
+from sqlalchemy import ColumnElement, ScalarSelect, bindparam, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload, selectinload
 
 from storage.models import Company, CompanyDomain, Contact, ContactEmail
@@ -33,15 +33,14 @@ def contact_by_id(session: Session, contact_id: int) -> Contact | None:
     """The contact with ``contact_id``, its addresses and company loaded. The addresses
     come in the contact's own statement (one round trip less for every page); the
     company's domains in their own, so that rows never multiply addresses by domains."""
-    found = session.execute(
-        select(Contact)
-        .where(Contact.id == contact_id)
-        .options(
-            joinedload(Contact.emails),
-            joinedload(Contact.company).selectinload(Company.domains),
-        )
-    )
-    return found.unique().scalar_one_or_none()
+    return session.execute(_CONTACT, {"id": contact_id}).unique().scalar_one_or_none()
+
+
+_CONTACT = (
+    select(Contact)
+    .where(Contact.id == bindparam("id"))
+    .options(joinedload(Contact.emails), joinedload(Contact.company).selectinload(Company.domains))
+)
 
 
 def contacts_named(session: Session, name: str) -> list[Candidate]:

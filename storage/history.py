@@ -389,23 +389,26 @@ def _page(
     )
 
 
+_PEOPLE = (
+    select(
+        InteractionParticipant.interaction_id,
+        InteractionParticipant.email,
+        InteractionParticipant.name,
+        InteractionParticipant.role,
+        InteractionParticipant.contact_id,
+    )
+    .where(InteractionParticipant.interaction_id.in_(bindparam("ids", expanding=True)))
+    .order_by(InteractionParticipant.interaction_id, InteractionParticipant.id)
+)
+
+
 def entries_of(session: Session, rows: Sequence[Row[Any]]) -> tuple[Entry, ...]:
     """Timeline entries with their people, in one query for the lot."""
     ids = [row.id for row in rows]
     people: dict[int, list[Person]] = {i: [] for i in ids}
     if ids:
         team = team_of(session)
-        found = session.execute(
-            select(
-                InteractionParticipant.interaction_id,
-                InteractionParticipant.email,
-                InteractionParticipant.name,
-                InteractionParticipant.role,
-                InteractionParticipant.contact_id,
-            )
-            .where(InteractionParticipant.interaction_id.in_(ids))
-            .order_by(InteractionParticipant.interaction_id, InteractionParticipant.id)
-        )
+        found = session.execute(_PEOPLE, {"ids": ids})
         for interaction_id, email, name, role, contact_id in found:
             people[interaction_id].append(Person(email, name, role, contact_id, email in team))
     return tuple(

@@ -16,7 +16,18 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, case, delete, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from config.limits import bounded_id
@@ -889,6 +900,16 @@ def _record_facts(session: Session, facts: Sequence[Fact], contact_of: dict[str,
         session.execute(statement, chunk)
 
 
+_OBSERVATIONS = select(
+    Observation.contact_id,
+    Observation.field,
+    Observation.value,
+    Observation.source,
+    Observation.observed_at,
+    Observation.manual,
+).where(Observation.contact_id.in_(bindparam("ids", expanding=True)))
+
+
 def load_observations(
     session: Session, contact_ids: Iterable[int]
 ) -> dict[int, list[merge.Observation]]:
@@ -896,16 +917,7 @@ def load_observations(
     ids = sorted(set(contact_ids))
     found: dict[int, list[merge.Observation]] = {i: [] for i in ids}
     for chunk in chunks(ids):
-        for row in session.execute(
-            select(
-                Observation.contact_id,
-                Observation.field,
-                Observation.value,
-                Observation.source,
-                Observation.observed_at,
-                Observation.manual,
-            ).where(Observation.contact_id.in_(chunk))
-        ):
+        for row in session.execute(_OBSERVATIONS, {"ids": chunk}):
             found[row.contact_id].append(
                 merge.Observation(row.field, row.value, row.source, row.observed_at, row.manual)
             )
