@@ -44,9 +44,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import cache
 from typing import Any, Literal, TypeVar, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from storage import audit, fields, merge
@@ -604,6 +605,14 @@ def list_conflicts(
     session: Session, *, include_resolved: bool = False, contact_id: int | None = None
 ) -> list[ConflictView]:
     """Conflicts, oldest first; open ones only unless ``include_resolved``."""
+    query = _conflicts(include_resolved, contact_id is not None)
+    found = session.execute(query, {"contact_id": contact_id})
+    return [_view(conflict, email, name) for conflict, email, name in found]
+
+
+@cache
+def _conflicts(include_resolved: bool, of_one_contact: bool) -> Select[Conflict, Any, Any]:
+    """Built once per kind (every contact page asks), the contact bound at execution."""
     query = (
         select(Conflict, first_email(Conflict.contact_id), Contact.display_name)
         .join(Contact, Contact.id == Conflict.contact_id)
@@ -611,9 +620,9 @@ def list_conflicts(
     )
     if not include_resolved:
         query = query.where(Conflict.status == "open")
-    if contact_id is not None:
-        query = query.where(Conflict.contact_id == contact_id)
-    return [_view(conflict, email, name) for conflict, email, name in session.execute(query)]
+    if of_one_contact:
+        query = query.where(Conflict.contact_id == bindparam("contact_id"))
+    return query
 
 
 def _view(conflict: Conflict, email: str | None, name: str | None) -> ConflictView:
