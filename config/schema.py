@@ -273,7 +273,9 @@ class WebConfig(_Strict):
     workers: Annotated[int, Field(ge=1, le=64)] = 1
     concurrent_requests: Annotated[int, Field(ge=1, le=64)] = 2
     """Requests each worker runs at once; the others wait their turn in arrival order
-    (``agent.web.context``): Python runs one thread of a process at a time."""
+    (``agent.web.context``): Python runs one thread of a process at a time. A busy team
+    with a worker per CPU answers fastest with 1; 2 keeps a lone worker answering while
+    one long request runs."""
     google_client_id: str | None = None
     google_client_secret: str | None = None
     """Sign-in with Google (OpenID Connect) when both are set; give the secret as ``${VAR}``."""

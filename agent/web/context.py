@@ -13,7 +13,8 @@ more requests at once add no capacity: their threads queue for the
 interpreter at every return from the database, each switch costs CPU, and a
 page that makes a dozen round trips waits a dozen times behind the others
 (``bench/web.py``, 16 clients, against anyio's 40 threads at once: p95 of
-search 44-45 ms against 59-94, of the contact page 197-199 against 259-267).
+search 44-45 ms against 59-94, of the contact page 197-199 against 259-267;
+once pages got cheaper, one at a time beat two: 80-82 ms against 123-132).
 The turn is taken before the request's database session and given back when
 its handler returns, so a waiting request holds no connection.
 """
