@@ -20,9 +20,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    CompoundSelect,
     Integer,
-    Result,
     Row,
     Select,
     and_,
@@ -109,38 +107,29 @@ class Teammate:
 def team_of(session: Session) -> frozenset[str]:
     """Every address that is the team's own, read once per session: a page asks several
     times, and they change only when an admin adds a user or a connector."""
-    return _team(session).addresses
-
-
-@dataclass(frozen=True)
-class _Team:
-    names: dict[str, str | None]
-    """Each address with the name of the user whose mailbox it is (their display name, else
-    their sign-in address), or ``None``."""
-    addresses: frozenset[str]
-
-
-_OWNER = func.coalesce(User.display_name, User.email)
-_TEAM_NAMES: CompoundSelect[str, str | None] = union_all(
-    select(User.email.label("address"), null().label("owner")),
-    select(UserMailbox.account, _OWNER).join(User, User.id == UserMailbox.user_id),
-    select(SyncState.account, null()).where(SyncState.account.is_not(None)),
-)
-TEAM = select(_TEAM_NAMES.subquery().c.address)
-"""Every address of the team, for a query to test against (``email.in_(TEAM)``): the
-statement stays the same whoever joins the team."""
-
-
-def _team(session: Session) -> _Team:
-    """The team's addresses and their owners' names: one read per session."""
-    held: _Team | None = session.info.get("team")
+    held: frozenset[str] | None = session.info.get("team")
     if held is None:
-        rows: Result[str, str | None] = session.execute(_TEAM_NAMES)
-        names: dict[str, str | None] = {}
-        for address, name in rows:
-            names[address] = names.get(address) or name
-        held = session.info["team"] = _Team(names, frozenset(names))
+        held = session.info["team"] = frozenset(session.scalars(TEAM))
     return held
+
+
+_TEAM_ROWS = union_all(
+    select(User.email.label("address"), null().label("owner")),
+    select(UserMailbox.account, func.coalesce(User.display_name, User.email)).join(
+        User, User.id == UserMailbox.user_id
+    ),
+    select(SyncState.account, null()).where(SyncState.account.is_not(None)),
+).subquery("team")
+TEAM = select(_TEAM_ROWS.c.address)
+"""Every address of the team, for a query to test against (``email.in_(TEAM)``): the
+statement stays the same whoever joins the team, and a page needs no read of its own."""
+_OWNERS = (
+    select(_TEAM_ROWS.c.address, func.max(_TEAM_ROWS.c.owner).label("owner"))
+    .group_by(_TEAM_ROWS.c.address)
+    .subquery("owner")
+)
+"""Each address of the team once, with the name of the user whose mailbox it is (their
+display name, else their sign-in address: a mailbox is one user's), or NULL."""
 
 
 _SUBJECT = bindparam("subject", type_=Integer)
@@ -222,9 +211,7 @@ def who_knows(session: Session, viewer: Viewer, among: Among, *, limit: int = 10
     interactions ``among`` people, then the most recent: a page view reads a bounded
     number of rows, however long the history."""
     statement = _who_knows(viewer, among.company, KNOWN_SAMPLE, limit)
-    rows = session.execute(statement, among.params).all()
-    names = _team(session).names
-    return [Teammate(email, names.get(email), n, at) for email, n, at in rows]
+    return [Teammate(*row) for row in session.execute(statement, among.params)]
 
 
 @lru_cache(maxsize=KEPT)
@@ -234,10 +221,10 @@ def _who_knows(viewer: Viewer, company: bool, sample: int, limit: int) -> Rows:
     count = func.count(func.distinct(newest.c.interaction_id))
     last = func.max(newest.c.occurred_at)
     return (
-        select(team.email, count, last)
+        select(team.email, _OWNERS.c.owner, count, last)
         .join(team, team.interaction_id == newest.c.interaction_id)
-        .where(team.email.in_(TEAM))
-        .group_by(team.email)
+        .join(_OWNERS, _OWNERS.c.address == team.email)
+        .group_by(team.email, _OWNERS.c.owner)
         .order_by(count.desc(), last.desc(), team.email)
         .limit(limit)
     )
@@ -396,6 +383,7 @@ _PEOPLE = (
         InteractionParticipant.name,
         InteractionParticipant.role,
         InteractionParticipant.contact_id,
+        InteractionParticipant.email.in_(TEAM),
     )
     .where(InteractionParticipant.interaction_id.in_(bindparam("ids", expanding=True)))
     .order_by(InteractionParticipant.interaction_id, InteractionParticipant.id)
@@ -407,10 +395,9 @@ def entries_of(session: Session, rows: Sequence[Row[Any]]) -> tuple[Entry, ...]:
     ids = [row.id for row in rows]
     people: dict[int, list[Person]] = {i: [] for i in ids}
     if ids:
-        team = team_of(session)
         found = session.execute(_PEOPLE, {"ids": ids})
-        for interaction_id, email, name, role, contact_id in found:
-            people[interaction_id].append(Person(email, name, role, contact_id, email in team))
+        for interaction_id, email, name, role, contact_id, teammate in found:
+            people[interaction_id].append(Person(email, name, role, contact_id, bool(teammate)))
     return tuple(
         Entry(
             id=row.id,
