@@ -12,7 +12,7 @@ part in.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -179,15 +179,23 @@ def company_interactions(company_id: int) -> Among:
 def timeline(
     session: Session, viewer: Viewer, among: Among, *, page: int = 1, size: int = PAGE
 ) -> Timeline:
-    """The interactions ``among`` people, newest first, ``size`` at a time."""
+    """The interactions ``among`` people, newest first, ``size`` at a time; the first
+    page's rows also carry the held-back count (:func:`_hidden`), one round trip less."""
     page = _bounded(page)
-    rows = _timeline_rows(viewer, among.company, page, size)
-    return _page(session, rows, among.params, page, size, lambda: _hidden(session, viewer, among))
+    rows = session.execute(_timeline_rows(viewer, among.company, page, size), among.params).all()
+    if page > 1 or viewer.include_private:
+        hidden = 0
+    else:
+        hidden = rows[0].hidden if rows else _hidden(session, viewer, among)
+    return _page(session, rows, page, size, hidden)
 
 
 @lru_cache(maxsize=KEPT)
 def _timeline_rows(viewer: Viewer, company: bool, page: int, size: int) -> Rows:
-    return _window(viewer, newest_ids(viewer, subject_condition(company)), page, size)
+    rows = _window(viewer, newest_ids(viewer, subject_condition(company)), page, size)
+    if page > 1 or viewer.include_private:
+        return rows
+    return rows.add_columns(_hidden_count(viewer, company).scalar_subquery().label("hidden"))
 
 
 def last_conversation(session: Session, viewer: Viewer, among: Among) -> Entry | None:
@@ -245,9 +253,9 @@ def my_interactions(viewer: Viewer) -> ColumnElement[bool]:
 
 def my_recent(session: Session, viewer: Viewer, *, page: int = 1) -> Timeline:
     page = _bounded(page)
-    rows = _my_rows(viewer, page)
-    hidden = lambda: hidden_count(session, viewer, my_interactions(viewer))  # noqa: E731
-    return _page(session, rows, {}, page, PAGE, hidden)
+    rows = session.execute(_my_rows(viewer, page)).all()
+    hidden = hidden_count(session, viewer, my_interactions(viewer)) if page == 1 else 0
+    return _page(session, rows, page, PAGE, hidden)
 
 
 @lru_cache(maxsize=KEPT)
@@ -358,21 +366,14 @@ def _window(viewer: Viewer, newest: Rows, page: int, size: int) -> Rows:
 
 
 def _page(
-    session: Session,
-    rows_statement: Rows,
-    params: Mapping[str, Any],
-    page: int,
-    size: int,
-    hidden: Callable[[], int],
+    session: Session, rows: Sequence[Row[Any]], page: int, size: int, hidden: int
 ) -> Timeline:
-    """A page of a timeline from its rows' statement (:func:`_window`); the held-back count
-    is asked on the first page only."""
-    rows = session.execute(rows_statement, params).all()
+    """A page of a timeline from the rows its :func:`_window` read."""
     return Timeline(
         entries=entries_of(session, rows[:size]),
         page=page,
         has_more=len(rows) > size and page < MAX_PAGE,
-        hidden=hidden() if page == 1 else 0,
+        hidden=hidden,
     )
 
 

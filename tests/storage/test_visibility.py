@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Engine, event, select, update
 from sqlalchemy.orm import Session
 
 from storage import history
@@ -49,6 +49,22 @@ def test_the_command_line_hides_private_threads_unless_asked(engine: Engine) -> 
         everything = history.timeline(session, Viewer.cli(include_private=True), among)
         assert team.private_subject not in _subjects(hidden) and hidden.hidden == 1
         assert team.private_subject in _subjects(everything) and everything.hidden == 0
+
+
+def test_a_timeline_with_nothing_the_reader_may_see_still_counts_what_it_held_back(
+    engine: Engine,
+) -> None:
+    """The first page's rows carry the held-back count; with no row to carry it, it is
+    counted on its own."""
+    team = seed_team(engine)
+    with Session(engine) as session, session.begin():
+        session.execute(update(Interaction).values(visibility="private"))
+    with Session(engine) as session:
+        among = history.contact_interactions(team.dana_id)
+        shown = history.timeline(session, Viewer.cli(), among)
+        everything = history.timeline(session, Viewer.cli(include_private=True), among)
+    assert shown.entries == () and len(everything.entries) >= 2
+    assert shown.hidden == len(everything.entries)
 
 
 def test_ownership_follows_the_mailbox_not_the_connector_name(engine: Engine) -> None:
