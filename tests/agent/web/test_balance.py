@@ -17,17 +17,17 @@ from agent.web.balance import Balance, Share
     ("mine", "others", "gives_up"),
     [
         (13, [3], True),
-        (10, [6], True),
-        (9, [7], False),
+        (9, [7], True),
         (8, [8], False),
+        (9, [8], False),
         (3, [13], False),
-        (7, [3, 2], True),
-        (5, [4, 3], False),
+        (5, [3, 2], True),
+        (4, [4, 3], False),
         (1, [0], False),
         (0, [0], False),
     ],
 )
-def test_a_worker_gives_one_up_when_it_holds_more_than_one_above_its_share(
+def test_a_worker_gives_one_up_when_it_holds_more_than_its_share(
     mine: int, others: list[int], gives_up: bool
 ) -> None:
     counts = [0, *others]
