@@ -51,6 +51,7 @@ from storage.visibility import (
 )
 
 Rows = Select[*tuple[Any, ...]]
+"""A statement of columns."""
 PAGE = 25
 MAX_PAGE = 400
 """Pages deeper than this are not offered: older history is a search or an export."""
@@ -105,8 +106,9 @@ class Teammate:
 
 
 def team_of(session: Session) -> frozenset[str]:
-    """Every address that is the team's own, read once per session: a page asks several
-    times, and they change only when an admin adds a user or a connector."""
+    """Every address that is the team's own, read once per session: a report or a batch
+    asks several times, and they change only when an admin adds a user or a connector.
+    (A page's statements test against :data:`TEAM` instead, and need no read.)"""
     held: frozenset[str] | None = session.info.get("team")
     if held is None:
         held = session.info["team"] = frozenset(session.scalars(TEAM))
@@ -206,12 +208,15 @@ def last_conversation(session: Session, viewer: Viewer, among: Among) -> Entry |
 def first_and_last(
     session: Session, viewer: Viewer, among: Among
 ) -> tuple[datetime | None, datetime | None]:
-    at = InteractionParticipant.occurred_at
-    first, last = session.execute(
-        select(func.min(at), func.max(at)).where(among.condition, visible_participation(viewer)),
-        among.params,
-    ).one()
+    first, last = session.execute(_first_and_last(viewer, among.company), among.params).one()
     return first, last
+
+
+@lru_cache(maxsize=KEPT)
+def _first_and_last(viewer: Viewer, company: bool) -> Rows:
+    at = InteractionParticipant.occurred_at
+    condition = subject_condition(company)
+    return select(func.min(at), func.max(at)).where(condition, visible_participation(viewer))
 
 
 def who_knows(session: Session, viewer: Viewer, among: Among, *, limit: int = 10) -> list[Teammate]:
@@ -321,14 +326,14 @@ def _newest_first(viewer: Viewer, *where: ColumnElement[bool]) -> Rows:
     return select(*_ENTRY).where(*where, visible(viewer)).order_by(*_NEWEST)
 
 
-def newest_ids(viewer: Viewer, among: ColumnElement[bool]) -> Select[int, datetime | None]:
-    """The ids and times of the interactions whose participant rows match ``among`` (an
+def newest_ids(viewer: Viewer, condition: ColumnElement[bool]) -> Select[int, datetime | None]:
+    """The ids and times of the interactions whose participant rows match ``condition`` (an
     :attr:`Among.condition`) that ``viewer`` may read, newest first, each once (a person
     can hold two roles in one), from the participants' history index."""
     p = InteractionParticipant
     return (
         select(p.interaction_id, p.occurred_at)
-        .where(among, visible_participation(viewer))
+        .where(condition, visible_participation(viewer))
         .group_by(p.occurred_at, p.interaction_id)
         .order_by(p.occurred_at.desc(), p.interaction_id.desc())
     )
