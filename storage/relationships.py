@@ -336,13 +336,16 @@ def _moments(session: Session, *interaction_ids: int | None) -> list[Moment | No
     return [found.get(i) if i is not None else None for i in interaction_ids]
 
 
-_MATE = InteractionParticipant
 _MOMENTS = (
     select(Interaction.id, Interaction.occurred_at, Interaction.kind, Interaction.subject)
-    .add_columns(_MATE.email)
-    .outerjoin(_MATE, (_MATE.interaction_id == Interaction.id) & _MATE.email.in_(TEAM))
+    .add_columns(InteractionParticipant.email)
+    .outerjoin(
+        InteractionParticipant,
+        (InteractionParticipant.interaction_id == Interaction.id)
+        & InteractionParticipant.email.in_(TEAM),
+    )
     .where(Interaction.id.in_(bindparam("wanted", expanding=True)))
-    .order_by(Interaction.id, _MATE.id)
+    .order_by(Interaction.id, InteractionParticipant.id)
 )
 
 
@@ -532,6 +535,10 @@ def _reply_medians(session: Session, among: Among, end: datetime) -> tuple[int |
     return rules.median_seconds(ours), rules.median_seconds(theirs)
 
 
+_END: BindParameter[datetime] = bindparam("end")
+_SINCE: BindParameter[datetime] = bindparam("since")
+
+
 @cache
 def _reply_sample(company: bool, sample: int) -> Select[Any]:
     at = InteractionParticipant.occurred_at
@@ -544,10 +551,6 @@ def _reply_sample(company: bool, sample: int) -> Select[Any]:
         .order_by(newest.c.occurred_at.desc(), newest.c.interaction_id.desc())
         .limit(sample)
     )
-
-
-_END: BindParameter[datetime] = bindparam("end")
-_SINCE: BindParameter[datetime] = bindparam("since")
 
 
 def _teammates(
