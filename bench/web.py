@@ -77,9 +77,9 @@ if str(HERE) not in sys.path:
 import web_data  # noqa: E402  (bench/ is not a package)
 
 from tests.support.processes import (  # noqa: E402
-    ESTABLISHED,
     LISTENING,
     children,
+    connections_held,
     sockets_on_port,
 )
 
@@ -268,9 +268,7 @@ def connections_per_worker(server: int, port: int) -> list[int] | None:
     if not Path("/proc/net/tcp").exists():
         return None
     pids = [server, *children(server)]
-    workers = sockets_on_port(pids, port, LISTENING)
-    held = sockets_on_port(list(workers), port, ESTABLISHED)
-    return sorted((len(held.get(pid, ())) for pid in workers), reverse=True)
+    return connections_held(list(sockets_on_port(pids, port, LISTENING)), port)
 
 
 def _sample_split(into: list[list[int] | None], server: int, port: int) -> None:

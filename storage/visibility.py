@@ -13,8 +13,8 @@ a reader that forgets to filter cannot exist, because the reads in
 ``storage`` take a :class:`Viewer` and have no way to skip it.
 
 Each condition is built once per reader and kept (``lru_cache``): a clause
-never changes once built, and building these cost more than a page's use of
-them (a contact page asks for them four times).
+never changes once built, and building one cost more than a page's use of it.
+The statements built on them are kept per reader too (``storage.history``).
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ from storage.models import (
 PRIVATE = "private"
 ROLES = ("admin", "member")
 KEPT = 1024
-"""Conditions kept per kind: a team's readers, each in a few roles, fit many times over."""
+"""Conditions, and statements built on them, kept per kind: a team's readers, each in a few
+roles, fit many times over."""
 
 
 @dataclass(frozen=True)

@@ -38,3 +38,10 @@ def sockets_on_port(pids: list[int], port: int, state: str) -> dict[int, set[str
             if target in inodes:
                 held.setdefault(pid, set()).add(target)
     return held
+
+
+def connections_held(pids: list[int], port: int) -> list[int]:
+    """How many established connections on local ``port`` each of ``pids`` holds, most first
+    (a process holding none counts 0)."""
+    held = sockets_on_port(pids, port, ESTABLISHED)
+    return sorted((len(held.get(pid, ())) for pid in pids), reverse=True)

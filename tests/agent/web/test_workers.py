@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import run_cli
-from tests.support.processes import ESTABLISHED, LISTENING, children, sockets_on_port
+from tests.support.processes import LISTENING, children, connections_held, sockets_on_port
 from tests.support.web import WebServer, free_port, seeded_database
 
 CLIENTS = 64
@@ -81,16 +81,10 @@ KEEP_ALIVE = 16
 ROUNDS = 30
 
 
-def _split(server: WebServer, workers: list[int]) -> list[int]:
-    """The connections each worker holds, most first."""
-    held = sockets_on_port(workers, server.port, ESTABLISHED)
-    return sorted((len(held.get(pid, ())) for pid in workers), reverse=True)
-
-
 def _dealt(server: WebServer, workers: list[int], clients: int, timeout: float = 10) -> list[int]:
-    """:func:`_split` once the workers have taken all ``clients`` connections."""
+    """The connections each worker holds, most first, once they have taken all ``clients``."""
     deadline = time.monotonic() + timeout
-    while sum(split := _split(server, workers)) < clients:
+    while sum(split := connections_held(workers, server.port)) < clients:
         assert time.monotonic() < deadline, split
         time.sleep(0.05)
     return split
@@ -132,7 +126,7 @@ def test_a_worker_holding_more_than_its_share_of_keep_alive_clients_gives_some_u
                 closes.append(closed)
                 if not closed:
                     break
-            settled = _split(server, workers)
+            settled = connections_held(workers, server.port)
         finally:
             for client in clients:
                 client.close()
